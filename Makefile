@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine (see README.md):
+#   make study   -- set up the environment, generate the built-in data, run the whole study -> reports/
+#   make test    -- set up the environment, run the unit tests and the nbval notebook checks
+# The virtual environment lives outside the repository, keyed by the dependency list,
+# so clones and CI runs on the same machine share it.
+
+PYTHON ?= python3
+PROFILE ?= cpu
+ONLY ?=
+DEPS_HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+VENV ?= $(HOME)/.cache/grl/venv-$(DEPS_HASH)
+PY := $(VENV)/bin/python
+
+.PHONY: env study quick test unit nbval bench notebooks clean-quick
+
+$(VENV)/.installed: pyproject.toml
+	@echo ">> creating $(VENV) (first time only: torch is a large download, ~2-5 min)"
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
+	$(VENV)/bin/pip install --quiet -e .
+	touch $@
+
+# Re-point the editable install at this checkout (cheap) -- the venv may have been built from another clone.
+env: $(VENV)/.installed
+	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+
+study: env
+	$(PY) -m grl reproduce --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
+
+quick:
+	$(MAKE) study PROFILE=quick
+
+test: env
+	$(PY) -m pytest -q tests --nbval-lax notebooks -p no:cacheprovider
+
+unit: env
+	$(PY) -m pytest -q tests
+
+bench: env
+	$(PY) -m grl.bench
+
+# Re-execute the committed notebooks with the quick profile so their stored outputs match the code (for nbval).
+notebooks: env
+	$(PY) -m grl refresh-notebooks

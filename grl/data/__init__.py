@@ -1,0 +1,11 @@
+"""Video Re-ID data: dataset loaders (real on-disk formats), built-in synthetic datasets,
+clip sampling (RRS, dense, paired batches), clip transforms and DataLoader builders."""
+from grl.data.datasets import (
+    CorruptFrameError,
+    DatasetNotFoundError,
+    Tracklet,
+    VideoReIDDataset,
+    load_dataset,
+)
+
+__all__ = ["CorruptFrameError", "DatasetNotFoundError", "Tracklet", "VideoReIDDataset", "load_dataset"]
