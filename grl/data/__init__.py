@@ -5,7 +5,17 @@ from grl.data.datasets import (
     DatasetNotFoundError,
     Tracklet,
     VideoReIDDataset,
+    load_config_dataset,
     load_dataset,
+    read_frame,
 )
 
-__all__ = ["CorruptFrameError", "DatasetNotFoundError", "Tracklet", "VideoReIDDataset", "load_dataset"]
+__all__ = [
+    "CorruptFrameError",
+    "DatasetNotFoundError",
+    "Tracklet",
+    "VideoReIDDataset",
+    "load_config_dataset",
+    "load_dataset",
+    "read_frame",
+]
