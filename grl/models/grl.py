@@ -1,0 +1,362 @@
+"""The GRL model (paper §3): Baseline → GCE (eq. 1-4) → TRL of EMUs (eq. 5-8) → integration (eq. 9-10).
+
+Shapes: B clips, T frames, C backbone channels, h×w feature map, K = number of temporal
+directions (2 for "both", else 1). Every switch of Tables 2-5 is a constructor argument:
+
+* ``use_gce=False``  — the Baseline: only F^g (eq. 1).
+* ``use_trl=False``  — "+GCE": F^h_t = GAP(X^h_t), F^l = TAP+GAP(X^l).
+* ``use_memory=False`` — "− Memory Block": M_t = M_0 for every t (no accumulation, no Res).
+* ``use_enhancement=False`` — "− Enhancement Block": a_t = 0, X^h' = X^h (f1, f2, W_c not built).
+* ``direction`` — "forward" | "backward" | "both" (Table 5).
+* ``integration`` — "paper" (FC over the concatenation, eq. 9-10) | "release" (sum + BN1d).
+
+Both temporal directions are *stacked along channels*: direction k owns channels
+``[k*C, (k+1)*C)`` of every EMU tensor and every EMU conv is grouped (``groups=K``), so the two
+directions have separate weights but share each kernel launch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from grl.models.backbone import build_backbone
+
+TEST_FEATURES = ("g", "l", "h", "h+l")
+
+
+# ====================================================================== output
+@dataclass
+class GRLOutput:
+    """What :meth:`GRL.forward` returns (contract in docs/architecture.md)."""
+
+    global_feature: Tensor  # (B,C) F^g, eq. 1
+    frame_high: Tensor | None = None  # (B,T,D) F^h_t, eq. 9 (GAP(X^h_t) without TRL)
+    video_high: Tensor | None = None  # (B,D) attention-pooled F^h_t, L2-normalised
+    video_low: Tensor | None = None  # (B,D) F^l_T, eq. 10 (TAP+GAP(X^l) without TRL)
+    correlation: Tensor | None = None  # (B,T,h,w) R_t, eq. 2
+    memory_forward: Tensor | None = None  # (B,T,C,h,w) M^1_t
+    memory_backward: Tensor | None = None  # (B,T,C,h,w) M^2_t, index t = after frame t
+
+    def test_feature(self, name: str) -> Tensor:
+        """Retrieval feature (B,D'): "g" (Baseline only), "l", "h", "h+l" (each part L2-normalised)."""
+        if name not in TEST_FEATURES:
+            raise ValueError(f"unknown test feature {name!r}; expected one of {list(TEST_FEATURES)}")
+        baseline = self.video_high is None
+        if name == "g":
+            if not baseline:
+                raise ValueError("test feature 'g' exists only for the Baseline (use_gce=False); use 'l', 'h' or 'h+l'")
+            return F.normalize(self.global_feature, dim=1)
+        if baseline:
+            raise ValueError(f"test feature {name!r} needs use_gce=True; the Baseline only has 'g'")
+        high, low = F.normalize(self.video_high, dim=1), F.normalize(self.video_low, dim=1)
+        return {"h": high, "l": low, "h+l": torch.cat([high, low], dim=1)}[name]
+
+
+# ====================================================================== GCE
+class GlobalCorrelation(nn.Module):
+    """Global-guided Correlation Estimation, eq. 2-4.
+
+    F^g → linear projection (Linear C→C/2 + BN1d + ReLU, the release's projection) = F̃^g,
+    broadcast over h×w and concatenated with X_t; W_r = conv1×1 (C/2+C → C/2) + BN + ReLU,
+    conv1×1 (C/2 → 1); σ → R_t. The paper says "two 1×1 convs inserted by BN and ReLU", which
+    we follow; the release uses three (C+C/2→C/2 +BN; →C/8 +BN+ReLU; →1 +BN).
+
+    The first conv on the concatenation ``[F̃^g, X_t]`` is computed as
+    ``W[:, :C/2]·F̃^g + W[:, C/2:]·X_t`` — the same numbers (a 1×1 conv is linear in its input
+    channels) without materialising the broadcast global map for every pixel.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        half = channels // 2
+        self.global_dim = half
+        self.global_projection = nn.Sequential(nn.Linear(channels, half, bias=False), nn.BatchNorm1d(half), nn.ReLU(inplace=True))
+        self.fuse = nn.Conv2d(half + channels, half, 1, bias=False)  # W_r, first conv, input [F̃^g, X_t]
+        self.fuse_bn = nn.BatchNorm2d(half)
+        self.to_map = nn.Conv2d(half, 1, 1)  # W_r, second conv
+
+    def forward(self, frames: Tensor, global_feature: Tensor) -> Tensor:
+        """frames (B,T,C,h,w), global_feature (B,C) → correlation map R (B,T,h,w), eq. 2."""
+        B, T, C, h, w = frames.shape
+        guide = self.global_projection(global_feature)  # (B,C/2) = F̃^g before broadcasting
+        weight = self.fuse.weight  # (C/2, C/2+C, 1, 1)
+        from_global = F.linear(guide, weight[:, : self.global_dim, 0, 0])  # (B,C/2)
+        from_frames = F.conv2d(frames.flatten(0, 1), weight[:, self.global_dim :])  # (B*T,C/2,h,w)
+        fused = from_frames.unflatten(0, (B, T)) + from_global[:, None, :, None, None]  # (B,T,C/2,h,w)
+        hidden = F.relu(self.fuse_bn(fused.flatten(0, 1)))
+        return torch.sigmoid(self.to_map(hidden)).view(B, T, h, w)  # (B,T,h,w) R_t ∈ (0,1)
+
+
+def disentangle(frames: Tensor, correlation: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. 3-4: X^h = X ⊙ R, X^l = X ⊙ (1 − R); frames (B,T,C,h,w), correlation (B,T,h,w)."""
+    r = correlation.unsqueeze(2)  # (B,T,1,h,w), broadcast over channels
+    return frames * r, frames * (1 - r)
+
+
+# ====================================================================== EMU
+class EnhancementMemoryUnit(nn.Module):
+    """Enhancement and Memory Unit (Fig. 3, eq. 5-8) for K directions stacked along channels.
+
+    * f1, f2: 1×1 conv + ReLU (C→C) per direction (eq. 5). f1's input X^h_t is shared by all
+      directions, so f1 is one conv C → K·C; f2 is grouped (K·C → K·C, groups=K).
+    * W_c: Linear C→C/16 (no bias), ReLU, Linear C/16→C (no bias) per direction (eq. 6),
+      written as grouped 1×1 convs on the (K·C)-vector d_t.
+    * Res: bottleneck of three 1×1 convs C→C/4→C/4→C with BN/ReLU, identity shortcut and ReLU
+      after the add, as in ResNet [8] (eq. 8).
+    """
+
+    def __init__(self, channels: int, directions: int, use_memory: bool = True, use_enhancement: bool = True) -> None:
+        super().__init__()
+        C, K = channels, directions
+        self.channels, self.directions = C, K
+        self.use_memory, self.use_enhancement = use_memory, use_enhancement
+        if use_enhancement:
+            self.f1 = nn.Conv2d(C, K * C, 1)  # f1 of every direction on the same X^h_t
+            self.f2 = nn.Conv2d(K * C, K * C, 1, groups=K)
+            squeezed = max(1, C // 16)
+            self.channel_weights = nn.Sequential(  # W_c
+                nn.Conv2d(K * C, K * squeezed, 1, groups=K, bias=False),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(K * squeezed, K * C, 1, groups=K, bias=False),
+            )
+        if use_memory:
+            q = max(1, C // 4)
+            self.residual = nn.Sequential(  # Res, without its shortcut
+                nn.Conv2d(K * C, K * q, 1, groups=K, bias=False), nn.BatchNorm2d(K * q), nn.ReLU(inplace=True),
+                nn.Conv2d(K * q, K * q, 1, groups=K, bias=False), nn.BatchNorm2d(K * q), nn.ReLU(inplace=True),
+                nn.Conv2d(K * q, K * C, 1, groups=K, bias=False), nn.BatchNorm2d(K * C),
+            )
+
+    # ---- eq. 8
+    def accumulate(self, memory: Tensor, low: Tensor) -> Tensor:
+        """M_t = Res(M_{t−1} + X^l_t), eq. 8; memory, low (N,K·C,h,w). Without the memory block: M_{t−1}."""
+        if not self.use_memory:
+            return memory
+        x = memory + low
+        return F.relu(x + self.residual(x))
+
+    # ---- eq. 5-6
+    def channel_attention(self, high: Tensor, previous_memory: Tensor) -> Tensor:
+        """a_t = σ(W_c(GAP((f2(M_{t−1}) − f1(X^h_t))²))), eq. 5-6.
+
+        high (N,C,h,w) = X^h_t; previous_memory (N,K·C,h,w) = M_{t−1} of each direction → a (N,K·C).
+        Without the enhancement block a_t = 0.
+        """
+        N = high.shape[0]
+        if not self.use_enhancement:
+            return high.new_zeros(N, self.directions * self.channels)
+        difference = (F.relu(self.f2(previous_memory)) - F.relu(self.f1(high))) ** 2  # D_t (N,K·C,h,w), eq. 5
+        d = difference.mean(dim=(2, 3), keepdim=True)  # d_t = GAP(D_t) (N,K·C,1,1)
+        return torch.sigmoid(self.channel_weights(d)).flatten(1)  # a_t (N,K·C), eq. 6
+
+    # ---- eq. 7
+    def enhance(self, high: Tensor, previous_memory: Tensor) -> Tensor:
+        """X^h'_t = (1 + a_t) ⊙ X^h_t, eq. 7 → (N,K,C,h,w) (one enhanced map per direction)."""
+        a = self.channel_attention(high, previous_memory).view(-1, self.directions, self.channels, 1, 1)
+        return (1 + a) * high.unsqueeze(1)
+
+
+# ====================================================================== TRL
+@dataclass
+class ReciprocalResult:
+    """Per-direction TRL outputs, all in frame order (index t = frame t)."""
+
+    frame_high: Tensor  # (B,T,K,C) F^{h,k}_t = GAP(X^h'^k_t)
+    final_memory: Tensor  # (B,K,C) GAP(M^k_T), the memory after the direction's last step
+    attention: Tensor  # (B,T,K,C) a^k_t
+    memories: Tensor | None  # (B,T,K,C,h,w) M^k after processing frame t, when asked
+
+
+class TemporalReciprocalLearning(nn.Module):
+    """TRL (§3.3): one EMU chain forward in time, one backward (separate weights).
+
+    The backward chain processes frames T, T−1, …, 1; its outputs are re-aligned so that index t
+    is frame t. Only the memory recurrence (eq. 8) loops over t; everything per frame — f1(X^h)
+    for all frames, f2(M_{t−1}) for all steps, eq. 5-7 — is one batched call over B·T with the
+    directions stacked along channels.
+    """
+
+    def __init__(self, channels: int, direction: str = "both", use_memory: bool = True, use_enhancement: bool = True) -> None:
+        super().__init__()
+        if direction not in ("forward", "backward", "both"):
+            raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
+        self.direction = direction
+        self.reversed = {"forward": (False,), "backward": (True,), "both": (False, True)}[direction]
+        self.unit = EnhancementMemoryUnit(channels, len(self.reversed), use_memory, use_enhancement)
+
+    def _flip_reversed(self, x: Tensor) -> Tensor:
+        """x (B,T,K,...): flip time for the backward directions (step order ↔ frame order)."""
+        if not any(self.reversed):
+            return x
+        parts = [x[:, :, k].flip(1) if rev else x[:, :, k] for k, rev in enumerate(self.reversed)]
+        return torch.stack(parts, dim=2)
+
+    def forward(self, high: Tensor, low: Tensor, return_memories: bool = False) -> ReciprocalResult:
+        """high, low (B,T,C,h,w) = X^h, X^l → :class:`ReciprocalResult`."""
+        B, T, C, h, w = high.shape
+        K = len(self.reversed)
+        # per direction, the frames in the order the chain sees them: (B,T,K·C,h,w)
+        low_steps = self._flip_reversed(low.unsqueeze(2).expand(B, T, K, C, h, w)).reshape(B, T, K * C, h, w)
+        memory = low.mean(dim=1).repeat(1, K, 1, 1)  # M_0 = mean_t X^l_t for every direction (B,K·C,h,w)
+        steps = [memory]
+        for t in range(T):  # eq. 8, the only sequential part
+            memory = self.unit.accumulate(memory, low_steps[:, t])
+            steps.append(memory)
+        memories = torch.stack(steps, dim=1).view(B, T + 1, K, C, h, w)  # M_0..M_T in step order
+        previous = self._flip_reversed(memories[:, :-1])  # M_{t−1} before frame t, frame order (B,T,K,C,h,w)
+        attention = self.unit.channel_attention(high.flatten(0, 1), previous.flatten(0, 1).flatten(1, 2))  # (B*T,K·C)
+        attention = attention.view(B, T, K, C)
+        # F^{h,k}_t = GAP(X^h'^k_t) = GAP((1+a)⊙X^h_t) = (1+a)⊙GAP(X^h_t): a_t is constant over h×w (eq. 7 + GAP)
+        frame_high = (1 + attention) * high.mean(dim=(3, 4)).unsqueeze(2)  # (B,T,K,C)
+        final_memory = memories[:, -1].mean(dim=(3, 4))  # GAP(M^k_T) (B,K,C)
+        aligned = self._flip_reversed(memories[:, 1:]) if return_memories else None  # (B,T,K,C,h,w)
+        return ReciprocalResult(frame_high, final_memory, attention, aligned)
+
+
+class Integration(nn.Module):
+    """Bi-directional information integration, eq. 9-10.
+
+    * "paper": F^h_t = W_h([F^{h,1}_t, F^{h,2}_t]), F^l_T = W_l([GAP(M^1_T), GAP(M^2_T)]) with
+      W_h, W_l fully connected K·C → C (no bias) followed by BN1d (our addition: keeps the scale
+      of the OIM inputs in check; a bias before BN is redundant).
+    * "release": the directions are summed (time-aligned) and BN1d'ed; L2 at test time.
+    """
+
+    def __init__(self, channels: int, directions: int, mode: str = "paper") -> None:
+        super().__init__()
+        if mode not in ("paper", "release"):
+            raise ValueError(f"integration must be 'paper' or 'release', got {mode!r}")
+        self.mode = mode
+        fan_in = directions * channels if mode == "paper" else channels
+        self.high = self._head(fan_in, channels, mode)  # W_h
+        self.low = self._head(fan_in, channels, mode)  # W_l
+
+    @staticmethod
+    def _head(fan_in: int, channels: int, mode: str) -> nn.Module:
+        if mode == "paper":
+            return nn.Sequential(nn.Linear(fan_in, channels, bias=False), nn.BatchNorm1d(channels))
+        return nn.BatchNorm1d(channels)
+
+    def _combine(self, x: Tensor) -> Tensor:  # (N,K,C) → (N,K·C) or (N,C)
+        return x.flatten(1) if self.mode == "paper" else x.sum(dim=1)
+
+    def forward(self, frame_high: Tensor, final_memory: Tensor) -> tuple[Tensor, Tensor]:
+        """frame_high (B,T,K,C), final_memory (B,K,C) → F^h_t (B,T,C) (eq. 9), F^l_T (B,C) (eq. 10)."""
+        B, T = frame_high.shape[:2]
+        high = self.high(self._combine(frame_high.flatten(0, 1))).view(B, T, -1)
+        return high, self.low(self._combine(final_memory))
+
+
+class AttentionPooling(nn.Module):
+    """"The attentive pooled feature" of §3.1, as the release computes it.
+
+    Q = L2norm(BN(Linear_q F^h)), K = L2norm(BN(Linear_k F^h)) with Linear C→min(512,C);
+    weights = softmax(QKᵀ) over the T×T frame pairs (row-wise); pooled = mean over rows of
+    (weights @ F^h), then L2-normalised. frame_high (B,T,D) → (B,D).
+    """
+
+    def __init__(self, dim: int, inner: int = 512) -> None:
+        super().__init__()
+        inner = min(inner, dim)
+        self.query = nn.Sequential(nn.Linear(dim, inner), nn.BatchNorm1d(inner))
+        self.key = nn.Sequential(nn.Linear(dim, inner), nn.BatchNorm1d(inner))
+
+    def forward(self, frame_high: Tensor) -> Tensor:
+        B, T, D = frame_high.shape
+        flat = frame_high.reshape(B * T, D)
+        q = F.normalize(self.query(flat), dim=1).view(B, T, -1)
+        k = F.normalize(self.key(flat), dim=1).view(B, T, -1)
+        weights = torch.softmax(q @ k.transpose(1, 2), dim=-1)  # (B,T,T)
+        pooled = (weights @ frame_high).mean(dim=1)  # (B,D)
+        return F.normalize(pooled, dim=1)
+
+
+# ====================================================================== GRL
+class GRL(nn.Module):
+    """Global-guided Reciprocal Learning; see the module docstring for the switches."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        channels: int,
+        *,
+        use_gce: bool = True,
+        use_trl: bool = True,
+        use_memory: bool = True,
+        use_enhancement: bool = True,
+        direction: str = "both",
+        integration: str = "paper",
+    ) -> None:
+        super().__init__()
+        if use_trl and not use_gce:
+            raise ValueError("use_trl=True needs use_gce=True: TRL works on the features GCE disentangles")
+        self.channels = channels
+        self.use_gce, self.use_trl = use_gce, use_trl
+        self.backbone = backbone
+        if use_gce:
+            self.correlation = GlobalCorrelation(channels)
+            self.pooling = AttentionPooling(channels)
+        if use_trl:
+            self.reciprocal = TemporalReciprocalLearning(channels, direction, use_memory, use_enhancement)
+            self.integration = Integration(channels, len(self.reciprocal.reversed), integration)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Feature dimension of every GRLOutput vector (GRLObjective needs them)."""
+        C = self.channels
+        return {"global_feature": C, "frame_high": C, "video_high": C, "video_low": C}
+
+    def frame_maps(self, clips: Tensor) -> Tensor:
+        """clips (B,T,3,H,W) → X (B,T,C,h,w). Follows the backbone's memory format (channels_last ok)."""
+        B, T = clips.shape[:2]
+        frames = clips.reshape(B * T, *clips.shape[2:])  # (B*T,3,H,W)
+        first = next(self.backbone.parameters())
+        if first.dim() == 4 and first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous():
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        maps = self.backbone(frames)  # (B*T,C,h,w)
+        return maps.reshape(B, T, *maps.shape[1:])
+
+    def forward(self, clips: Tensor, return_memories: bool = False) -> GRLOutput:
+        x = self.frame_maps(clips)  # X_t (B,T,C,h,w)
+        global_feature = x.mean(dim=(1, 3, 4))  # F^g = TAP+GAP(X), eq. 1 (B,C)
+        if not self.use_gce:
+            return GRLOutput(global_feature)
+        correlation = self.correlation(x, global_feature)  # R_t (B,T,h,w), eq. 2
+        high, low = disentangle(x, correlation)  # X^h, X^l (B,T,C,h,w), eq. 3-4
+        out = GRLOutput(global_feature, correlation=correlation)
+        if not self.use_trl:  # "+GCE"
+            out.frame_high = high.mean(dim=(3, 4))  # GAP(X^h_t) (B,T,C)
+            out.video_low = low.mean(dim=(1, 3, 4))  # TAP+GAP(X^l) (B,C)
+        else:
+            trl = self.reciprocal(high, low, return_memories)
+            out.frame_high, out.video_low = self.integration(trl.frame_high, trl.final_memory)  # eq. 9-10
+            if return_memories:
+                for k, rev in enumerate(self.reciprocal.reversed):
+                    setattr(out, "memory_backward" if rev else "memory_forward", trl.memories[:, :, k])
+        out.video_high = self.pooling(out.frame_high)  # (B,D)
+        return out
+
+
+def build_model(config) -> GRL:
+    """GRL from a :class:`grl.config.Config` (backbone, pretrained and the §3 switches)."""
+    backbone, channels = build_backbone(config.backbone, config.pretrained)
+    return GRL(
+        backbone,
+        channels,
+        use_gce=config.use_gce,
+        use_trl=config.use_trl,
+        use_memory=config.use_memory,
+        use_enhancement=config.use_enhancement,
+        direction=config.direction,
+        integration=config.integration,
+    )
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Trainable parameter count per top-level module, plus "total"."""
+    counts = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    counts["total"] = sum(p.numel() for p in model.parameters())
+    return counts
