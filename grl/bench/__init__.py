@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m grl.bench.evaluation``, ``python -m grl.bench.data``."""
