@@ -1,0 +1,434 @@
+"""Figures: the paper's Figure 4, clips, training curves, ablation bars, ranked lists.
+
+Every plotting function takes plain tensors / arrays / DataFrames and returns a
+matplotlib ``Figure`` (never calls ``plt.show``), so notebooks decide how to display
+or save and tests can inspect axes.
+
+Conventions
+-----------
+* Images: ``(3, H, W)`` float in [0, 1] (torch or numpy) or ``(H, W, 3)`` uint8.
+  Clips from the loaders are ImageNet-normalised; pass them through :func:`denormalize`
+  first (or ``normalized=True`` where offered).
+* Channel activation map of a feature map ``M`` (C, h, w): the mean over channels of the
+  *squared* activations, ``A = mean_c M_c^2`` ("attention map" of Zagoruyko & Komodakis,
+  ICLR 2017, p = 2), min-max normalised to [0, 1]. Squaring makes the map sign-agnostic
+  (memories M_t pass through a residual block and can be negative) and emphasises the
+  strongest responses, which is what the paper's rows 3-4 of Figure 4 show.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Row labels of Figure 4 (mathtext; the caption of the paper's Figure 4 in order).
+FIGURE4_ROWS = ("frames", "$R_t$", "$M^1_t$ forward", "$M^2_t$ backward")
+
+_MATCH_COLOR = "#2ca02c"
+_MISMATCH_COLOR = "#d62728"
+
+
+# ----------------------------------------------------------------------------- arrays
+def _np(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def denormalize(clip: torch.Tensor | np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Undo ImageNet normalisation: ``x * std + mean`` over the channel axis (-3).
+
+    Works for ``(3, H, W)``, ``(T, 3, H, W)`` and ``(B, T, 3, H, W)``. Not clamped, so it is
+    the exact inverse of ``(x - mean) / std``; image helpers clamp to [0, 1] when drawing.
+    """
+    x = torch.as_tensor(clip, dtype=torch.float32)
+    if x.ndim < 3 or x.shape[-3] != 3:
+        raise ValueError(f"denormalize expects (..., 3, H, W), got shape {tuple(x.shape)}")
+    shape = (3, 1, 1)
+    return x * torch.tensor(std, dtype=x.dtype).view(shape) + torch.tensor(mean, dtype=x.dtype).view(shape)
+
+
+def to_image(x: Any) -> np.ndarray:
+    """Any single image -> ``(H, W, 3)`` uint8. A clip ``(T, 3, H, W)`` gives its first frame."""
+    a = _np(x)
+    if a.ndim == 4:
+        a = a[0]
+    if a.ndim != 3:
+        raise ValueError(f"expected an image (3,H,W) / (H,W,3) or a clip (T,3,H,W), got shape {a.shape}")
+    if a.shape[0] == 3 and a.shape[-1] != 3:
+        a = a.transpose(1, 2, 0)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    return (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def activation_map(memory: Any, normalize: bool = True) -> np.ndarray:
+    """Channel activation map ``(h, w)`` of a feature map ``(C, h, w)``: mean_c of squared
+    activations, min-max normalised to [0, 1] (a constant map gives zeros)."""
+    m = _np(memory).astype(np.float64)
+    if m.ndim != 3:
+        raise ValueError(f"activation_map expects (C, h, w), got shape {m.shape}")
+    a = (m**2).mean(axis=0)
+    return _minmax(a) if normalize else a
+
+
+def _minmax(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def _scale_maps(maps: np.ndarray, scale: str) -> np.ndarray:
+    """(T, h, w) -> [0, 1]. "raw": values already in [0, 1] (e.g. R_t, a sigmoid) are kept;
+    "clip": one min-max over all T maps (keeps differences between time steps);
+    "frame": min-max per map (where each frame's pattern is shown, as in CAM figures)."""
+    if scale == "raw":
+        return np.clip(maps, 0.0, 1.0)
+    if scale == "clip":
+        return _minmax(maps)
+    if scale == "frame":
+        return np.stack([_minmax(m) for m in maps])
+    raise ValueError(f"scale must be 'raw', 'clip' or 'frame', got {scale!r}")
+
+
+def overlay(frame: Any, heat: Any, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a heat map (h, w) in [0, 1] over an image; returns ``(H, W, 3)`` uint8.
+
+    The map is upsampled bilinearly (align_corners=False, like the feature stride) to the
+    frame size, coloured with ``cmap`` and blended: ``(1 - alpha) * frame + alpha * colour``.
+    """
+    img = to_image(frame).astype(np.float64) / 255.0
+    h = torch.as_tensor(np.asarray(_np(heat), dtype=np.float32))
+    if h.ndim != 2:
+        raise ValueError(f"overlay expects a heat map (h, w), got shape {tuple(h.shape)}")
+    up = F.interpolate(h[None, None], size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0]
+    colour = matplotlib.colormaps[cmap](np.clip(up.numpy(), 0.0, 1.0))[..., :3]
+    out = (1.0 - alpha) * img + alpha * colour
+    return (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- figures
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float], pad: float = 0.02):
+    # Constrained layout (unlike tight_layout) makes room for a suptitle and copes with
+    # fixed-aspect images; it runs at draw time.
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
+    fig.get_layout_engine().set(w_pad=pad, h_pad=pad, wspace=0.01, hspace=0.01)
+    return fig, axes
+
+
+def _finish(fig: Figure, title: str | None) -> None:
+    if title:
+        fig.suptitle(title, fontsize=10)
+
+
+def _clean(ax) -> None:
+    # Keep the axes (not axis("off")) so row labels can live in the y-label.
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def heatmap_grid(
+    frames: Any,
+    rows: Mapping[str, Any],
+    *,
+    scales: Mapping[str, str] | None = None,
+    frame_label: str | None = "frames",
+    alpha: float = 0.5,
+    title: str | None = None,
+    cell: float = 1.1,
+) -> Figure:
+    """Frames on top (optional) and one row of heat-map overlays per entry of ``rows``.
+
+    ``frames``: (T, 3, H, W) in [0, 1] or (T, H, W, 3) uint8. ``rows``: label -> (T, h, w)
+    maps; ``scales``: label -> "raw" | "clip" | "frame" (default "clip").
+    """
+    imgs = [to_image(f) for f in frames]
+    T = len(imgs)
+    maps = {}
+    for label, m in rows.items():
+        m = _np(m).astype(np.float64)
+        if m.ndim != 3 or m.shape[0] != T:
+            raise ValueError(f"row {label!r}: expected ({T}, h, w) maps, got shape {m.shape}")
+        maps[label] = _scale_maps(m, (scales or {}).get(label, "clip"))
+    labels = ([frame_label] if frame_label else []) + list(maps)
+    H, W = imgs[0].shape[:2]
+    fig, axes = _figure(len(labels), T, figsize=(cell * T + 0.6, cell * H / W * len(labels) + 0.5))
+    for r, label in enumerate(labels):
+        is_frame_row = bool(frame_label) and r == 0
+        for t in range(T):
+            ax = axes[r, t]
+            ax.imshow(imgs[t] if is_frame_row else overlay(imgs[t], maps[label][t], alpha))
+            _clean(ax)
+            if r == 0:
+                ax.set_title(f"t={t + 1}", fontsize=9)
+            if t == 0:
+                ax.set_ylabel(label, fontsize=9)
+    _finish(fig, title)
+    return fig
+
+
+def figure4(
+    frames: Any,
+    correlation: Any,
+    memory_forward: Any,
+    memory_backward: Any,
+    title: str | None = None,
+    *,
+    correlation_scale: str = "clip",
+    alpha: float = 0.5,
+) -> Figure:
+    """The paper's Figure 4 for one clip: 4 rows x T columns.
+
+    Row 1 the frames, row 2 the high-correlation maps R_t (eq. 2; min-max over the clip by
+    default so time steps stay comparable), rows 3-4 the channel activation maps
+    (:func:`activation_map`, per frame) of the accumulated memories M^1_t (forward) and
+    M^2_t (backward, index t = frame t). Shapes: frames (T,3,H,W) in [0,1] or (T,H,W,3)
+    uint8, correlation (T,h,w), memories (T,C,h,w).
+    """
+    mf, mb = _np(memory_forward), _np(memory_backward)
+    for name, m in (("memory_forward", mf), ("memory_backward", mb)):
+        if m.ndim != 4:
+            raise ValueError(f"{name} must be (T, C, h, w), got shape {m.shape}")
+    rows = {
+        FIGURE4_ROWS[1]: correlation,
+        FIGURE4_ROWS[2]: np.stack([activation_map(m) for m in mf]),
+        FIGURE4_ROWS[3]: np.stack([activation_map(m) for m in mb]),
+    }
+    scales = {FIGURE4_ROWS[1]: correlation_scale, FIGURE4_ROWS[2]: "raw", FIGURE4_ROWS[3]: "raw"}
+    return heatmap_grid(frames, rows, scales=scales, frame_label=FIGURE4_ROWS[0], alpha=alpha, title=title)
+
+
+@torch.no_grad()
+def model_maps(model: torch.nn.Module, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Run ``model`` (eval mode) on one normalised clip (T,3,H,W) with return_memories=True.
+
+    Returns {"correlation" (T,h,w), "memory_forward" (T,C,h,w), "memory_backward" (T,C,h,w)}
+    on the CPU; raises if the model does not produce them (e.g. Baseline, one direction).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        out = model(clip[None].to(device), return_memories=True)
+    finally:
+        model.train(was_training)
+    result = {}
+    for name in ("correlation", "memory_forward", "memory_backward"):
+        value = getattr(out, name, None)
+        if value is None:
+            raise ValueError(f"model output has no {name!r}: Figure 4 needs GCE + TRL in both directions")
+        result[name] = value[0].float().cpu()
+    return result
+
+
+def maps_summary(correlation: Any, memory_forward: Any, memory_backward: Any, decimals: int = 3,
+                 digits: int = 4) -> dict:
+    """Small deterministic numbers describing what Figure 4 draws (for regression checks):
+    per-frame mean of R_t (``decimals`` places; R_t is in [0, 1]) and per-frame mean squared
+    memory activation (``digits`` significant digits: memories are unbounded, so fixed
+    decimals would print float noise)."""
+    r, mf, mb = _np(correlation), _np(memory_forward), _np(memory_backward)
+
+    def energy(m: np.ndarray) -> list[float]:
+        return [float(f"{float(x):.{digits}g}") for x in (m.astype(np.float64) ** 2).mean(axis=(1, 2, 3))]
+
+    return {
+        "correlation_shape": list(r.shape),
+        "memory_shape": list(mf.shape),
+        "R_t_mean": [round(float(x), decimals) for x in r.reshape(len(r), -1).mean(1)],
+        "M1_t_energy": energy(mf),
+        "M2_t_energy": energy(mb),
+    }
+
+
+def show_clip(clip: Any, title: str | None = None, normalized: bool = True, cell: float = 1.1) -> Figure:
+    """One row with the T frames of a clip (T,3,H,W); ``normalized``: ImageNet-normalised input."""
+    x = denormalize(clip) if normalized else clip
+    imgs = [to_image(f) for f in x]
+    H, W = imgs[0].shape[:2]
+    fig, axes = _figure(1, len(imgs), figsize=(cell * len(imgs) + 0.4, cell * H / W + 0.5))
+    for t, (ax, img) in enumerate(zip(axes[0], imgs)):
+        ax.imshow(img)
+        _clean(ax)
+        ax.set_title(f"t={t + 1}", fontsize=9)
+    _finish(fig, title)
+    return fig
+
+
+def read_metrics(paths: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F821
+    """metrics.jsonl files -> one DataFrame (nested dicts flattened with '.', plus a 'run'
+    column naming the run folder)."""
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            p = p / "metrics.jsonl"
+        records = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        df = pd.json_normalize(records)
+        df.insert(0, "run", p.parent.name)
+        frames.append(df)
+    if not frames:
+        raise ValueError("read_metrics: no metrics files given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _default_curve_keys(df, exclude: set) -> list[str]:
+    # Losses, learning rate and headline retrieval numbers; not timings ("*_s"), counters or
+    # every rank of every test feature (the trainer logs nested "eval.<feature>.<metric>").
+    import pandas as pd
+
+    numeric = [c for c in df.columns if c not in exclude and c not in {"epoch", "step", "steps"}
+               and not c.endswith("_s") and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    headline = [c for c in numeric if c.startswith("loss") or c == "lr"
+                or c.split(".")[-1] in ("mAP", "rank1")]
+    return headline or numeric
+
+
+def plot_training_curves(
+    metrics: Any,
+    keys: Sequence[str] | None = None,
+    x: str | None = None,
+    title: str | None = None,
+    run_col: str = "run",
+) -> Figure:
+    """One panel per metric column against ``x`` (default "epoch", else "step", else the row
+    number); one line per run. ``metrics``: a DataFrame, or metrics.jsonl paths / run dirs.
+    ``keys`` default: losses, "lr" and mAP / rank-1 columns, else every numeric column except
+    counters and timings (names ending "_s")."""
+    import pandas as pd
+
+    if isinstance(metrics, (str, Path)):
+        metrics = [metrics]
+    df = metrics if isinstance(metrics, pd.DataFrame) else read_metrics(metrics)
+    df = df.copy()
+    if x is None:
+        x = next((c for c in ("epoch", "step") if c in df.columns), None)
+    if x is None:
+        x = "row"
+        df[x] = np.arange(len(df))
+    if keys is None:
+        keys = _default_curve_keys(df, exclude={x, run_col})
+    if not keys:
+        raise ValueError(f"plot_training_curves: no numeric columns to plot in {list(df.columns)}")
+    n = len(keys)
+    cols = min(n, 3)
+    nrows = (n + cols - 1) // cols
+    fig, axes = _figure(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), pad=0.05)
+    groups = df.groupby(run_col, sort=False) if run_col in df.columns else [("", df)]
+    for ax, key in zip(axes.flat, keys):
+        for name, g in groups:
+            g = g[[x, key]].dropna()
+            ax.plot(g[x], g[key], marker="o" if len(g) < 20 else None, ms=3, label=str(name) or None)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel(x, fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if run_col in df.columns and df[run_col].nunique() > 1:
+        axes.flat[0].legend(fontsize=7)
+    _finish(fig, title)
+    return fig
+
+
+def plot_ablation(
+    df: "pandas.DataFrame",  # noqa: F821
+    label: str = "row",
+    sources: Sequence[str] = ("paper", "ours"),
+    metric_col: str | None = "metric",
+    title: str | None = None,
+    ylabel: str = "%",
+) -> Figure:
+    """Bar plot of our numbers next to the paper's for each table row.
+
+    ``df`` is wide: a ``label`` column, one numeric column per entry of ``sources`` and,
+    optionally, a ``metric_col`` column (e.g. "mAP" / "rank1") giving one panel per metric.
+    Missing values (NaN, e.g. a row the paper does not report) simply draw no bar.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    missing = [c for c in (label, *sources) if c not in df.columns]
+    if missing:
+        raise ValueError(f"plot_ablation: missing column(s) {missing}; have {list(df.columns)}")
+    id_vars = [label] + ([metric_col] if metric_col and metric_col in df.columns else [])
+    long = df.melt(id_vars=id_vars, value_vars=list(sources), var_name="source", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    metrics = list(dict.fromkeys(long[metric_col])) if len(id_vars) == 2 else [None]
+    order = list(dict.fromkeys(df[label]))
+    fig, axes = _figure(1, len(metrics), figsize=(max(3.0, 0.9 * len(order) + 1.5) * len(metrics), 3.4), pad=0.05)
+    for ax, m in zip(axes[0], metrics):
+        data = long if m is None else long[long[metric_col] == m]
+        sns.barplot(data=data, x=label, y="value", hue="source", order=order, hue_order=list(sources), ax=ax)
+        for container in ax.containers:
+            ax.bar_label(container, fmt="%.1f", fontsize=6, padding=1)
+        ax.set_title(str(m) if m is not None else "", fontsize=9)
+        ax.set_xlabel("")
+        ax.set_ylabel(ylabel)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        for tick in ax.get_xticklabels():
+            tick.set_horizontalalignment("right")
+        ax.set_ylim(0, max(100.0, float(np.nanmax(data["value"])) if data["value"].notna().any() else 100.0) * 1.08)
+        ax.get_legend().remove()
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    _finish(fig, title)
+    return fig
+
+
+def ranked_list(
+    query_frames: Any,
+    gallery_frames: Sequence[Any],
+    gallery_is_match: Sequence[bool],
+    k: int = 10,
+    distances: Sequence[float] | None = None,
+    title: str | None = None,
+    cell: float = 1.0,
+) -> Figure:
+    """Query thumbnail and its top-``k`` gallery thumbnails (in rank order) with green (same
+    identity) / red borders. Thumbnails are the first frame of each clip (images in [0, 1]
+    or uint8; denormalise first)."""
+    k = min(k, len(gallery_frames))
+    if len(gallery_is_match) < k:
+        raise ValueError(f"ranked_list: {len(gallery_is_match)} match flags for {k} gallery items")
+    q = to_image(query_frames)
+    H, W = q.shape[:2]
+    fig, axes = _figure(1, k + 1, figsize=(cell * (k + 1) + 0.4, cell * H / W + 0.6))
+    axes = axes[0]
+    axes[0].imshow(q)
+    _clean(axes[0])
+    axes[0].set_title("query", fontsize=9)
+    for i in range(k):
+        ax = axes[i + 1]
+        ax.imshow(to_image(gallery_frames[i]))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        colour = _MATCH_COLOR if gallery_is_match[i] else _MISMATCH_COLOR
+        for spine in ax.spines.values():
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(3)
+        text = f"#{i + 1}" + (f"\n{distances[i]:.2f}" if distances is not None else "")
+        ax.set_title(text, fontsize=8, color=colour)
+    _finish(fig, title)
+    return fig
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Save a figure (folders created) and close it; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path

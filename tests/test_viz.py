@@ -1,0 +1,151 @@
+"""grl.viz on hand-made inputs: the maps point where the activation is, overlays change the
+right pixels, Figure 4 has the paper's layout, denormalize inverts ImageNet normalisation."""
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from grl import viz  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_activation_map_peaks_where_the_activation_is():
+    m = torch.zeros(4, 6, 3)
+    m[2, 4, 1] = -5.0  # negative activations count too (squared)
+    m[0, 1, 2] = 1.0
+    a = viz.activation_map(m)
+    assert a.shape == (6, 3)
+    assert np.unravel_index(a.argmax(), a.shape) == (4, 1)
+    assert a.max() == pytest.approx(1.0) and a.min() == pytest.approx(0.0)
+    assert a[1, 2] == pytest.approx(1.0 / 25.0)  # mean of squares, min-max normalised
+    assert np.array_equal(viz.activation_map(np.ones((2, 3, 3))), np.zeros((3, 3)))  # constant map
+    with pytest.raises(ValueError, match=r"\(C, h, w\)"):
+        viz.activation_map(np.ones((3, 3)))
+
+
+def test_overlay_shape_dtype_and_changed_pixels():
+    frame = np.full((8, 8, 3), 128, dtype=np.uint8)
+    cold = viz.overlay(frame, np.zeros((2, 2)))
+    heat = np.zeros((2, 2))
+    heat[0, 0] = 1.0
+    hot = viz.overlay(frame, heat)
+    assert hot.shape == (8, 8, 3) and hot.dtype == np.uint8
+    # bilinear upsampling (align_corners=False): the bottom-right 2x2 only sees heat[1, 1]
+    assert np.array_equal(hot[6:, 6:], cold[6:, 6:])
+    assert not np.array_equal(hot[:2, :2], cold[:2, :2])
+    # jet: 1 is red, 0 is blue
+    assert hot[0, 0, 0] > hot[0, 0, 2] and cold[0, 0, 2] > cold[0, 0, 0]
+    # alpha=0 keeps the frame; (3, H, W) float frames are accepted
+    chw = torch.full((3, 8, 4), 0.5)
+    assert np.array_equal(viz.overlay(chw, heat, alpha=0.0), np.full((8, 4, 3), 128, dtype=np.uint8))
+
+
+def test_denormalize_inverts_imagenet_normalisation():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 3, 5, 4, generator=g)
+    mean = torch.tensor(viz.IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(viz.IMAGENET_STD).view(3, 1, 1)
+    torch.testing.assert_close(viz.denormalize((x - mean) / std), x, rtol=0, atol=1e-6)
+    # per channel: a normalised zero is the channel mean
+    assert viz.denormalize(torch.zeros(3, 1, 1)).flatten().tolist() == pytest.approx(list(viz.IMAGENET_MEAN))
+    with pytest.raises(ValueError):
+        viz.denormalize(torch.zeros(4, 2, 2))
+
+
+def test_figure4_layout():
+    T, C, h, w = 8, 5, 4, 2
+    g = torch.Generator().manual_seed(0)
+    fig = viz.figure4(torch.rand(T, 3, 16, 8, generator=g), torch.rand(T, h, w, generator=g),
+                      torch.randn(T, C, h, w, generator=g), torch.randn(T, C, h, w, generator=g), title="tracklet 0")
+    axes = np.array(fig.axes).reshape(4, T)
+    assert axes.shape == (4, T)
+    assert [ax.get_title() for ax in axes[0]] == [f"t={t}" for t in range(1, T + 1)]
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == list(viz.FIGURE4_ROWS)
+    assert fig._suptitle.get_text() == "tracklet 0"
+    # row 1 shows the frame itself, the other rows an overlay of the frame's size
+    first = axes[0, 0].images[0].get_array()
+    assert first.shape == (16, 8, 3)
+    assert axes[2, 3].images[0].get_array().shape == (16, 8, 3)
+    with pytest.raises(ValueError, match="memory_forward"):
+        viz.figure4(torch.rand(T, 3, 16, 8), torch.rand(T, h, w), torch.rand(T, h, w), torch.rand(T, C, h, w))
+
+
+def test_figure4_memory_row_follows_the_activation():
+    # one bright cell in the forward memory at frame 2 -> its overlay is reddest there
+    T, h, w = 3, 4, 2
+    frames = np.full((T, 16, 8, 3), 128, dtype=np.uint8)
+    mf = np.zeros((T, 2, h, w))
+    mf[2, 1, 3, 0] = 2.0
+    fig = viz.figure4(frames, np.zeros((T, h, w)), mf, np.zeros((T, 2, h, w)))
+    img = np.asarray(np.array(fig.axes).reshape(4, T)[2, 2].images[0].get_array()).astype(int)
+    redness = img[..., 0] - img[..., 2]
+    y, x = np.unravel_index(redness.argmax(), redness.shape)
+    assert y >= 12 and x < 4  # bottom-left cell of the 4x2 map
+
+
+def test_maps_summary_is_rounded_and_shaped():
+    r = torch.full((8, 4, 2), 0.123456)
+    s = viz.maps_summary(r, torch.ones(8, 3, 4, 2), torch.zeros(8, 3, 4, 2))
+    assert s["R_t_mean"] == [0.123] * 8
+    assert s["memory_shape"] == [8, 3, 4, 2]
+    assert s["M1_t_energy"] == [1.0] * 8 and s["M2_t_energy"] == [0.0] * 8
+    big = viz.maps_summary(r, torch.full((8, 3, 4, 2), 12345.678), torch.zeros(8, 3, 4, 2))
+    assert big["M1_t_energy"][0] == 1.524e8  # 4 significant digits: 12345.678**2 = 152415765.3
+
+
+def test_show_clip_and_ranked_list():
+    clip = torch.zeros(4, 3, 16, 8)  # normalised zeros = ImageNet mean colour
+    fig = viz.show_clip(clip)
+    assert len(fig.axes) == 4
+    px = fig.axes[0].images[0].get_array()[0, 0]
+    assert list(px) == [round(m * 255) for m in viz.IMAGENET_MEAN]
+    gallery = [torch.rand(3, 16, 8) for _ in range(12)]
+    match = [True, False] * 6
+    fig = viz.ranked_list(torch.rand(4, 3, 16, 8), gallery, match, k=5, distances=np.linspace(0, 1, 12))
+    assert len(fig.axes) == 6
+    assert fig.axes[0].get_title() == "query"
+    colours = [ax.spines["top"].get_edgecolor() for ax in fig.axes[1:]]
+    green, red = matplotlib.colors.to_rgba("#2ca02c"), matplotlib.colors.to_rgba("#d62728")
+    assert colours == [green, red, green, red, green]
+
+
+def test_plot_training_curves_from_jsonl(tmp_path):
+    # the trainer's record: losses, lr, timings, counters and nested evaluation numbers
+    for run, offset in (("a", 0.0), ("b", 1.0)):
+        d = tmp_path / run
+        d.mkdir()
+        lines = [{"epoch": e, "steps": 4, "loss": 3.0 - e + offset, "loss_video_oim": 1.0 / e, "lr": 0.05,
+                  "train_time_s": 0.5, "clips_per_s": 9.0,
+                  "eval": {"h+l": {"mAP": 10.0 * e, "rank1": 20.0, "rank5": 30.0}}} for e in (1, 2, 3)]
+        (d / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    fig = viz.plot_training_curves([tmp_path / "a" / "metrics.jsonl", tmp_path / "b"])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["loss", "loss_video_oim", "lr", "eval.h+l.mAP", "eval.h+l.rank1"]
+    assert len(fig.axes[0].lines) == 2
+    assert list(fig.axes[0].lines[1].get_ydata()) == [3.0, 2.0, 1.0]
+    assert list(fig.axes[3].lines[0].get_xdata()) == [1, 2, 3]
+    # no headline columns: every numeric column that is not a timing / counter
+    fig = viz.plot_training_curves(pd.DataFrame({"step": [1, 2], "acc": [0.1, 0.2], "time_s": [1.0, 2.0]}))
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["acc"]
+
+
+def test_plot_ablation_bars():
+    df = pd.DataFrame({"row": ["Baseline", "GRL"] * 2, "metric": ["mAP"] * 2 + ["rank1"] * 2,
+                       "paper": [80.0, 84.8, 87.0, 91.0], "ours": [10.0, 12.5, float("nan"), 20.0]})
+    fig = viz.plot_ablation(df, title="Table 2")
+    assert [ax.get_title() for ax in fig.axes] == ["mAP", "rank1"]
+    heights = sorted(p.get_height() for p in fig.axes[0].patches if p.get_height() == p.get_height() and p.get_width())
+    assert heights == pytest.approx(sorted([80.0, 84.8, 10.0, 12.5]))
+    with pytest.raises(ValueError, match="ours"):
+        viz.plot_ablation(df.drop(columns="ours"))
