@@ -1,0 +1,138 @@
+"""Command line: ``python -m grl {reproduce, train, list, synth, bench, refresh-notebooks}``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from grl.config import DATASETS, ConfigError
+from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, TABLE_TITLES, TABLES, runs_for, select_rows
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m grl", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command")
+
+    def selection(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
+        p.add_argument("--only", default=None,
+                       help='restrict to tables, experiments or datasets, comma-separated: "table4", "table1,table3"')
+        p.add_argument("--dataset", default=None, help=f"restrict to one dataset: {', '.join(DATASETS)}")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--data-root", action="append", default=[], metavar="NAME=PATH",
+                       help="real dataset root, e.g. mars=/data/MARS (repeatable); without it: built-in synthetic data")
+
+    p = sub.add_parser("reproduce", help="run the catalogue through papermill, then Figure 4 and the report")
+    selection(p)
+    p = sub.add_parser("list", help="print the catalogue: tables, rows, runs and whether each run is done")
+    selection(p)
+    p = sub.add_parser("train", help="train (or load) one experiment in-process and print its metrics")
+    p.add_argument("--experiment", required=True, help=f"one of {', '.join(EXPERIMENTS)}")
+    p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    p.add_argument("--dataset", default="mars", help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--split", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-root", default="", help="the dataset's root (default: built-in synthetic data)")
+    sub.add_parser("synth", help="generate the built-in synthetic datasets (grl.data.synthetic)", add_help=False)
+    sub.add_parser("bench", help="run the benchmarks (grl.bench)", add_help=False)
+    p = sub.add_parser("refresh-notebooks", help="re-execute the committed notebooks in place (quick defaults), for nbval")
+    p.add_argument("names", nargs="*", help="notebook file names (default: all in notebooks/)")
+    p.add_argument("--reuse-runs", action="store_true",
+                   help="use the existing reports/quick runs instead of computing into a fresh temporary folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if not argv:
+        parser.print_help()
+        return 0
+    # synth and bench own their arguments.
+    if argv[0] == "synth":
+        from grl.data.synthetic import main as synth_main
+
+        return synth_main(argv[1:]) or 0
+    if argv[0] == "bench":
+        return _bench(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:  # user input errors: one clear line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:  # DatasetNotFoundError says what is expected where
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from grl import reproduce
+
+    if args.command == "reproduce":
+        roots = reproduce.parse_data_roots(args.data_root)
+        return reproduce.reproduce(args.profile, args.only, args.dataset, roots, args.seed)
+    if args.command == "list":
+        return _list(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "refresh-notebooks":
+        for path in reproduce.refresh_notebooks(args.names or None, fresh=not args.reuse_runs):
+            print(f"refreshed {path}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from grl.experiments import make_run
+    from grl.report import metrics_table
+    from grl.reproduce import check_data, run_or_load
+
+    run = make_run(args.experiment, args.dataset, args.profile, split=args.split, seed=args.seed,
+                   data_root=args.data_root)
+    check_data([run])
+    print(f"{run.name}: {run.run_dir}")
+    result = run_or_load(run)
+    print(metrics_table(result).to_markdown())
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from grl.reproduce import parse_data_roots
+
+    runs = runs_for(args.profile, args.only, args.dataset, seed=args.seed, data_roots=parse_data_roots(args.data_root))
+    by_pair = {}
+    for run in runs:
+        by_pair.setdefault((run.experiment, run.dataset), []).append(run)
+    rows = select_rows(args.only, args.dataset)
+    for table in TABLES:
+        table_rows = [r for r in rows if r.table == table]
+        if not table_rows:
+            continue
+        print(TABLE_TITLES[table])
+        for r in table_rows:
+            pair = by_pair.get((r.experiment, r.dataset), [])
+            done = sum(run.is_done() for run in pair)
+            print(f"  {r.row:<22} {r.dataset:<9} feature {r.feature:<4} <- {r.experiment:<19} {done}/{len(pair)} done")
+    print(f"\n{len(runs)} unique runs for profile {args.profile!r} (of {len(CATALOGUE)} table cells' rows):")
+    for run in runs:
+        print(f"  {'done   ' if run.is_done() else 'missing'}  {run.run_dir}")
+    return 0
+
+
+def _bench(argv: list[str]) -> int:
+    import runpy
+
+    saved = sys.argv
+    sys.argv = ["python -m grl.bench", *argv]
+    try:
+        runpy.run_module("grl.bench", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = saved
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

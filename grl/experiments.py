@@ -1,0 +1,272 @@
+"""The experiment catalogue: every row of the paper's Tables 1-6 as a named configuration.
+
+Three layers, each a small table of data:
+
+* ``EXPERIMENTS`` -- named switches on the one GRL model (Config overrides);
+* ``PROFILES``    -- how big a run is (backbone, image size, epochs, splits, where data come from);
+* ``CATALOGUE``   -- (table, row label, experiment, dataset, test feature) for every table row.
+
+A run is keyed by its configuration (:meth:`grl.config.Config.key`): the GRL-full MARS run
+serves every table that shows it, and Table 2's test-feature variants are several
+evaluations of one trained model, so :func:`runs_for` returns each training once.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grl.config import DATASETS, Config, ConfigError
+from grl.paths import data_dir, reports_dir
+
+# ---------------------------------------------------------------------------------------
+# Experiments: switches on one model (paper §4.4). Applied after the profile's overrides.
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    "baseline": {"use_gce": False, "use_trl": False, "oim": "v", "use_verification": False},
+    "gce": {"use_trl": False},
+    "grl": {},
+    "grl-no-memory": {"use_memory": False},
+    "grl-no-enhancement": {"use_enhancement": False},
+    "grl-T4": {"seq_len": 4},
+    "grl-T6": {"seq_len": 6},
+    "grl-T10": {"seq_len": 10},
+    "grl-forward": {"direction": "forward"},
+    "grl-backward": {"direction": "backward"},
+    "grl-v-oim": {"oim": "v"},
+    "grl-f-oim": {"oim": "f"},
+}
+
+
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Profile:
+    """How every experiment of the catalogue is scaled for one kind of machine."""
+
+    name: str
+    description: str
+    overrides: dict[str, Any]
+    splits: dict[str, tuple[int, ...]]  # dataset -> split indices to train and average
+    data: str  # "synthetic": built-in generated data unless a root is given; "real": roots required
+    # Non-empty: generate smaller synthetic sets (grl.data.synthetic sizes) under data/synthetic-<profile>/.
+    synthetic_sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def synthetic_root(self, dataset: str) -> str:
+        """The generated dataset this profile trains on when no root is given ("" = the default sets)."""
+        return str(data_dir() / f"synthetic-{self.name}" / dataset) if self.synthetic_sizes else ""
+
+    def config(self, experiment: str, dataset: str, *, split: int = 0, seed: int = 0, data_root: str = "") -> Config:
+        check_name(experiment, EXPERIMENTS, "experiment")
+        check_name(dataset, DATASETS, "dataset")
+        values = {**self.overrides, **EXPERIMENTS[experiment], "dataset": dataset, "split": split, "seed": seed,
+                  "data_root": data_root or self.synthetic_root(dataset)}
+        return Config.from_dict(values)
+
+
+_SPLIT0 = {"mars": (0,), "ilidsvid": (0,), "prid2011": (0,)}
+# seq_len is deliberately never a profile override: Table 4 varies it, and T=8 must stay the GRL-full run.
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        description="seconds per run: tiny backbone from scratch, 32x16, a few steps (tests, nbval)",
+        overrides={"backbone": "tiny", "pretrained": False, "height": 32, "width": 16, "batch_size": 8,
+                   "epochs": 1, "steps_per_epoch": 4, "lr": 0.05, "lr_step": 100, "device": "cpu",
+                   "num_workers": 0, "amp": False, "channels_last": False},
+        splits=_SPLIT0,
+        data="synthetic",
+        # Small sets so that evaluation and first-time generation take seconds (CI's fresh clone).
+        synthetic_sizes={
+            "mars": dict(num_train_ids=24, num_test_ids=24, max_len=24, num_distractors=8, num_junk=4,
+                         height=64, width=32),
+            "ilidsvid": dict(num_ids=32, max_len=32, height=64, width=32),
+            "prid2011": dict(num_cam_a=32, num_cam_b=40, num_both=28, max_len=32, height=64, width=32),
+        },
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="the main job on 2 CPU cores: tiny backbone from scratch, 64x32, built-in synthetic data",
+        overrides={"backbone": "tiny", "pretrained": False, "height": 64, "width": 32, "batch_size": 16,
+                   "epochs": 10, "steps_per_epoch": 25, "lr": 0.03, "lr_step": 7, "lr_gamma": 0.1,
+                   "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False},
+        splits=_SPLIT0,
+        data="synthetic",
+    ),
+    "paper": Profile(
+        name="paper",
+        description="paper §4.2: ResNet-50 ImageNet, 256x128, batch 16, T=8, 50 epochs, lr 1e-3 x0.1/15 epochs, "
+        "real datasets, GPU; 10 splits for iLIDS-VID and PRID2011",
+        overrides={"backbone": "resnet50", "pretrained": True, "height": 256, "width": 128, "batch_size": 16,
+                   "epochs": 50, "steps_per_epoch": 0, "lr": 1e-3, "lr_step": 15, "lr_gamma": 0.1,
+                   "device": "auto", "num_workers": 4},
+        splits={"mars": (0,), "ilidsvid": tuple(range(10)), "prid2011": tuple(range(10))},
+        data="real",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CatalogueRow:
+    """One row of one paper table on one dataset: which trained model, tested with which feature."""
+
+    table: int
+    row: str
+    experiment: str
+    dataset: str
+    feature: str  # "g" | "l" | "h" | "h+l"
+
+
+def _catalogue() -> tuple[CatalogueRow, ...]:
+    rows: list[CatalogueRow] = []
+    add = lambda table, row, exp, ds, feat="h+l": rows.append(CatalogueRow(table, row, exp, ds, feat))  # noqa: E731
+    for ds in DATASETS:
+        add(1, "GRL (ours)", "grl", ds)
+    for ds in DATASETS:
+        add(2, "Baseline (F^g)", "baseline", ds, "g")
+        for prefix, exp in (("+GCE", "gce"), ("+TRL", "grl")):
+            add(2, f"{prefix} (F^l)", exp, ds, "l")
+            add(2, f"{prefix} (F^h)", exp, ds, "h")
+            add(2, f"{prefix} (F^l+F^h)", exp, ds, "h+l")
+    add(3, "Baseline", "baseline", "mars", "g")
+    add(3, "GRL", "grl", "mars")
+    add(3, "- Memory Block", "grl-no-memory", "mars")
+    add(3, "- Enhancement Block", "grl-no-enhancement", "mars")
+    add(4, "Baseline (T=8)", "baseline", "mars", "g")
+    for t, exp in ((4, "grl-T4"), (6, "grl-T6"), (8, "grl"), (10, "grl-T10")):
+        add(4, f"GRL (T={t})", exp, "mars")
+    add(5, "Baseline", "baseline", "mars", "g")
+    add(5, "GRL forward", "grl-forward", "mars")
+    add(5, "GRL backward", "grl-backward", "mars")
+    add(5, "GRL bi-direction", "grl", "mars")
+    add(6, "GRL V-OIM", "grl-v-oim", "mars")
+    add(6, "GRL F-OIM", "grl-f-oim", "mars")
+    add(6, "GRL V&F-OIM", "grl", "mars")
+    return tuple(rows)
+
+
+CATALOGUE: tuple[CatalogueRow, ...] = _catalogue()
+TABLES: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+TABLE_TITLES = {
+    1: "Table 1. Comparison with the state of the art (GRL rows)",
+    2: "Table 2. Key components (test feature per row)",
+    3: "Table 3. EMU ablation on MARS",
+    4: "Table 4. Sequence length T on MARS",
+    5: "Table 5. Temporal direction on MARS",
+    6: "Table 6. Multi-level OIM losses on MARS",
+}
+
+
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """One training: an experiment on one dataset split under one profile."""
+
+    experiment: str
+    dataset: str
+    split: int
+    config: Config
+    run_dir: Path
+    profile: str = field(default="quick", compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def result_path(self) -> Path:
+        return self.run_dir / "result.json"
+
+    def is_done(self) -> bool:
+        """True when result.json exists *for this configuration* (a stale key does not count)."""
+        return load_result(self.run_dir, self.config.key()) is not None
+
+
+def load_result(run_dir: str | Path, key: str | None = None) -> dict | None:
+    """The run's result dict, or None if missing, unreadable or written for another configuration."""
+    path = Path(run_dir) / "result.json"
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if key is not None and result.get("key") != key:
+        return None
+    return result
+
+
+def check_name(name: str, valid, kind: str) -> None:
+    if name not in valid:
+        raise ConfigError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
+
+
+def get_profile(name: str) -> Profile:
+    check_name(name, PROFILES, "profile")
+    return PROFILES[name]
+
+
+def profile_dir(profile: str, root: str | Path | None = None) -> Path:
+    """Where a profile's runs and report live: ``root`` if given, else reports/<profile>."""
+    return Path(root) if root else reports_dir() / profile
+
+
+def make_run(experiment: str, dataset: str, profile: str = "quick", *, split: int = 0, seed: int = 0,
+             data_root: str = "", root: str | Path | None = None, run_dir: str | Path | None = None) -> Run:
+    """Resolve one run: its Config and its folder runs/<experiment>-<dataset>-s<split>-<key>."""
+    config = get_profile(profile).config(experiment, dataset, split=split, seed=seed, data_root=data_root)
+    if not run_dir:
+        run_dir = profile_dir(profile, root) / "runs" / f"{experiment}-{dataset}-s{split}-{config.key()}"
+    return Run(experiment, dataset, split, config, Path(run_dir), profile)
+
+
+def selection_names() -> list[str]:
+    return [f"table{t}" for t in TABLES] + list(EXPERIMENTS) + list(DATASETS)
+
+
+def select_rows(only: str | None = None, dataset: str | None = None) -> list[CatalogueRow]:
+    """Catalogue rows matching ``only`` ("table4", "table1,table3", an experiment or dataset name)."""
+    rows = list(CATALOGUE)
+    if dataset:
+        check_name(dataset, DATASETS, "dataset")
+        rows = [r for r in rows if r.dataset == dataset]
+    if only:
+        wanted = [w.strip() for w in only.split(",") if w.strip()]
+        valid = selection_names()
+        for w in wanted:
+            if w not in valid:
+                raise ConfigError(f"unknown selection {w!r} in --only; valid names: {', '.join(valid)}")
+        rows = [r for r in rows if f"table{r.table}" in wanted or r.experiment in wanted or r.dataset in wanted]
+    return rows
+
+
+def runs_for(profile: str, only: str | None = None, dataset: str | None = None, *, seed: int = 0,
+             data_roots: dict[str, str] | None = None, root: str | Path | None = None) -> list[Run]:
+    """The unique trainings behind the selected catalogue rows.
+
+    Ordered so an interrupted batch has the most useful results first: GRL and the
+    Baseline on each dataset (Tables 1-2), then +GCE, then the MARS ablations in
+    table order; splits innermost.
+    """
+    prof = get_profile(profile)
+    data_roots = data_roots or {}
+    for name in data_roots:
+        check_name(name, DATASETS, "dataset")
+    rows = select_rows(only, dataset)
+    priority = {"grl": 0, "baseline": 1, "gce": 2}
+    first_seen = {}
+    for i, r in enumerate(rows):
+        first_seen.setdefault((r.experiment, r.dataset), i)
+    pairs = sorted(first_seen, key=lambda p: (priority.get(p[0], 3), DATASETS.index(p[1]) if p[0] in priority else 0,
+                                              first_seen[p]))
+    runs: list[Run] = []
+    seen_keys: set[str] = set()
+    for exp, ds in pairs:
+        for split in prof.splits[ds]:
+            run = make_run(exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root)
+            if run.config.key() not in seen_keys:  # two names for one configuration train once
+                seen_keys.add(run.config.key())
+                runs.append(run)
+    return runs
+
+
+def runs_of_row(row: CatalogueRow, runs: list[Run]) -> list[Run]:
+    """The runs (one per split) whose trained model a catalogue row evaluates."""
+    return [r for r in runs if r.experiment == row.experiment and r.dataset == row.dataset]

@@ -1,0 +1,317 @@
+"""Batch reproduction: the catalogue's runs through papermill, then Figure 4 and the report.
+
+papermill has no notion of "done", so this module owns it: a run is done when its
+``result.json`` (written atomically by :func:`grl.engine.train`) holds the run's config key.
+Each notebook executes to a temporary path and is renamed into place when it ends, so a
+killed batch never leaves a half-written notebook that looks finished; rerunning the batch
+skips finished runs and resumes the interrupted one from its checkpoint.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grl.config import DATASETS, ConfigError
+from grl.experiments import Run, get_profile, load_result, make_run, profile_dir, runs_for
+from grl.paths import project_root
+from grl.utils import atomic_write_bytes, atomic_write_json
+
+KERNEL = "python3"  # jupyter_client maps the kernel's "python" to this interpreter (sys.executable)
+
+
+class ParameterError(ValueError):
+    """A papermill parameter the notebook does not declare, or of the wrong type; names the parameter."""
+
+
+def notebooks_dir() -> Path:
+    root = project_root()
+    if root is None or not (root / "notebooks").is_dir():
+        raise FileNotFoundError("the notebooks/ folder is not found: batch reproduction needs the source checkout")
+    return root / "notebooks"
+
+
+# ---------------------------------------------------------------------------------------
+# data and in-process training
+def check_data(runs: list[Run]) -> None:
+    """Make sure every run has data: generate the built-in synthetic sets, check given roots up front.
+
+    A "real"-data profile refuses to fall back to synthetic data; a root that does not
+    hold its dataset fails here with the loader's DatasetNotFoundError (what is expected where).
+    """
+    from grl.data import load_dataset
+    from grl.data.synthetic import ensure_synthetic
+
+    checked: set[tuple[str, str]] = set()
+    for run in runs:
+        ds, root = run.dataset, run.config.data_root
+        if (ds, root) in checked:
+            continue
+        checked.add((ds, root))
+        profile = get_profile(run.profile)
+        if not root and profile.data == "real":
+            raise ConfigError(f"profile {run.profile!r} trains on the real {ds} dataset: give its root with "
+                              f"--data-root {ds}=/path/to/{ds} (or use --profile cpu for the built-in data)")
+        if not root:
+            ensure_synthetic(ds)
+        elif root == profile.synthetic_root(ds):
+            ensure_synthetic(ds, root=root, **profile.synthetic_sizes.get(ds, {}))
+        else:
+            load_dataset(ds, root, split=run.split)
+
+
+def run_or_load(run: Run, progress: bool = True) -> dict:
+    """The run's result: loaded if result.json holds its config, else trained now (resuming a checkpoint)."""
+    result = load_result(run.run_dir, run.config.key())
+    if result is not None:
+        return result
+    from grl.engine import train
+
+    check_data([run])  # cheap when the data are there; generates the built-in sets otherwise
+    return train(run.config, run.run_dir, progress=progress)
+
+
+def ensure_run(experiment: str, dataset: str, profile: str = "quick", split: int = 0, seed: int = 0,
+               data_root: str = "", root: str | Path | None = None) -> Path:
+    """Train one catalogue run in-process if its result.json is missing; return its run_dir."""
+    run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, root=root)
+    if not run.is_done():
+        run_or_load(run, progress=False)
+    return run.run_dir
+
+
+def ensure_runs(profile: str = "quick", only: str | None = None, dataset: str | None = None, seed: int = 0,
+                root: str | Path | None = None, progress: bool = True) -> list[Run]:
+    """Train every missing run of a profile in-process (for the quick profile: a couple of minutes)."""
+    from tqdm.auto import tqdm
+
+    runs = runs_for(profile, only, dataset, seed=seed, root=root)
+    missing = [r for r in runs if not r.is_done()]
+    if missing:
+        check_data(missing)
+    for run in tqdm(missing, desc=f"training missing {profile} runs", file=sys.stderr, disable=not progress):
+        run_or_load(run, progress=False)
+    return runs
+
+
+# ---------------------------------------------------------------------------------------
+# papermill
+def validate_parameters(notebook: str | Path, parameters: dict) -> None:
+    """Refuse names the notebook's ``parameters`` cell does not declare and values of the wrong type."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    if not declared:
+        raise ParameterError(f"{notebook}: no cell tagged 'parameters', so no parameter can be passed")
+    allowed = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list, tuple),
+               "dict": (dict,)}
+    for name, value in parameters.items():
+        if name not in declared:
+            raise ParameterError(f"{Path(notebook).name}: unknown parameter {name!r}; "
+                                 f"declared parameters: {', '.join(declared)}")
+        expected = declared[name].get("inferred_type_name", "None")
+        if expected == "None":  # no annotation: judge by the default's literal type
+            try:
+                expected = type(ast.literal_eval(str(declared[name].get("default")))).__name__
+            except (ValueError, SyntaxError):
+                continue
+        types = allowed.get(expected)
+        if types is None:  # None / untyped default: anything goes
+            continue
+        if not isinstance(value, types) or (expected in ("int", "float") and isinstance(value, bool)):
+            raise ParameterError(f"{Path(notebook).name}: parameter {name!r} must be {expected} "
+                                 f"(default {declared[name].get('default')}), got {value!r} ({type(value).__name__})")
+
+
+def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str | Path | None = None) -> Path:
+    """Execute ``notebook`` with papermill to a temp file beside ``output``, then rename it into place.
+
+    Also on failure the executed copy (with its error cell) is renamed to ``output`` before the
+    ``PapermillExecutionError`` propagates, so the error can be read where the run lives.
+    """
+    import papermill
+
+    validate_parameters(notebook, parameters)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.running.ipynb")
+    try:
+        papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL,
+                                   cwd=str(cwd or Path(notebook).parent), progress_bar=False)
+    except papermill.PapermillExecutionError:
+        if tmp.exists():
+            os.replace(tmp, output)
+        raise
+    os.replace(tmp, output)
+    return output
+
+
+def experiment_parameters(run: Run) -> dict:
+    return {"experiment": run.experiment, "profile": run.profile, "dataset": run.dataset,
+            "data_root": run.config.data_root, "seed": run.config.seed, "split": run.split,
+            "output_dir": str(run.run_dir)}
+
+
+@dataclass
+class BatchResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # run name -> executed notebook / reason
+
+
+def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: str | Path | None = None,
+              progress: bool = True) -> BatchResult:
+    """Execute the experiment notebook once per unfinished run, one after another.
+
+    Parameters of every run are validated before the first kernel starts. A failing run
+    is recorded (with its executed notebook) and the next run still runs.
+    """
+    import papermill
+    from tqdm.auto import tqdm
+
+    notebook = Path(notebook) if notebook else notebooks_dir() / "experiment.ipynb"
+    for run in runs:
+        validate_parameters(notebook, experiment_parameters(run))
+    outcome = BatchResult()
+    status: dict[str, dict] = {}
+    bar = tqdm(runs, desc="runs", unit="run", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for run in bar:
+        bar.set_postfix_str(run.name)
+        if run.is_done():
+            outcome.skipped.append(run.name)
+            status[run.name] = {"status": "done", "skipped": True}
+        else:
+            output = run.run_dir / "experiment.ipynb"
+            started = time.time()
+            try:
+                execute(notebook, output, experiment_parameters(run), cwd=notebook.parent)
+                if not run.is_done():
+                    raise RuntimeError(f"the notebook ended without writing {run.result_path}")
+                outcome.done.append(run.name)
+                status[run.name] = {"status": "done", "notebook": str(output), "seconds": round(time.time() - started, 1)}
+            except (papermill.PapermillExecutionError, RuntimeError) as exc:
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                outcome.failed[run.name] = str(output)
+                status[run.name] = {"status": "failed", "notebook": str(output), "error": reason}
+                tqdm.write(f"FAILED {run.name}: {reason}\n  see the executed notebook {output}", file=sys.stderr)
+        if status_path:
+            atomic_write_json(status_path, {"runs": status})
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------
+# the whole study
+def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
+              data_roots: dict[str, str] | None = None, seed: int = 0, root: str | Path | None = None) -> int:
+    """Run the selected catalogue, Figure 4 and the report; return a process exit code."""
+    out = profile_dir(profile, root)
+    runs = runs_for(profile, only, dataset, seed=seed, data_roots=data_roots, root=root)
+    nb_dir = notebooks_dir()
+    for run in runs:  # every parameter checked before anything heavy starts
+        validate_parameters(nb_dir / "experiment.ipynb", experiment_parameters(run))
+    print(f"profile {profile!r}: {len(runs)} runs ({sum(r.is_done() for r in runs)} already done) -> {out}")
+    check_data(runs)
+    batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json")
+    failures = dict(batch.failed)
+
+    figure4 = nb_dir / "figure4.ipynb"
+    grl_run = next((r for r in runs if r.experiment == "grl" and r.dataset == "mars"),
+                   next((r for r in runs if r.experiment == "grl"), None))
+    if not figure4.exists():
+        print(f"skipping Figure 4: {figure4} does not exist")
+    elif grl_run is None or not grl_run.is_done():
+        print("skipping Figure 4: no finished GRL run in this selection")
+    else:
+        _step("Figure 4", figure4, out / "figure4.ipynb",
+              {"profile": profile, "run_dir": str(grl_run.run_dir), "output_dir": str(out)}, failures)
+
+    report_nb = out / "report.ipynb"
+    if _step("report", nb_dir / "report.ipynb", report_nb,
+             {"profile": profile, "reports_dir": str(out), "seed": seed}, failures):
+        export_html(report_nb, out / "report.html")
+        print(f"report: {out / 'report.html'}")
+    from grl.report import report_markdown
+
+    all_runs = runs_for(profile, seed=seed, data_roots=data_roots, root=root)
+    atomic_write_bytes(out / "report.md", report_markdown(profile, all_runs).encode())
+    print(f"report (Markdown): {out / 'report.md'}")
+    print(f"runs: {len(batch.done)} trained, {len(batch.skipped)} already done, {len(batch.failed)} failed")
+    for name, path in failures.items():
+        print(f"  FAILED {name}: {path}")
+    return 1 if failures else 0
+
+
+def _step(what: str, notebook: Path, output: Path, parameters: dict, failures: dict) -> bool:
+    import papermill
+
+    print(f"executing {notebook.name} -> {output}")
+    try:
+        execute(notebook, output, parameters, cwd=notebook.parent)
+        return True
+    except papermill.PapermillExecutionError as exc:
+        failures[what] = str(output)
+        print(f"FAILED {what}: {str(exc).strip().splitlines()[-1]}; see {output}", file=sys.stderr)
+        return False
+
+
+def export_html(notebook: str | Path, html: str | Path) -> Path:
+    """Reader-facing HTML of an executed notebook, without code cells."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(exclude_input=True).from_filename(str(notebook))
+    atomic_write_bytes(html, body.encode())
+    return Path(html)
+
+
+# ---------------------------------------------------------------------------------------
+def refresh_notebooks(names: list[str] | None = None, fresh: bool = True) -> list[Path]:
+    """Re-execute the committed notebooks in place with their default (quick) parameters.
+
+    ``fresh``: compute into an empty temporary reports folder, as CI's fresh clone does,
+    so stored outputs never come from stale runs of an older code version.
+    """
+    import nbformat
+
+    nb_dir = notebooks_dir()
+    paths = [nb_dir / n for n in names] if names else sorted(nb_dir.glob("*.ipynb"))
+    saved = os.environ.get("GRL_REPORTS_DIR")
+    with tempfile.TemporaryDirectory(prefix="grl-refresh-") as tmp:
+        if fresh:
+            os.environ["GRL_REPORTS_DIR"] = tmp  # inherited by the kernels papermill starts
+        try:
+            for path in paths:
+                print(f"refreshing {path.name}")
+                out = Path(tmp) / path.name
+                import papermill
+
+                papermill.execute_notebook(str(path), str(out), kernel_name=KERNEL, cwd=str(nb_dir),
+                                           progress_bar=False)
+                nb = nbformat.read(out, as_version=4)
+                nb.metadata.pop("papermill", None)  # timestamps only: keep the diff to real output changes
+                for cell in nb.cells:
+                    cell.metadata.pop("papermill", None)
+                    cell.metadata.pop("execution", None)
+                atomic_write_bytes(path, nbformat.writes(nb).encode())
+        finally:
+            if saved is None:
+                os.environ.pop("GRL_REPORTS_DIR", None)
+            else:
+                os.environ["GRL_REPORTS_DIR"] = saved
+    return paths
+
+
+def parse_data_roots(items: list[str] | None) -> dict[str, str]:
+    """``["mars=/data/MARS", ...]`` -> {"mars": "/data/MARS"}; names checked against the datasets."""
+    roots = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"--data-root expects NAME=PATH (NAME one of {', '.join(DATASETS)}), got {item!r}")
+        if name not in DATASETS:
+            raise ConfigError(f"--data-root: unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+        roots[name] = str(Path(path).expanduser().resolve())
+    return roots

@@ -1,0 +1,121 @@
+"""The experiment catalogue, profiles and the paper's numbers as data."""
+from __future__ import annotations
+
+import pytest
+
+from grl.config import ConfigError
+from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, make_run, runs_for, select_rows
+from grl.report import paper_results
+
+
+def paper_value(table, row, dataset, metric):
+    df = paper_results()
+    hit = df[(df.table == table) & (df.row == row) & (df.dataset == dataset) & (df.metric == metric)]
+    assert len(hit) == 1, (table, row, dataset, metric)
+    return float(hit.value.iloc[0])
+
+
+@pytest.mark.parametrize("table,row,dataset,metric,value", [
+    (2, "+TRL (F^h)", "ilidsvid", "rank1", 90.5),
+    (3, "- Enhancement Block", "mars", "mAP", 83.4),
+    (4, "GRL (T=10)", "mars", "rank5", 96.5),
+    (1, "GRL (ours)", "prid2011", "rank1", 96.2),
+    (6, "GRL F-OIM", "mars", "mAP", 83.5),
+    (1, "GRL (ours)", "mars", "mAP", 84.8),
+    (2, "Baseline (F^g)", "prid2011", "rank5", 98.7),
+    (2, "+GCE (F^l+F^h)", "mars", "rank1", 90.1),
+    (5, "GRL backward", "mars", "mAP", 83.7),
+    (1, "MGRA [33]", "mars", "mAP", 85.9),
+])
+def test_paper_numbers_match_the_paper_text(table, row, dataset, metric, value):
+    assert paper_value(table, row, dataset, metric) == value
+
+
+def test_paper_results_columns_and_metrics():
+    df = paper_results()
+    assert list(df.columns) == ["table", "row", "dataset", "feature", "metric", "value"]
+    assert set(df.metric) <= {"mAP", "rank1", "rank5", "rank20"}
+    assert not df.duplicated(["table", "row", "dataset", "metric"]).any()
+    # Table 1 prints 4 MARS + 3 iLIDS-VID + 3 PRID2011 numbers for GRL
+    assert len(df[(df.table == 1) & (df.row == "GRL (ours)")]) == 10
+
+
+def test_every_catalogue_row_has_a_paper_number():
+    df = paper_results()
+    for row in CATALOGUE:
+        printed = df[(df.table == row.table) & (df.row == row.row) & (df.dataset == row.dataset)]
+        assert len(printed), row
+        assert set(printed.feature) == {row.feature}, row
+
+
+def test_catalogue_covers_tables_1_to_6():
+    counts = {t: sum(r.table == t for r in CATALOGUE) for t in range(1, 7)}
+    assert counts == {1: 3, 2: 21, 3: 4, 4: 5, 5: 4, 6: 3}
+    assert {r.experiment for r in CATALOGUE} == set(EXPERIMENTS)
+
+
+def test_grl_full_mars_is_one_run_for_all_tables(tmp_path):
+    rows = [r for r in CATALOGUE if r.experiment == "grl" and r.dataset == "mars"]
+    assert {r.table for r in rows} == {1, 2, 3, 4, 5, 6}
+    runs = runs_for("quick", root=tmp_path)
+    assert len(runs) == 18  # 12 MARS trainings + (GRL, Baseline, +GCE) on iLIDS-VID and PRID2011
+    assert len({r.config.key() for r in runs}) == len(runs)
+    assert sum(r.experiment == "grl" and r.dataset == "mars" for r in runs) == 1
+    # Table 2's three +TRL test features are one trained model
+    assert len(runs_for("quick", only="table2", dataset="mars", root=tmp_path)) == 3
+
+
+def test_paper_profile_runs_ten_splits_on_the_small_datasets(tmp_path):
+    runs = runs_for("paper", only="table1", root=tmp_path)
+    assert [(r.dataset, r.split) for r in runs][:3] == [("mars", 0), ("ilidsvid", 0), ("ilidsvid", 1)]
+    assert len(runs) == 21
+    assert runs[0].config.backbone == "resnet50" and runs[0].config.pretrained
+    assert (runs[0].config.height, runs[0].config.width, runs[0].config.epochs) == (256, 128, 50)
+
+
+def test_selection_by_table_experiment_and_dataset(tmp_path):
+    names = [r.experiment for r in runs_for("quick", only="table4", root=tmp_path)]
+    assert names == ["grl", "baseline", "grl-T4", "grl-T6", "grl-T10"]
+    both = runs_for("quick", only="table1,table3", root=tmp_path)
+    assert {(r.experiment, r.dataset) for r in both} == {
+        ("grl", "mars"), ("grl", "ilidsvid"), ("grl", "prid2011"), ("baseline", "mars"),
+        ("grl-no-memory", "mars"), ("grl-no-enhancement", "mars")}
+    assert [r.experiment for r in runs_for("quick", only="grl-T6", root=tmp_path)] == ["grl-T6"]
+    assert {r.dataset for r in runs_for("quick", only="prid2011", root=tmp_path)} == {"prid2011"}
+    assert {r.experiment for r in runs_for("quick", dataset="ilidsvid", root=tmp_path)} == {"grl", "baseline", "gce"}
+    assert {r.table for r in select_rows("table5")} == {5}
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ConfigError, match="valid profiles: quick, cpu, paper"):
+        runs_for("laptop")
+    with pytest.raises(ConfigError, match=r"'table7'.*table1.*grl-T4.*mars"):
+        runs_for("quick", only="table1,table7")
+    with pytest.raises(ConfigError, match="valid experiments:.*grl-no-memory"):
+        make_run("grl-nope", "mars", "quick")
+    with pytest.raises(ConfigError, match="valid datasets: mars, ilidsvid, prid2011"):
+        runs_for("quick", dataset="duke")
+
+
+def test_experiment_switches_and_run_dir(tmp_path):
+    base = make_run("baseline", "mars", "cpu", root=tmp_path).config
+    assert (base.use_gce, base.use_trl, base.oim, base.use_verification) == (False, False, "v", False)
+    assert base.test_features == ("g",)
+    assert make_run("grl-T10", "mars", "cpu").config.seq_len == 10
+    assert make_run("grl-backward", "mars", "cpu").config.direction == "backward"
+    assert make_run("grl-f-oim", "mars", "cpu").config.oim == "f"
+    run = make_run("grl", "ilidsvid", "quick", split=3, seed=1, root=tmp_path)
+    assert run.run_dir == tmp_path / "runs" / f"grl-ilidsvid-s3-{run.config.key()}"
+    assert (run.config.split, run.config.seed) == (3, 1)
+    for profile in PROFILES.values():  # Table 4's T=8 row must stay the GRL-full run
+        assert "seq_len" not in profile.overrides
+
+
+def test_is_done_needs_the_same_configuration(tmp_path):
+    run = make_run("grl", "mars", "quick", root=tmp_path)
+    assert not run.is_done()
+    run.run_dir.mkdir(parents=True)
+    run.result_path.write_text('{"key": "somethingelse"}')
+    assert not run.is_done()
+    run.result_path.write_text(f'{{"key": "{run.config.key()}"}}')
+    assert run.is_done()

@@ -1,0 +1,129 @@
+"""The batch orchestrator end to end on a fake notebook, parameter validation and the CLI."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from grl.__main__ import main
+from grl.config import ConfigError
+from grl.experiments import make_run, runs_for
+from grl.reproduce import (
+    ParameterError,
+    check_data,
+    execute,
+    experiment_parameters,
+    parse_data_roots,
+    run_batch,
+    validate_parameters,
+)
+
+# Same parameters as notebooks/experiment.ipynb; "trains" by writing result.json, fails for
+# grl-T6 unless GRL_FAKE_FAIL=0 (the kernel inherits the test's environment).
+FAKE_BODY = """
+import json, os
+from pathlib import Path
+from grl.experiments import make_run
+run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, run_dir=output_dir)
+if experiment == "grl-T6" and os.environ.get("GRL_FAKE_FAIL", "1") == "1":
+    raise RuntimeError("deliberate failure of " + experiment)
+Path(output_dir).mkdir(parents=True, exist_ok=True)
+(Path(output_dir) / "result.json").write_text(json.dumps({"key": run.config.key(), "metrics": {}}))
+print("trained", experiment)
+"""
+PARAMS = ('experiment: str = "grl"\nprofile: str = "quick"\ndataset: str = "mars"\ndata_root: str = ""\n'
+          'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""')
+
+
+@pytest.fixture
+def fake_notebook(tmp_path):
+    params = new_code_cell(PARAMS)
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell(FAKE_BODY)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "fake_experiment.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_parameters_are_validated_by_name_and_type(fake_notebook, tmp_path):
+    validate_parameters(fake_notebook, {"experiment": "grl-T4", "seed": 3, "split": 1})
+    with pytest.raises(ParameterError, match=r"unknown parameter 'epochs'; declared parameters: experiment, profile"):
+        validate_parameters(fake_notebook, {"epochs": 3})
+    with pytest.raises(ParameterError, match=r"parameter 'seed' must be int .* got '1' \(str\)"):
+        validate_parameters(fake_notebook, {"seed": "1"})
+    with pytest.raises(ParameterError, match=r"parameter 'split' must be int"):
+        validate_parameters(fake_notebook, {"split": True})
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(ParameterError, match="'seed'"):  # refused before any kernel starts
+        execute(fake_notebook, out, {"seed": 1.5})
+    assert not out.exists()
+
+
+def test_committed_notebooks_declare_the_orchestrators_parameters():
+    from grl.reproduce import notebooks_dir
+
+    run = make_run("grl-T4", "ilidsvid", "cpu", split=2)
+    validate_parameters(notebooks_dir() / "experiment.ipynb", experiment_parameters(run))
+    validate_parameters(notebooks_dir() / "report.ipynb", {"profile": "cpu", "reports_dir": "/x", "seed": 0})
+
+
+@pytest.mark.slow
+def test_batch_skips_resumes_and_records_failures(fake_notebook, tmp_path, monkeypatch):
+    table4 = runs_for("quick", only="table4", root=tmp_path / "reports")
+    runs = [table4[0], table4[3], table4[4]]  # grl, grl-T6 (fails), grl-T10
+    assert [r.experiment for r in runs] == ["grl", "grl-T6", "grl-T10"]
+    status = tmp_path / "reports" / "status.json"
+
+    first = run_batch(runs, fake_notebook, status_path=status, progress=False)
+    assert first.done == [runs[0].name, runs[2].name]  # the run after the failure still ran
+    failed_nb = runs[1].run_dir / "experiment.ipynb"
+    assert first.failed == {runs[1].name: str(failed_nb)}
+    assert failed_nb.exists() and "deliberate failure" in failed_nb.read_text()
+    recorded = json.loads(status.read_text())["runs"]
+    assert recorded[runs[1].name]["status"] == "failed" and recorded[runs[1].name]["notebook"] == str(failed_nb)
+    assert "deliberate failure" in recorded[runs[1].name]["error"]
+    for run in (runs[0], runs[2]):
+        assert run.is_done() and (run.run_dir / "experiment.ipynb").exists()
+        assert not list(run.run_dir.glob(".*running*"))  # the temp notebook was renamed into place
+
+    # An interrupted batch: a half-written notebook left in a run folder, no result.json.
+    stamp = runs[0].result_path.stat().st_mtime_ns
+    (runs[1].run_dir / ".experiment.running.ipynb").write_text("{half")
+    monkeypatch.setenv("GRL_FAKE_FAIL", "0")
+    second = run_batch(runs, fake_notebook, status_path=status, progress=False)
+    assert second.skipped == [runs[0].name, runs[2].name]  # finished runs are not redone
+    assert second.done == [runs[1].name] and not second.failed
+    assert runs[0].result_path.stat().st_mtime_ns == stamp
+    assert json.loads(status.read_text())["runs"][runs[1].name]["status"] == "done"
+
+
+def test_data_roots_are_checked_up_front(tmp_path):
+    assert parse_data_roots([f"mars={tmp_path}"]) == {"mars": str(tmp_path.resolve())}
+    with pytest.raises(ConfigError, match="NAME=PATH"):
+        parse_data_roots(["mars"])
+    with pytest.raises(ConfigError, match="valid datasets: mars, ilidsvid, prid2011"):
+        parse_data_roots(["duke=/x"])
+    with pytest.raises(ConfigError, match="--data-root mars=/path/to/mars"):
+        check_data([make_run("grl", "mars", "paper", root=tmp_path)])
+    from grl.data import DatasetNotFoundError
+
+    with pytest.raises(DatasetNotFoundError):
+        check_data([make_run("grl", "prid2011", "paper", data_root=str(tmp_path), root=tmp_path)])
+
+
+def test_cli_help_list_and_bad_input(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRL_REPORTS_DIR", str(tmp_path))
+    assert main([]) == 0
+    assert "reproduce" in capsys.readouterr().out
+    assert main(["list", "--profile", "quick", "--only", "table4"]) == 0
+    out = capsys.readouterr().out
+    assert "GRL (T=10)" in out and "5 unique runs" in out and "missing" in out
+    assert main(["list", "--profile", "laptop"]) == 2
+    assert "valid profiles: quick, cpu, paper" in capsys.readouterr().err
+    assert main(["train", "--experiment", "grl-T7", "--profile", "quick"]) == 2
+    assert "valid experiments:" in capsys.readouterr().err
+    assert main(["reproduce", "--profile", "quick", "--only", "table9"]) == 2
+    assert "valid names: table1" in capsys.readouterr().err
