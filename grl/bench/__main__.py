@@ -1,0 +1,33 @@
+"""``python -m grl.bench [evaluation|data|model ...] [--quick]``: print every benchmark table.
+
+Benchmarks print tables; they never pass or fail. Timings on a shared machine are noisy:
+compare the ratios printed in one run (e.g. vectorised vs per-query evaluation).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+SECTIONS = ("evaluation", "data", "model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grl.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", metavar="SECTION",
+                        help=f"which benchmarks: {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the slow parts (per-query reference; ResNet-50 step)")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    for section in args.sections or SECTIONS:
+        print(f"\n=== grl.bench.{section} ===", flush=True)
+        module = importlib.import_module(f"grl.bench.{section}")
+        extra = {"evaluation": ["--no-reference"], "model": ["--quick"], "data": ["--batches", "3"]}[section]
+        module.main(extra if args.quick else [])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""Test-time feature extraction and evaluation of a trained GRL model.
+
+Two test samplings (config.test_sampling):
+
+* ``"rrs"``   — one clip per tracklet: the first frame of each of T equal chunks (RRS test mode).
+* ``"dense"`` — every frame, in consecutive T-frame chunks; the chunk features of a tracklet are
+  averaged, then L2-normalised.
+
+Features are always returned L2-normalised (cosine distance is what the paper's protocol uses,
+and normalising makes rrs and dense features directly comparable).
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from grl.config import Config
+from grl.utils import resolve_device
+
+_SAMPLINGS = ("rrs", "dense")
+
+
+def autocast_context(config: Config, device: torch.device):
+    """bf16 (or fp16 where bf16 is unsupported) autocast on CUDA when config.amp; a no-op elsewhere."""
+    if device.type == "cuda" and config.amp:
+        return torch.autocast("cuda", dtype=amp_dtype(device))
+    return contextlib.nullcontext()
+
+
+def amp_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def extract_features(
+    model: torch.nn.Module,
+    tracklets: Sequence,
+    config: Config,
+    sampling: str = "rrs",
+    features: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """One L2-normalised (N, D) float32 CPU tensor per test feature (default config.test_features).
+
+    Row i belongs to ``tracklets[i]``. The model runs in eval mode on the device its parameters
+    live on; its previous train/eval mode is restored afterwards.
+    """
+    from grl.data.loader import build_test_loader  # late import: keeps engine importable alone
+
+    if sampling not in _SAMPLINGS:
+        raise ValueError(f"extract_features: sampling must be one of {list(_SAMPLINGS)}, got {sampling!r}")
+    names = tuple(features) if features is not None else tuple(config.test_features)
+    n = len(tracklets)
+    if n == 0:
+        raise ValueError("extract_features: 'tracklets' is empty; nothing to extract")
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    counts = torch.zeros(n, dtype=torch.float32)
+    try:
+        loader = build_test_loader(list(tracklets), config, sampling=sampling)
+        for clips, index in loader:
+            # Inputs stay contiguous: a channels_last model's first conv converts them.
+            clips = clips.to(device, non_blocking=True)
+            with autocast_context(config, device):
+                out = model(clips)
+            index = index.long().cpu()
+            for name in names:
+                feat = out.test_feature(name).float().cpu()
+                if name not in sums:
+                    sums[name] = torch.zeros(n, feat.shape[1], dtype=torch.float32)
+                sums[name].index_add_(0, index, feat)
+            counts.index_add_(0, index, torch.ones(len(index)))
+    finally:
+        model.train(was_training)
+    missing = (counts == 0).nonzero().flatten()
+    if len(missing):
+        raise RuntimeError(
+            f"extract_features: the test loader yielded no clip for {len(missing)} of {n} tracklets "
+            f"(first: index {int(missing[0])}); check build_test_loader(sampling={sampling!r})"
+        )
+    # Averaging chunk features, then normalising: for rrs (one clip each) this is a plain normalise.
+    return {name: F.normalize(s / counts[:, None], dim=1) for name, s in sums.items()}
+
+
+def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str, dict]:
+    """CMC + mAP (percent) of every test feature of config, cosine distance, config.test_sampling.
+
+    Returns {feature: metrics} with the keys of grl.evaluation.evaluate_ranking. The gallery
+    convention (e.g. MARS gallery including the queries) is the dataset's: see dataset.protocol.
+    A tracklet that is both a query and a gallery item is extracted once.
+    """
+    from grl.evaluation import evaluate_ranking, pairwise_distance
+
+    if not dataset.query or not dataset.gallery:
+        raise ValueError(
+            f"evaluate_model: dataset {getattr(dataset, 'name', '?')!r} has an empty query "
+            f"({len(dataset.query)}) or gallery ({len(dataset.gallery)}) set"
+        )
+    unique: dict = {}
+    for t in list(dataset.query) + list(dataset.gallery):
+        unique.setdefault(t, len(unique))
+    feats = extract_features(model, list(unique), config, sampling=config.test_sampling)
+    q_idx = torch.tensor([unique[t] for t in dataset.query])
+    g_idx = torch.tensor([unique[t] for t in dataset.gallery])
+    q_pids = torch.tensor([t.pid for t in dataset.query])
+    g_pids = torch.tensor([t.pid for t in dataset.gallery])
+    q_cams = torch.tensor([t.camid for t in dataset.query])
+    g_cams = torch.tensor([t.camid for t in dataset.gallery])
+    results = {}
+    for name, feat in feats.items():
+        dist = pairwise_distance(feat[q_idx], feat[g_idx], metric="cosine")
+        results[name] = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams)
+    return results
+
+
+def load_run(run_dir, device: str | torch.device = "cpu"):
+    """(config, model) of a finished run from run_dir/model.pt, model in eval mode on `device`.
+
+    The backbone is built without fetching ImageNet weights (the saved weights replace them).
+    """
+    from grl.models import build_model
+
+    path = Path(run_dir) / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"load_run: {path} not found; a run writes model.pt when training finishes (grl.engine.train)"
+        )
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
+        raise ValueError(f"load_run: {path} is not a GRL model file (expected keys 'state_dict' and 'config')")
+    config = Config.from_dict(blob["config"])
+    model = build_model(config.replace(pretrained=False))
+    model.load_state_dict(blob["state_dict"])
+    device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
+    return config, model.to(device).eval()

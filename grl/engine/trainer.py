@@ -1,0 +1,357 @@
+"""Training loop of a GRL run (paper §3.4, §4.2): resumable, repeatable, atomic.
+
+A run lives in one folder ``out_dir``:
+
+* ``checkpoint.pt`` — written atomically after every epoch: model, objective (incl. the OIM
+  lookup tables), optimiser, scheduler, grad scaler, RNG states, per-epoch history, config.
+* ``metrics.jsonl`` — one JSON line per epoch (rewritten from the checkpoint's history on resume,
+  so it never holds an epoch the checkpoint does not).
+* ``model.pt``      — final weights + config dict.
+* ``result.json``   — written last and atomically: the done-marker.
+
+Repeatability: every epoch reseeds torch/numpy/python from (seed, epoch) and tells the paired
+sampler its epoch, so an epoch's data order and augmentations are a pure function of
+(seed, epoch) and a resumed run reproduces an uninterrupted one bit-for-bit on CPU.
+"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from grl.config import Config
+from grl.engine.features import amp_dtype, autocast_context, evaluate_model
+from grl.utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+MODEL = "model.pt"
+RESULT = "result.json"
+
+
+class RunMismatchError(ValueError):
+    """out_dir holds a checkpoint or result of a different configuration (another config.key())."""
+
+
+def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> dict:
+    """Train `config` in `out_dir` (resuming from its checkpoint), evaluate, return the result dict.
+
+    If out_dir/result.json already holds this configuration's result, it is returned unchanged.
+    `dataset` defaults to grl.data.load_config_dataset(config).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = config.key()
+    done = _load_result(out_dir / RESULT, key)
+    if done is not None:
+        return done
+    ckpt = _load_checkpoint(out_dir / CHECKPOINT, key, config)
+
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    if dataset is None:
+        from grl.data import load_config_dataset
+
+        dataset = load_config_dataset(config)
+    model, objective = _build(config, dataset, device)
+    optimizer = build_optimizer(config, model, objective)
+    scheduler = build_scheduler(config, optimizer)
+    use_scaler = device.type == "cuda" and config.amp and amp_dtype(device) == torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    from grl.data.loader import build_train_loader
+
+    loader = build_train_loader(dataset, config, config.seed)
+    steps = config.steps_per_epoch or len(loader)
+    if steps < 1:
+        raise ValueError(f"train: the train loader of dataset {dataset.name!r} yields no batch (batch_size={config.batch_size})")
+
+    history: list[dict] = []
+    start_epoch, wall_before, last_eval = 0, 0.0, None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        objective.load_state_dict(ckpt["objective"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_states(ckpt["rng"])
+        start_epoch, history = ckpt["epoch"], list(ckpt["history"])
+        wall_before, last_eval = ckpt["wall_time_s"], ckpt.get("eval")
+        _write_history(out_dir / METRICS, history)
+    elif (out_dir / METRICS).exists():
+        (out_dir / METRICS).unlink()  # left by a run that died before its first checkpoint
+
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        record = train_one_epoch(
+            config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress
+        )
+        record["lr"] = optimizer.param_groups[0]["lr"]
+        record["lr_new"] = optimizer.param_groups[-1]["lr"]
+        scheduler.step()
+        last = epoch + 1 == config.epochs
+        last_eval = None
+        if last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0):
+            last_eval = evaluate_model(model, dataset, config)
+            record["eval"] = {f: _headline(m) for f, m in last_eval.items()}
+        record["epoch_time_s"] = time.perf_counter() - t0
+        record["wall_time_s"] = wall_before + time.perf_counter() - started
+        history.append(record)
+        atomic_torch_save(
+            {
+                "key": key,
+                "config": config.to_dict(),
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "objective": objective.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": _get_rng_states(),
+                "history": history,
+                "eval": last_eval if last else None,
+                "wall_time_s": record["wall_time_s"],
+            },
+            out_dir / CHECKPOINT,
+        )
+        with open(out_dir / METRICS, "a") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+    metrics = last_eval if last_eval is not None else evaluate_model(model, dataset, config)
+    atomic_torch_save({"state_dict": model.state_dict(), "config": config.to_dict(), "key": key}, out_dir / MODEL)
+    result = {
+        "key": key,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "protocol": dict(getattr(dataset, "protocol", {}) or {}),
+        "dataset": dataset_summary(dataset),
+        "epochs_done": config.epochs,
+        "wall_time_s": wall_before + time.perf_counter() - started,
+        "device": _device_name(device),
+        "torch": torch.__version__,
+        "seed": config.seed,
+        "commit": git_commit(),
+    }
+    atomic_write_json(out_dir / RESULT, result)
+    return result
+
+
+# ---- pieces (public: the benchmark and tests use them) ---------------------------------------
+
+
+def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.Module) -> torch.optim.SGD:
+    """SGD, Nesterov momentum; group 0 = backbone (lr), group 1 = every new layer (lr × new_layer_lr_mult).
+
+    New layers: everything of the model outside ``model.backbone`` plus the objective's own
+    parameters (e.g. the verification head; OIM lookup tables are buffers, not parameters).
+    """
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, torch.nn.Module):
+        raise TypeError(f"build_optimizer: the model ({type(model).__name__}) has no 'backbone' sub-module")
+    backbone_ids = {id(p) for p in backbone.parameters()}
+    old = [p for p in model.parameters() if id(p) in backbone_ids and p.requires_grad]
+    new = [p for p in model.parameters() if id(p) not in backbone_ids and p.requires_grad]
+    new += [p for p in objective.parameters() if p.requires_grad]
+    groups = [{"params": old, "lr": config.lr, "name": "backbone"}]
+    if new:
+        groups.append({"params": new, "lr": config.lr * config.new_layer_lr_mult, "name": "new"})
+    return torch.optim.SGD(
+        groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.momentum > 0
+    )
+
+
+def build_scheduler(config: Config, optimizer) -> torch.optim.lr_scheduler.StepLR:
+    """lr × lr_gamma every lr_step epochs (lr_step <= 0: constant lr)."""
+    if config.lr_step <= 0:
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=1.0)
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch: a pure function of (seed, epoch), so resuming needs no loader state."""
+    return (seed * 1_000_003 + epoch * 7_919 + 1) % 2**31
+
+
+def train_one_epoch(config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress) -> dict:
+    """Run `steps` optimisation steps; return the epoch's mean loss parts and throughput."""
+    seed_everything(epoch_seed(config.seed, epoch))
+    sampler = getattr(loader, "batch_sampler", None)
+    for candidate in (sampler, getattr(loader, "sampler", None)):
+        if hasattr(candidate, "set_epoch"):
+            candidate.set_epoch(epoch)
+            break
+    model.train()
+    objective.train()
+    loss_sum = 0.0
+    parts_sum: dict[str, Any] = {}
+    clips_seen = 0
+    bar = tqdm(
+        total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", file=sys.stderr, disable=not progress,
+        leave=False, dynamic_ncols=True, mininterval=0.5,
+    )
+    t0 = time.perf_counter()
+    step = 0
+    with bar:
+        while step < steps:
+            for clips, pids, _camids in loader:
+                loss_value, parts = train_step(config, model, objective, optimizer, scaler, clips, pids, device)
+                loss_sum += loss_value
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
+                clips_seen += clips.shape[0]
+                step += 1
+                rate = clips_seen / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{loss_value:.3f}", clips_s=f"{rate:.1f}", refresh=False)
+                bar.update(1)
+                if step >= steps:
+                    break
+            else:
+                if step == 0:
+                    raise ValueError("train: the train loader yielded no batch")
+        bar.refresh()  # show the epoch's last loss and rate even when steps beat mininterval
+    elapsed = time.perf_counter() - t0
+    record = {"epoch": epoch + 1, "loss": loss_sum / steps, "steps": steps, "clips_per_s": clips_seen / elapsed,
+              "train_time_s": elapsed}
+    for k, v in parts_sum.items():
+        if k != "total":  # already "loss"
+            record[f"loss_{k}"] = float(v) / steps
+    return record
+
+
+def train_step(config, model, objective, optimizer, scaler, clips, pids, device) -> tuple[float, dict]:
+    """One forward/backward/update; returns (loss value, loss parts). One host sync (loss.item())."""
+    clips = clips.to(device, non_blocking=True)
+    pids = pids.to(device, non_blocking=True)
+    with autocast_context(config, device):
+        output = model(clips)
+        loss, parts = objective(output, pids)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    value = loss.item()
+    if value != value:  # NaN: fail loudly rather than train on garbage for hours
+        raise FloatingPointError(f"train: the loss became NaN (parts: {parts}); lower config.lr ({config.lr})")
+    return value, parts
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _build(config: Config, dataset, device: torch.device):
+    from grl.losses import GRLObjective
+    from grl.models import build_model
+
+    model = build_model(config)
+    objective = GRLObjective(config, dataset.num_train_ids, _feature_dims(model))
+    model.to(device)
+    objective.to(device)
+    if device.type == "cuda" and config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, objective
+
+
+def _feature_dims(model) -> Any:
+    """What GRLObjective needs to size its heads: the model's declared feature dimensions."""
+    for attr in ("dims", "feature_dims"):
+        if hasattr(model, attr):
+            return getattr(model, attr)
+    raise AttributeError(f"the model ({type(model).__name__}) declares no 'dims' for GRLObjective")
+
+
+def _load_result(path: Path, key: str) -> dict | None:
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    if result.get("key") != key:
+        raise RunMismatchError(
+            f"{path} holds the finished result of config key {result.get('key')!r}, not {key!r}; "
+            "use another out_dir for this configuration (or delete that run)"
+        )
+    return result
+
+
+def _load_checkpoint(path: Path, key: str, config: Config) -> dict | None:
+    if not path.exists():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("key") != key:
+        raise RunMismatchError(
+            f"{path} is a checkpoint of config key {ckpt.get('key')!r}, but this config's key is {key!r}"
+            f"{_config_diff(ckpt.get('config', {}), config)}; refusing to resume a different configuration "
+            "- use another out_dir or delete the checkpoint"
+        )
+    return ckpt
+
+
+def _config_diff(saved: dict, config: Config) -> str:
+    ours = config.to_dict()
+    diff = [f"{k}: {saved.get(k)!r} -> {ours.get(k)!r}" for k in sorted(set(saved) | set(ours)) if saved.get(k) != ours.get(k)]
+    return f" (differing fields: {', '.join(diff)})" if diff else ""
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history).encode())
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("mAP", "rank1", "rank5", "rank10", "rank20") if k in metrics}
+
+
+def _get_rng_states() -> dict:
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def dataset_summary(dataset) -> dict:
+    """The dataset's JSON-friendly summary (VideoReIDDataset.summary_dict, else counts per subset)."""
+    if hasattr(dataset, "summary_dict"):
+        return dataset.summary_dict()
+    out: dict[str, Any] = {"name": dataset.name, "root": str(dataset.root), "split": dataset.split}
+    for subset in ("train", "query", "gallery"):
+        tracklets = getattr(dataset, subset)
+        out[f"{subset}_tracklets"] = len(tracklets)
+        out[f"{subset}_ids"] = len({t.pid for t in tracklets})
+        out[f"{subset}_frames"] = sum(len(t.frames) for t in tracklets)
+    return out
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str:
+    """HEAD of the checkout holding this package, or 'unknown' (no git, not a checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
