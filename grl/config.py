@@ -20,6 +20,7 @@ INTEGRATIONS = ("paper", "release")
 OIM_LEVELS = ("v", "f", "v+f")
 TEST_SAMPLINGS = ("rrs", "dense")
 TEST_FEATURES = ("g", "l", "h", "h+l")
+OPTIMIZERS = ("sgd", "adam")
 
 # Fields that change neither what is trained nor what is measured: left out of the key.
 _NOT_IN_KEY = frozenset({"num_workers", "device", "data_root", "eval_every"})
@@ -34,6 +35,7 @@ class Config:
     # --- data (paper §4.1-4.2) ---
     dataset: str = "mars"
     data_root: str = ""  # "" = the built-in synthetic dataset under data/synthetic/<dataset>
+    data_version: str = ""  # id of the generated data (grl.data.synthetic.data_version); "" for real data
     split: int = 0  # iLIDS-VID / PRID2011 split index (0..9)
     ilidsvid_test_first: bool = True  # common convention; False = the authors' release
     mars_gallery_includes_queries: bool = True  # the authors' release convention
@@ -62,6 +64,7 @@ class Config:
     use_verification: bool = True
     use_triplet: bool = False  # the release's extra soft-margin triplet (not in the paper)
     # --- optimisation (paper §4.2) ---
+    optimizer: str = "sgd"  # the paper's SGD+Nesterov; "adam" for the from-scratch CPU profiles
     epochs: int = 50
     steps_per_epoch: int = 0  # 0 = one pass over the paired sampler
     lr: float = 1e-3
@@ -84,6 +87,7 @@ class Config:
             "integration": INTEGRATIONS,
             "oim": OIM_LEVELS,
             "test_sampling": TEST_SAMPLINGS,
+            "optimizer": OPTIMIZERS,
         }
         for f in fields(self):
             value = getattr(self, f.name)

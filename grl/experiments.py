@@ -60,6 +60,10 @@ class Profile:
         check_name(dataset, DATASETS, "dataset")
         values = {**self.overrides, **EXPERIMENTS[experiment], "dataset": dataset, "split": split, "seed": seed,
                   "data_root": data_root or self.synthetic_root(dataset)}
+        if self.data == "synthetic" and data_root in ("", self.synthetic_root(dataset)):
+            from grl.data.synthetic import data_version
+
+            values["data_version"] = data_version(dataset, **self.synthetic_sizes.get(dataset, {}))
         return Config.from_dict(values)
 
 
@@ -70,7 +74,8 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         description="seconds per run: tiny backbone from scratch, 32x16, a few steps (tests, nbval)",
         overrides={"backbone": "tiny", "pretrained": False, "height": 32, "width": 16, "batch_size": 8,
-                   "epochs": 1, "steps_per_epoch": 4, "lr": 0.05, "lr_step": 100, "device": "cpu",
+                   "epochs": 2, "steps_per_epoch": 4, "optimizer": "adam", "lr": 1e-3, "lr_step": 100,
+                   "device": "cpu",
                    "num_workers": 0, "amp": False, "channels_last": False},
         splits=_SPLIT0,
         data="synthetic",
@@ -86,7 +91,8 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         description="the main job on 2 CPU cores: tiny backbone from scratch, 64x32, built-in synthetic data",
         overrides={"backbone": "tiny", "pretrained": False, "height": 64, "width": 32, "batch_size": 16,
-                   "epochs": 10, "steps_per_epoch": 25, "lr": 0.03, "lr_step": 7, "lr_gamma": 0.1,
+                   "epochs": 16, "steps_per_epoch": 25, "optimizer": "adam", "lr": 1e-3, "lr_step": 12,
+                   "lr_gamma": 0.1,
                    "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False},
         splits=_SPLIT0,
         data="synthetic",

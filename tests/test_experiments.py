@@ -119,3 +119,17 @@ def test_is_done_needs_the_same_configuration(tmp_path):
     assert not run.is_done()
     run.result_path.write_text(f'{{"key": "{run.config.key()}"}}')
     assert run.is_done()
+
+
+def test_runs_on_synthetic_data_are_keyed_by_the_data_they_saw(monkeypatch):
+    import grl.data.synthetic as synthetic
+    from grl.experiments import PROFILES
+
+    cpu = PROFILES["cpu"].config("grl", "mars")
+    assert cpu.data_version == synthetic.data_version("mars")
+    assert synthetic.data_version("mars", num_train_ids=10) != cpu.data_version
+    # a new generator version is new data: the old results no longer count as done
+    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    assert PROFILES["cpu"].config("grl", "mars").key() != cpu.key()
+    # real data roots carry no synthetic version
+    assert PROFILES["cpu"].config("grl", "mars", data_root="/data/MARS").data_version == ""

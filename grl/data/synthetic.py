@@ -42,6 +42,7 @@ interrupted run leaves no half-dataset behind and is simply redone.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import logging
@@ -649,6 +650,17 @@ def resolve_sizes(name: str, **sizes) -> dict:
 
 def _request(name: str, seed: int, sizes: dict) -> dict:
     return {"generator": GENERATOR, "version": GENERATOR_VERSION, "name": name, "seed": int(seed), "sizes": sizes}
+
+
+def data_version(name: str, seed: int = 0, **sizes) -> str:
+    """A short id of what ``generate(name, ..., seed, **sizes)`` writes with this generator version.
+
+    Runs on synthetic data carry it in their configuration (``Config.data_version``), so a
+    regenerated dataset never passes for the one an old result was measured on.
+    """
+    request = _request(name, seed, resolve_sizes(name, **sizes))
+    digest = hashlib.sha1(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
+    return f"synthetic-v{GENERATOR_VERSION}-{digest}"
 
 
 def read_manifest(root: str | os.PathLike) -> dict | None:

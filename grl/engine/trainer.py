@@ -148,8 +148,8 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> di
 # ---- pieces (public: the benchmark and tests use them) ---------------------------------------
 
 
-def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.Module) -> torch.optim.SGD:
-    """SGD, Nesterov momentum; group 0 = backbone (lr), group 1 = every new layer (lr × new_layer_lr_mult).
+def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD, Nesterov momentum (or Adam when config.optimizer == "adam"); group 0 = backbone (lr), group 1 = every new layer (lr × new_layer_lr_mult).
 
     New layers: everything of the model outside ``model.backbone`` plus the objective's own
     parameters (e.g. the verification head; OIM lookup tables are buffers, not parameters).
@@ -164,6 +164,10 @@ def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.
     groups = [{"params": old, "lr": config.lr, "name": "backbone"}]
     if new:
         groups.append({"params": new, "lr": config.lr * config.new_layer_lr_mult, "name": "new"})
+    if config.optimizer == "adam":
+        # Only for the CPU profiles, which train a tiny backbone from scratch in a few hundred steps:
+        # there SGD at any single lr either diverged (GRL) or learned far more slowly (measured).
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
         groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.momentum > 0
     )
