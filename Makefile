@@ -7,13 +7,14 @@
 PYTHON ?= python3
 PROFILE ?= cpu
 ONLY ?=
-DEPS_HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Keyed by the dependency list only (not the rest of pyproject.toml), so editing metadata keeps the venv.
+DEPS_HASH := $(shell sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml | sha256sum | cut -c1-12)
 VENV ?= $(HOME)/.cache/grl/venv-$(DEPS_HASH)
 PY := $(VENV)/bin/python
 
 .PHONY: env study quick test unit nbval bench notebooks clean-quick
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed:
 	@echo ">> creating $(VENV) (first time only: torch is a large download, ~2-5 min)"
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +24,8 @@ $(VENV)/.installed: pyproject.toml
 
 # Re-point the editable install at this checkout (cheap) -- the venv may have been built from another clone.
 env: $(VENV)/.installed
-	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(PY) -c "import grl, sys; sys.exit(not grl.__file__.startswith('$(CURDIR)/'))" 2>/dev/null || \
+		$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 
 study: env
 	$(PY) -m grl reproduce --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)

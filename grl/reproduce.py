@@ -87,7 +87,7 @@ def ensure_run(experiment: str, dataset: str, profile: str = "quick", split: int
 def ensure_runs(profile: str = "quick", only: str | None = None, dataset: str | None = None, seed: int = 0,
                 root: str | Path | None = None, progress: bool = True) -> list[Run]:
     """Train every missing run of a profile in-process (for the quick profile: a couple of minutes)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     runs = runs_for(profile, only, dataset, seed=seed, root=root)
     missing = [r for r in runs if not r.is_done()]
@@ -171,7 +171,7 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
     is recorded (with its executed notebook) and the next run still runs.
     """
     import papermill
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     notebook = Path(notebook) if notebook else notebooks_dir() / "experiment.ipynb"
     for run in runs:

@@ -16,6 +16,8 @@ from grl.report import (
     report_markdown,
     results_frame,
     table_markdown,
+    trend_agreement,
+    trend_summary,
     wide_table,
 )
 
@@ -129,3 +131,24 @@ def test_provenance_states_profile_data_seeds_and_gallery(tmp_path):
     assert "`quick`" in text and "(built-in synthetic, reduced sizes)" in text and "**Seeds**: 0" in text
     assert "**Runs**: 1 of 4 done" in text and "2.0 min" in text
     assert "gallery **includes** the query tracklets" in text
+
+
+def test_trend_agreement_compares_every_ablation_with_grl_by_sign():
+    def table(rows):  # (row, paper, ours) on MARS mAP
+        return pd.DataFrame([{"row": r, "dataset": "mars", "feature": "h+l", "metric": "mAP", "paper": p, "ours": o,
+                              "diff": o - p} for r, p, o in rows])
+
+    tables = {3: table([("Baseline", 81.2, 30.0), ("GRL", 84.8, 20.0), ("- Memory Block", 84.2, 19.0),
+                        ("- Enhancement Block", 83.4, float("nan"))]),
+              5: table([("GRL forward", 84.0, 25.0), ("GRL bi-direction", 84.8, 25.0)])}
+    agreement = trend_agreement(tables)
+    by_row = {r.row: r for r in agreement.itertuples()}
+    assert set(by_row) == {"Baseline", "- Memory Block", "GRL forward"}  # no number of ours: left out
+    assert by_row["Baseline"].paper_delta == -3.6 and by_row["Baseline"].ours_delta == 10.0
+    assert not by_row["Baseline"].agrees  # the paper's Baseline is below GRL, ours above
+    assert by_row["- Memory Block"].agrees  # both below GRL
+    assert not by_row["GRL forward"].agrees  # a tie of ours does not agree with the paper's drop
+    summary = trend_summary(agreement)
+    assert "Table 3: 1 of 2 comparisons" in summary and "Table 5: 0 of 1" in summary
+    assert "In all: 1 of 3 (33%)" in summary
+    assert trend_summary(trend_agreement({})) .startswith("No ablation")

@@ -471,7 +471,7 @@ def _length(rng: np.random.Generator, lo: int, hi: int) -> int:
 
 def _progress(items: Iterable, total: int, desc: str, progress: bool | None):
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency; stay usable without it
         return items
     return tqdm(items, total=total, desc=desc, unit="id", disable=None if progress is None else not progress, leave=False)

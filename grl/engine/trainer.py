@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no ipywidgets needed, same look in a terminal, JupyterLab and papermill
 
 from grl.config import Config
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
