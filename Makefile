@@ -22,9 +22,10 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install --quiet -e .
 	touch $@
 
-# Re-point the editable install at this checkout (cheap) -- the venv may have been built from another clone.
+# Re-point the editable install at this checkout when it points elsewhere -- the venv may have been built from
+# another clone. The check runs from / so that the current folder's grl/ does not answer for the venv's.
 env: $(VENV)/.installed
-	@$(PY) -c "import grl, sys; sys.exit(not grl.__file__.startswith('$(CURDIR)/'))" 2>/dev/null || \
+	@cd / && $(PY) -c "import grl, sys; sys.exit(not grl.__file__.startswith('$(CURDIR)/'))" 2>/dev/null || \
 		$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 
 study: env
