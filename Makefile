@@ -25,7 +25,7 @@ $(VENV)/.installed:
 # Re-point the editable install at this checkout when it points elsewhere -- the venv may have been built from
 # another clone. The check runs from / so that the current folder's grl/ does not answer for the venv's.
 env: $(VENV)/.installed
-	@cd / && $(PY) -c "import grl, sys; sys.exit(not grl.__file__.startswith('$(CURDIR)/'))" 2>/dev/null || \
+	@(cd / && $(PY) -c "import grl, sys; sys.exit(not grl.__file__.startswith('$(CURDIR)/'))") 2>/dev/null || \
 		$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 
 study: env
