@@ -7,6 +7,8 @@ numbers the images are drawn from are checked instead.
 """
 from __future__ import annotations
 
+import pytest
+
 SKIP_COMPARE = ("stderr", "text/html", "application/javascript", "image/png")
 
 
@@ -15,3 +17,15 @@ def pytest_collectstart(collector):
         collector.skip_compare = tuple(collector.skip_compare) + tuple(
             kind for kind in SKIP_COMPARE if kind not in collector.skip_compare
         )
+
+
+@pytest.fixture
+def seeded_one_thread():
+    """Seeded, and one thread: on a shared 2-core machine OpenMP spinning makes tiny ops 20x slower."""
+    import torch
+
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

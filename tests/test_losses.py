@@ -10,14 +10,7 @@ from grl.losses import GRLObjective, OIMLoss, VerificationHead, pair_labels, sof
 from grl.models import build_model
 
 
-@pytest.fixture(autouse=True)
-def _seed_one_thread():
-    """Seeded, and one thread: on a shared 2-core machine OpenMP spinning makes tiny ops 20x slower."""
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 
 
 def tiny_config(**kw):

@@ -370,17 +370,7 @@ def _load_ilidsvid(root: str, split: int, test_first: bool, skipped: list[str]) 
     test_idx, train_idx = (row[:half], row[half:]) if test_first else (row[half:], row[:half])
 
     def tracklets(person_indices: list[int], cams: tuple[int, ...]) -> list[Tracklet]:
-        out = []
-        for i in sorted(person_indices):
-            person = persons[i]
-            for cam in cams:
-                folder = _require("ilidsvid", root, os.path.join(cam_dirs[cam], person), "folder")
-                frames = _list_frames(folder)
-                if frames:
-                    out.append(Tracklet(frames, _frame_number(person), cam))
-                else:
-                    skipped.append(f"{folder} (empty)")
-        return out
+        return _person_tracklets("ilidsvid", root, cam_dirs, [persons[i] for i in sorted(person_indices)], cams, skipped)
 
     protocol = {
         "split": split,
@@ -391,6 +381,22 @@ def _load_ilidsvid(root: str, split: int, test_first: bool, skipped: list[str]) 
     }
     return VideoReIDDataset("ilidsvid", root, _relabel(tracklets(train_idx, (0, 1))),
                             tracklets(test_idx, (0,)), tracklets(test_idx, (1,)), split, protocol)
+
+
+def _person_tracklets(name: str, root: str, cam_dirs: list[str], persons: list[str], cams: tuple[int, ...],
+                      skipped: list[str]) -> list[Tracklet]:
+    """One tracklet per (person folder, camera) of the two-camera datasets, persons in the given order;
+    the pid is the number in the folder name; empty folders are recorded in ``skipped``."""
+    out = []
+    for person in persons:
+        for cam in cams:
+            folder = _require(name, root, os.path.join(cam_dirs[cam], person), "folder")
+            frames = _list_frames(folder)
+            if frames:
+                out.append(Tracklet(frames, _frame_number(person), cam))
+            else:
+                skipped.append(f"{folder} (empty)")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,16 +427,7 @@ def _load_prid(root: str, split: int, skipped: list[str]) -> VideoReIDDataset:
     chosen = splits[split]
 
     def tracklets(persons: list[str], cams: tuple[int, ...]) -> list[Tracklet]:
-        out = []
-        for person in sorted(persons, key=_frame_key):
-            for cam in cams:
-                folder = _require("prid2011", root, os.path.join(cam_dirs[cam], person), "folder")
-                frames = _list_frames(folder)
-                if frames:
-                    out.append(Tracklet(frames, _frame_number(person), cam))
-                else:
-                    skipped.append(f"{folder} (empty)")
-        return out
+        return _person_tracklets("prid2011", root, cam_dirs, sorted(persons, key=_frame_key), cams, skipped)
 
     protocol = {
         "split": split,
