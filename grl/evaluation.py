@@ -180,3 +180,37 @@ def average_splits(results: list[dict]) -> dict:
             out[key] = float(np.mean(values))
     out["num_splits"] = len(results)
     return out
+
+
+def first_ranked(distmat, q_pids, g_pids, q_camids, g_camids, groups: dict[int, int] | None = None, *,
+                 junk_pid: int | None = -1) -> dict[str, int]:
+    """What each query's top-ranked gallery item is, under the protocol of :func:`evaluate_ranking`.
+
+    Counts of: "match" (the query's id, another camera), "look-alike, same camera" / "look-alike,
+    other camera" (another id of the query's group in ``groups``, pid → group — e.g. the outfit
+    groups of :func:`grl.data.synthetic.outfit_groups`), "distractor" (pid 0), "other id, same
+    camera" / "other id, other camera". Ties go to the lower gallery index, as in the metrics.
+    A diagnostic: a low Rank-1 with most top-1s in the query's own camera means camera bias.
+    """
+    distmat, q_pids, g_pids, q_camids, g_camids = _prepare(distmat, q_pids, g_pids, q_camids, g_camids, 1)
+    groups = groups or {}
+    counts: dict[str, int] = {}
+    for i in range(distmat.shape[0]):
+        excluded = (g_pids == q_pids[i]) & (g_camids == q_camids[i])
+        if junk_pid is not None:
+            excluded |= g_pids == junk_pid
+        if bool(excluded.all()):
+            continue
+        j = int(torch.argmin(distmat[i].masked_fill(excluded, float("inf"))))  # first minimum: lowest index
+        pid, same_cam = int(g_pids[j]), bool(g_camids[j] == q_camids[i])
+        qgroup = groups.get(int(q_pids[i]))
+        if pid == int(q_pids[i]):
+            kind = "match"
+        elif pid == 0:
+            kind = "distractor"
+        elif qgroup is not None and groups.get(pid) == qgroup:
+            kind = "look-alike, same camera" if same_cam else "look-alike, other camera"
+        else:
+            kind = "other id, same camera" if same_cam else "other id, other camera"
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

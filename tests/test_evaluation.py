@@ -142,3 +142,21 @@ def test_very_large_gallery_uses_exact_integer_keys():
     g_pids, g_cams = rng.integers(0, 5000, g), rng.integers(0, 2, g)
     args = (dist, g_pids[:1], g_pids, [0], g_cams)
     _assert_same(evaluate_ranking(*args), evaluate_ranking_reference(*args))
+
+
+def test_first_ranked_names_what_ranks_first():
+    from grl.evaluation import first_ranked
+
+    # gallery: 0 junk, 1 query's own id+camera (excluded), 2 look-alike same cam, 3 match, 4 distractor, 5 stranger
+    g_pids, g_cams = [-1, 7, 8, 7, 0, 9], [0, 0, 0, 1, 1, 1]
+    groups = {7: 1, 8: 1, 9: 2}
+    dist = torch.tensor([
+        [0.0, 0.0, 0.1, 0.2, 0.3, 0.4],  # junk and own camera skipped -> look-alike in the same camera
+        [0.9, 0.9, 0.5, 0.1, 0.3, 0.4],  # match
+        [0.9, 0.9, 0.5, 0.5, 0.2, 0.2],  # distractor and stranger tie: the lower index wins
+        [0.9, 0.9, 0.5, 0.5, 0.5, 0.1],  # stranger in another camera
+    ])
+    got = first_ranked(dist, [7, 7, 7, 7], g_pids, [0, 0, 0, 0], g_cams, groups)
+    assert got == {"distractor": 1, "look-alike, same camera": 1, "match": 1, "other id, other camera": 1}
+    # without groups the look-alike is just another id
+    assert first_ranked(dist[:1], [7], g_pids, [0], g_cams) == {"other id, same camera": 1}

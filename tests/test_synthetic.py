@@ -269,3 +269,23 @@ def test_load_dataset_reads_generated(roots):
     test = json.loads((roots["prid2011"] / "splits_prid2011.json").read_text())[0]["test"]
     assert len(prid.query) == len(prid.gallery) == len(test)
     assert prid.num_train_ids == counts["prid2011"]["eligible"] // 2
+
+
+def test_outfit_groups_cover_the_generated_pids_and_group_look_alikes(roots):
+    from grl.data import load_dataset
+
+    groups = S.outfit_groups(seed=3, **SMALL["mars"])
+    data = load_dataset("mars", roots["mars"])
+    test_pids = {t.pid for t in data.query + data.gallery if t.pid > 0}
+    assert test_pids <= set(groups)  # every test identity has a group, and nothing else but train ids does
+    assert len(groups) == data.num_train_ids + len(test_pids)
+    size = S.resolve_sizes("mars", **SMALL["mars"])["group_size"]
+    members: dict[int, list[int]] = {}
+    for pid, g in groups.items():
+        members.setdefault(g, []).append(pid)
+    assert max(len(m) for m in members.values()) == size
+    # one group = one outfit: the identities drawn for the test subset, in pid order, four by four
+    people = dict(S._mars_people(3, S.resolve_sizes("mars", **SMALL["mars"]))["test"])
+    for m in members.values():
+        if m[0] in people:
+            assert len({(people[p].top, people[p].bottom, people[p].pattern) for p in m}) == 1

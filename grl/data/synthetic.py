@@ -480,22 +480,46 @@ def _progress(items: Iterable, total: int, desc: str, progress: bool | None):
 # ----------------------------------------------------------------------------- writers
 
 
+def _mars_pids(seed: int, sizes: dict) -> dict[str, list[int]]:
+    """The MARS-like set's train and test pids, each list in the order identities are drawn."""
+    n_train, n_test = sizes["num_train_ids"], sizes["num_test_ids"]
+    lay = _rng(seed, _CODES["mars"], _LAYOUT)
+    # Real MARS pids are sparse and train/test interleave; mimic that so loaders must relabel.
+    pids = np.sort(lay.choice(np.arange(1, 2 * (n_train + n_test) + 1), n_train + n_test, replace=False))
+    is_train = np.zeros(len(pids), dtype=bool)
+    is_train[lay.choice(len(pids), n_train, replace=False)] = True
+    return {"train": [int(p) for p in pids[is_train]], "test": [int(p) for p in pids[~is_train]]}
+
+
+def _mars_people(seed: int, sizes: dict) -> dict[str, list[tuple[int, Identity]]]:
+    code = _CODES["mars"]
+    pids = _mars_pids(seed, sizes)
+    return {subset: list(zip(pids[subset], make_identities(seed, code, k, len(pids[subset]), sizes["group_size"])))
+            for k, subset in enumerate(("train", "test"))}
+
+
+def outfit_groups(seed: int = 0, **sizes) -> dict[int, int]:
+    """pid → outfit group of the MARS-like set generated with ``seed`` and ``sizes``.
+
+    Identities of one group share outfit and body shape and differ only in the fine cues
+    (:func:`make_identities`); groups are numbered train first, then test. Distractors (pid 0)
+    and junk (pid −1) belong to no group. For diagnostics: e.g. how often a look-alike ranks first.
+    """
+    resolved = resolve_sizes("mars", **sizes)
+    pids, size = _mars_pids(seed, resolved), resolved["group_size"]
+    offset = math.ceil(len(pids["train"]) / size)
+    groups = {pid: i // size for i, pid in enumerate(pids["train"])}
+    groups.update({pid: offset + i // size for i, pid in enumerate(pids["test"])})
+    return groups
+
+
 def write_mars(root: Path, seed: int, sizes: dict, progress: bool | None = None) -> dict:
     """MARS layout: info/*.txt, info/*.mat, bbox_train/<pid>/..., bbox_test/<pid>/... (returns counts)."""
     code = _CODES["mars"]
     size = (sizes["height"], sizes["width"])
     cams = sizes["num_cams"]
     styles = [camera_style(seed, code, c, size, noise=3.0) for c in range(cams)]
-    n_train, n_test = sizes["num_train_ids"], sizes["num_test_ids"]
-    lay = _rng(seed, code, _LAYOUT)
-    # Real MARS pids are sparse and train/test interleave; mimic that so loaders must relabel.
-    pids = np.sort(lay.choice(np.arange(1, 2 * (n_train + n_test) + 1), n_train + n_test, replace=False))
-    is_train = np.zeros(len(pids), dtype=bool)
-    is_train[lay.choice(len(pids), n_train, replace=False)] = True
-    people = {
-        "train": list(zip(pids[is_train], make_identities(seed, code, 0, n_train, sizes["group_size"]))),
-        "test": list(zip(pids[~is_train], make_identities(seed, code, 1, n_test, sizes["group_size"]))),
-    }
+    people = _mars_people(seed, sizes)
     # Plans: (pid, cam 0-based, identity, rng key); rendering happens in pid order below.
     plans: dict[str, list] = {"train": [], "test": []}
     for subset, members in people.items():
@@ -549,7 +573,7 @@ def write_mars(root: Path, seed: int, sizes: dict, progress: bool | None = None)
             counts["query_tracklets"] = len(query)
             counts["distractor_tracklets"] = sum(p == 0 for p in pid_of_row)
             counts["junk_tracklets"] = sum(p == -1 for p in pid_of_row)
-    counts["train_ids"], counts["test_ids"] = n_train, n_test
+    counts["train_ids"], counts["test_ids"] = len(people["train"]), len(people["test"])
     return counts
 
 
