@@ -21,7 +21,9 @@ def pytest_collectstart(collector):
 
 @pytest.fixture
 def seeded_one_thread():
-    """Seeded, and one thread: on a shared 2-core machine OpenMP spinning makes tiny ops 20x slower."""
+    """Seeded, and one thread: on a shared 2-core machine OpenMP spinning makes tiny ops 20x slower.
+
+    The model and loss tests use it (`pytestmark = pytest.mark.usefixtures("seeded_one_thread")`)."""
     import torch
 
     torch.manual_seed(0)

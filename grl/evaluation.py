@@ -193,24 +193,25 @@ def first_ranked(distmat, q_pids, g_pids, q_camids, g_camids, groups: dict[int, 
     A diagnostic: a low Rank-1 with most top-1s in the query's own camera means camera bias.
     """
     distmat, q_pids, g_pids, q_camids, g_camids = _prepare(distmat, q_pids, g_pids, q_camids, g_camids, 1)
-    groups = groups or {}
-    counts: dict[str, int] = {}
-    for i in range(distmat.shape[0]):
-        excluded = (g_pids == q_pids[i]) & (g_camids == q_camids[i])
-        if junk_pid is not None:
-            excluded |= g_pids == junk_pid
-        if bool(excluded.all()):
-            continue
-        j = int(torch.argmin(distmat[i].masked_fill(excluded, float("inf"))))  # first minimum: lowest index
-        pid, same_cam = int(g_pids[j]), bool(g_camids[j] == q_camids[i])
-        qgroup = groups.get(int(q_pids[i]))
-        if pid == int(q_pids[i]):
-            kind = "match"
-        elif pid == 0:
-            kind = "distractor"
-        elif qgroup is not None and groups.get(pid) == qgroup:
-            kind = "look-alike, same camera" if same_cam else "look-alike, other camera"
-        else:
-            kind = "other id, same camera" if same_cam else "other id, other camera"
-        counts[kind] = counts.get(kind, 0) + 1
+    excluded = (q_pids[:, None] == g_pids[None]) & (q_camids[:, None] == g_camids[None])  # (Q,G)
+    if junk_pid is not None:
+        excluded |= (g_pids == junk_pid)[None]
+    ranked = ~excluded.all(dim=1)  # queries with anything left to rank
+    top = torch.argmin(distmat.masked_fill(excluded, float("inf")), dim=1)[ranked]  # first minimum: lowest index
+    query_pid, top_pid = q_pids[ranked], g_pids[top]
+    same_cam = g_camids[top] == q_camids[ranked]
+    group_of = lambda pids: torch.tensor([(groups or {}).get(int(p), -1) for p in pids], dtype=torch.long)  # noqa: E731
+    query_group = group_of(query_pid)
+    look_alike = (query_group >= 0) & (group_of(top_pid) == query_group)
+    match, distractor = top_pid == query_pid, (top_pid != query_pid) & (top_pid == 0)
+    other = ~match & ~distractor
+    kinds = [
+        ("match", match),
+        ("distractor", distractor),
+        ("look-alike, same camera", other & look_alike & same_cam),
+        ("look-alike, other camera", other & look_alike & ~same_cam),
+        ("other id, same camera", other & ~look_alike & same_cam),
+        ("other id, other camera", other & ~look_alike & ~same_cam),
+    ]
+    counts = {kind: int(mask.sum()) for kind, mask in kinds if mask.any()}
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

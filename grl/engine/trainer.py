@@ -165,8 +165,9 @@ def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.
     if new:
         groups.append({"params": new, "lr": config.lr * config.new_layer_lr_mult, "name": "new"})
     if config.optimizer == "adam":
-        # Only for the CPU profiles, which train a tiny backbone from scratch in a few hundred steps:
-        # there SGD at any single lr either diverged (GRL) or learned far more slowly (measured).
+        # Only for the CPU profiles (a tiny backbone from scratch, 400 steps). Measured on the synthetic
+        # MARS-like set: the paper's SGD (lr 1e-3) gives GRL 17.8 mAP but the Baseline only 4.5; with
+        # Adam 17.1 and 11.5. Adam keeps the Baseline from being handicapped by the short schedule.
         return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
         groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=config.momentum > 0
