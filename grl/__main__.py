@@ -6,7 +6,7 @@ import sys
 from typing import Sequence
 
 from grl.config import DATASETS, ConfigError
-from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, TABLE_TITLES, TABLES, runs_for, select_rows
+from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, TABLE_TITLES, TABLES, parse_seeds, runs_for, select_rows
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,7 +18,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--only", default=None,
                        help='restrict to tables, experiments or datasets, comma-separated: "table4", "table1,table3"')
         p.add_argument("--dataset", default=None, help=f"restrict to one dataset: {', '.join(DATASETS)}")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seeds", default=None, metavar="0,1,2",
+                       help="comma-separated seeds; every run is trained once per seed (default: the profile's)")
         p.add_argument("--data-root", action="append", default=[], metavar="NAME=PATH",
                        help="real dataset root, e.g. mars=/data/MARS (repeatable); without it: built-in synthetic data")
 
@@ -71,7 +72,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "reproduce":
         roots = reproduce.parse_data_roots(args.data_root)
-        return reproduce.reproduce(args.profile, args.only, args.dataset, roots, args.seed)
+        return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds))
     if args.command == "list":
         return _list(args)
     if args.command == "train":
@@ -100,7 +101,8 @@ def _train(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from grl.reproduce import parse_data_roots
 
-    runs = runs_for(args.profile, args.only, args.dataset, seed=args.seed, data_roots=parse_data_roots(args.data_root))
+    runs = runs_for(args.profile, args.only, args.dataset, seeds=parse_seeds(args.seeds),
+                    data_roots=parse_data_roots(args.data_root))
     by_pair = {}
     for run in runs:
         by_pair.setdefault((run.experiment, run.dataset), []).append(run)

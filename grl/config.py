@@ -21,9 +21,12 @@ OIM_LEVELS = ("v", "f", "v+f")
 TEST_SAMPLINGS = ("rrs", "dense")
 TEST_FEATURES = ("g", "l", "h", "h+l")
 OPTIMIZERS = ("sgd", "adam")
+DTYPES = ("float32", "float64")
 
 # Fields that change neither what is trained nor what is measured: left out of the key.
-_NOT_IN_KEY = frozenset({"num_workers", "device", "data_root", "eval_every"})
+# `threads` is left out too: with float32 it moves the last digits (which the seeds' confidence
+# intervals cover), and the float64 profiles pin it, so it never decides what a run is.
+_NOT_IN_KEY = frozenset({"num_workers", "device", "data_root", "eval_every", "threads"})
 
 
 class ConfigError(ValueError):
@@ -78,6 +81,9 @@ class Config:
     device: str = "auto"
     amp: bool = True  # CUDA only
     channels_last: bool = True  # CUDA only
+    # --- arithmetic (what makes a run's numbers portable across CPUs; README "What is identical where") ---
+    dtype: str = "float32"  # "float64": the quick profile, identical on every x86-64 CPU
+    threads: int = 0  # torch threads while training / evaluating; 0 = leave torch's setting alone
 
     def __post_init__(self) -> None:
         choices = {
@@ -88,6 +94,7 @@ class Config:
             "oim": OIM_LEVELS,
             "test_sampling": TEST_SAMPLINGS,
             "optimizer": OPTIMIZERS,
+            "dtype": DTYPES,
         }
         for f in fields(self):
             value = getattr(self, f.name)
@@ -111,6 +118,10 @@ class Config:
             raise ConfigError("use_trl=True needs use_gce=True: TRL works on the features GCE disentangles")
         if not self.use_gce and self.oim != "v":
             raise ConfigError(f"oim={self.oim!r} needs use_gce=True: the Baseline has only the video-level OIM on F^g")
+        if self.threads < 0:
+            raise ConfigError(f"config field 'threads' must be >= 0 (0 = torch's default), got {self.threads}")
+        if self.seed < 0:
+            raise ConfigError(f"config field 'seed' must be >= 0, got {self.seed}")
         if not 0 <= self.split <= 9:
             raise ConfigError(f"config field 'split' must be in 0..9, got {self.split}")
 
@@ -136,6 +147,12 @@ class Config:
         payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_KEY}
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
 
     @property
     def test_features(self) -> tuple[str, ...]:

@@ -29,7 +29,10 @@ def pairwise_distance(query, gallery, metric: str = "cosine") -> torch.Tensor:
         raise ValueError(
             f"query and gallery must be (Q,D) and (G,D) with the same D, got {tuple(query.shape)} and {tuple(gallery.shape)}"
         )
-    query, gallery = query.float(), gallery.float()
+    # float64 features (the quick profile's portable runs) keep float64 distances: a float32 matmul's
+    # last bits depend on the CPU's instruction set.
+    dtype = torch.float64 if torch.float64 in (query.dtype, gallery.dtype) else torch.float32
+    query, gallery = query.to(dtype), gallery.to(dtype)
     if metric == "cosine":
         q = torch.nn.functional.normalize(query, dim=1)
         g = torch.nn.functional.normalize(gallery, dim=1)

@@ -50,6 +50,7 @@ class Profile:
     data: str  # "synthetic": built-in generated data unless a root is given; "real": roots required
     # Non-empty: generate smaller synthetic sets (grl.data.synthetic sizes) under data/synthetic-<profile>/.
     synthetic_sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)  # every run of the catalogue is trained once per seed (--seeds overrides)
 
     def synthetic_root(self, dataset: str) -> str:
         """The generated dataset this profile trains on when no root is given ("" = the default sets)."""
@@ -76,9 +77,13 @@ PROFILES: dict[str, Profile] = {
         overrides={"backbone": "tiny", "pretrained": False, "height": 32, "width": 16, "batch_size": 8,
                    "epochs": 2, "steps_per_epoch": 4, "optimizer": "adam", "lr": 1e-3, "lr_step": 100,
                    "device": "cpu",
-                   "num_workers": 0, "amp": False, "channels_last": False},
+                   "num_workers": 0, "amp": False, "channels_last": False,
+                   # What nbval checks must be identical on every x86-64 CPU and thread count: float64
+                   # on one thread is (measured, README "What is identical where"); float32 is not.
+                   "dtype": "float64", "threads": 1},
         splits=_SPLIT0,
         data="synthetic",
+        seeds=(0, 1),
         # Small sets so that evaluation and first-time generation take seconds (CI's fresh clone).
         synthetic_sizes={
             "mars": dict(num_train_ids=24, num_test_ids=24, max_len=24, num_distractors=8, num_junk=4,
@@ -96,6 +101,7 @@ PROFILES: dict[str, Profile] = {
                    "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False},
         splits=_SPLIT0,
         data="synthetic",
+        seeds=(0, 1, 2),
     ),
     "paper": Profile(
         name="paper",
@@ -106,6 +112,7 @@ PROFILES: dict[str, Profile] = {
                    "device": "auto", "num_workers": 4},
         splits={"mars": (0,), "ilidsvid": tuple(range(10)), "prid2011": tuple(range(10))},
         data="real",
+        seeds=(0,),  # 72 GPU trainings per seed; --seeds 0,1,2 for intervals over seeds
     ),
 }
 
@@ -179,6 +186,10 @@ class Run:
         return self.run_dir.name
 
     @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
     def result_path(self) -> Path:
         return self.run_dir / "result.json"
 
@@ -216,10 +227,10 @@ def profile_dir(profile: str, root: str | Path | None = None) -> Path:
 
 def make_run(experiment: str, dataset: str, profile: str = "quick", *, split: int = 0, seed: int = 0,
              data_root: str = "", root: str | Path | None = None, run_dir: str | Path | None = None) -> Run:
-    """Resolve one run: its Config and its folder runs/<experiment>-<dataset>-s<split>-<key>."""
+    """Resolve one run: its Config and its folder runs/<experiment>-<dataset>-split<split>-seed<seed>-<key>."""
     config = get_profile(profile).config(experiment, dataset, split=split, seed=seed, data_root=data_root)
     if not run_dir:
-        run_dir = profile_dir(profile, root) / "runs" / f"{experiment}-{dataset}-s{split}-{config.key()}"
+        run_dir = profile_dir(profile, root) / "runs" / f"{experiment}-{dataset}-split{split}-seed{seed}-{config.key()}"
     return Run(experiment, dataset, split, config, Path(run_dir), profile)
 
 
@@ -243,15 +254,34 @@ def select_rows(only: str | None = None, dataset: str | None = None) -> list[Cat
     return rows
 
 
-def runs_for(profile: str, only: str | None = None, dataset: str | None = None, *, seed: int = 0,
-             data_roots: dict[str, str] | None = None, root: str | Path | None = None) -> list[Run]:
-    """The unique trainings behind the selected catalogue rows.
+def parse_seeds(text: str | None, option: str = "--seeds") -> tuple[int, ...] | None:
+    """"0,1,2" -> (0, 1, 2); None/"" -> None (the profile's seeds). Distinct non-negative integers only."""
+    if text is None or not str(text).strip():
+        return None
+    items = [t.strip() for t in str(text).split(",")]
+    if not all(t.isdigit() for t in items):
+        raise ConfigError(f"{option} must be a comma-separated list of distinct non-negative integers "
+                          f"such as 0,1,2; got {text!r}")
+    seeds = tuple(int(t) for t in items)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{option} must list each seed once; got {text!r}")
+    return seeds
 
-    Ordered so an interrupted batch has the most useful results first: GRL and the
-    Baseline on each dataset (Tables 1-2), then +GCE, then the MARS ablations in
-    table order; splits innermost.
+
+def runs_for(profile: str, only: str | None = None, dataset: str | None = None, *,
+             seeds: tuple[int, ...] | None = None, data_roots: dict[str, str] | None = None,
+             root: str | Path | None = None) -> list[Run]:
+    """The unique trainings behind the selected catalogue rows, once per seed (default: the profile's).
+
+    Ordered so an interrupted batch has the most useful results first: seed by seed (a whole
+    study on the first seed before the second starts), and within a seed GRL and the Baseline
+    on each dataset (Tables 1-2), then +GCE, then the MARS ablations in table order; splits innermost.
     """
     prof = get_profile(profile)
+    seeds = prof.seeds if seeds is None else tuple(seeds)
+    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")
     data_roots = data_roots or {}
     for name in data_roots:
         check_name(name, DATASETS, "dataset")
@@ -264,12 +294,13 @@ def runs_for(profile: str, only: str | None = None, dataset: str | None = None, 
                                               first_seen[p]))
     runs: list[Run] = []
     seen_keys: set[str] = set()
-    for exp, ds in pairs:
-        for split in prof.splits[ds]:
-            run = make_run(exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root)
-            if run.config.key() not in seen_keys:  # two names for one configuration train once
-                seen_keys.add(run.config.key())
-                runs.append(run)
+    for seed in seeds:
+        for exp, ds in pairs:
+            for split in prof.splits[ds]:
+                run = make_run(exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root)
+                if run.config.key() not in seen_keys:  # two names for one configuration train once
+                    seen_keys.add(run.config.key())
+                    runs.append(run)
     return runs
 
 

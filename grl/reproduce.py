@@ -84,12 +84,12 @@ def ensure_run(experiment: str, dataset: str, profile: str = "quick", split: int
     return run.run_dir
 
 
-def ensure_runs(profile: str = "quick", only: str | None = None, dataset: str | None = None, seed: int = 0,
-                root: str | Path | None = None, progress: bool = True) -> list[Run]:
-    """Train every missing run of a profile in-process (for the quick profile: a couple of minutes)."""
+def ensure_runs(profile: str = "quick", only: str | None = None, dataset: str | None = None,
+                seeds: tuple[int, ...] | None = None, root: str | Path | None = None, progress: bool = True) -> list[Run]:
+    """Train every missing run of a profile (every seed) in-process (for the quick profile: a couple of minutes)."""
     from tqdm import tqdm
 
-    runs = runs_for(profile, only, dataset, seed=seed, root=root)
+    runs = runs_for(profile, only, dataset, seeds=seeds, root=root)
     missing = [r for r in runs if not r.is_done()]
     if missing:
         check_data(missing)
@@ -206,20 +206,23 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
 # ---------------------------------------------------------------------------------------
 # the whole study
 def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
-              data_roots: dict[str, str] | None = None, seed: int = 0, root: str | Path | None = None) -> int:
-    """Run the selected catalogue, Figure 4 and the report; return a process exit code."""
+              data_roots: dict[str, str] | None = None, seeds: tuple[int, ...] | None = None,
+              root: str | Path | None = None) -> int:
+    """Run the selected catalogue for every seed, then Figure 4 and the report; return a process exit code."""
     out = profile_dir(profile, root)
-    runs = runs_for(profile, only, dataset, seed=seed, data_roots=data_roots, root=root)
+    seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
+    runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root)
     nb_dir = notebooks_dir()
     for run in runs:  # every parameter checked before anything heavy starts
         validate_parameters(nb_dir / "experiment.ipynb", experiment_parameters(run))
-    print(f"profile {profile!r}: {len(runs)} runs ({sum(r.is_done() for r in runs)} already done) -> {out}")
+    print(f"profile {profile!r}, seeds {','.join(map(str, seeds))}: {len(runs)} runs "
+          f"({sum(r.is_done() for r in runs)} already done) -> {out}")
     check_data(runs)
     batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json")
     failures = dict(batch.failed)
 
     figure4 = nb_dir / "figure4.ipynb"
-    grl_run = next((r for r in runs if r.experiment == "grl" and r.dataset == "mars"),
+    grl_run = next((r for r in runs if r.experiment == "grl" and r.dataset == "mars" and r.seed == seeds[0]),
                    next((r for r in runs if r.experiment == "grl"), None))
     if not figure4.exists():
         print(f"skipping Figure 4: {figure4} does not exist")
@@ -231,12 +234,12 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
 
     report_nb = out / "report.ipynb"
     if _step("report", nb_dir / "report.ipynb", report_nb,
-             {"profile": profile, "reports_dir": str(out), "seed": seed}, failures):
+             {"profile": profile, "reports_dir": str(out), "seeds": ",".join(map(str, seeds))}, failures):
         export_html(report_nb, out / "report.html")
         print(f"report: {out / 'report.html'}")
     from grl.report import report_markdown
 
-    all_runs = runs_for(profile, seed=seed, data_roots=data_roots, root=root)
+    all_runs = runs_for(profile, seeds=seeds, data_roots=data_roots, root=root)
     atomic_write_bytes(out / "report.md", report_markdown(profile, all_runs).encode())
     print(f"report (Markdown): {out / 'report.md'}")
     print(f"runs: {len(batch.done)} trained, {len(batch.skipped)} already done, {len(batch.failed)} failed")

@@ -1,6 +1,7 @@
 """Small helpers shared by the package: atomic writes, seeding, device choice."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -81,3 +82,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but CUDA is not available on this machine; use device='cpu' or 'auto'")
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Run the block with ``threads`` torch threads (0: leave the setting alone), then restore it.
+
+    A fixed count matters for what is compared across machines: reductions split over threads add
+    in a thread-count-dependent order."""
+    if threads <= 0:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

@@ -220,8 +220,8 @@ def model_maps(model: torch.nn.Module, clip: torch.Tensor) -> dict[str, torch.Te
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
-        out = model(clip[None].to(device), return_memories=True)
+        param = next(model.parameters())
+        out = model(clip[None].to(param.device, param.dtype), return_memories=True)
     finally:
         model.train(was_training)
     result = {}

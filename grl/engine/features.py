@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from grl.config import Config
-from grl.utils import resolve_device
+from grl.utils import resolve_device, torch_threads
 
 _SAMPLINGS = ("rrs", "dense")
 
@@ -35,12 +35,12 @@ def amp_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
+def _model_device(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where the model's parameters live and their floating dtype (inputs are cast to it)."""
+    for p in list(model.parameters()) + list(model.buffers()):
+        if p.is_floating_point():
+            return p.device, p.dtype
+    return torch.device("cpu"), torch.float32
 
 
 @torch.no_grad()
@@ -51,7 +51,8 @@ def extract_features(
     sampling: str = "rrs",
     features: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One L2-normalised (N, D) float32 CPU tensor per test feature (default config.test_features).
+    """One L2-normalised (N, D) CPU tensor per test feature (default config.test_features), float32 or
+    float64 as the model's parameters (a float64 run is evaluated in float64 end to end).
 
     Row i belongs to ``tracklets[i]``. The model runs in eval mode on the device its parameters
     live on; its previous train/eval mode is restored afterwards.
@@ -64,25 +65,26 @@ def extract_features(
     n = len(tracklets)
     if n == 0:
         raise ValueError("extract_features: 'tracklets' is empty; nothing to extract")
-    device = _model_device(model)
+    device, dtype = _model_device(model)
+    accumulate = torch.float64 if dtype == torch.float64 else torch.float32
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
-    counts = torch.zeros(n, dtype=torch.float32)
+    counts = torch.zeros(n, dtype=accumulate)
     try:
         loader = build_test_loader(list(tracklets), config, sampling=sampling)
         for clips, index in loader:
             # Inputs stay contiguous: a channels_last model's first conv converts them.
-            clips = clips.to(device, non_blocking=True)
+            clips = clips.to(device, dtype=dtype, non_blocking=True)
             with autocast_context(config, device):
                 out = model(clips)
             index = index.long().cpu()
             for name in names:
-                feat = out.test_feature(name).float().cpu()
+                feat = out.test_feature(name).to(accumulate).cpu()
                 if name not in sums:
-                    sums[name] = torch.zeros(n, feat.shape[1], dtype=torch.float32)
+                    sums[name] = torch.zeros(n, feat.shape[1], dtype=accumulate)
                 sums[name].index_add_(0, index, feat)
-            counts.index_add_(0, index, torch.ones(len(index)))
+            counts.index_add_(0, index, torch.ones(len(index), dtype=accumulate))
     finally:
         model.train(was_training)
     missing = (counts == 0).nonzero().flatten()
@@ -112,7 +114,8 @@ def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str,
     unique: dict = {}
     for t in list(dataset.query) + list(dataset.gallery):
         unique.setdefault(t, len(unique))
-    feats = extract_features(model, list(unique), config, sampling=config.test_sampling)
+    with torch_threads(config.threads):
+        feats = extract_features(model, list(unique), config, sampling=config.test_sampling)
     q_idx = torch.tensor([unique[t] for t in dataset.query])
     g_idx = torch.tensor([unique[t] for t in dataset.gallery])
     q_pids = torch.tensor([t.pid for t in dataset.query])
@@ -145,4 +148,4 @@ def load_run(run_dir, device: str | torch.device = "cpu"):
     model = build_model(config.replace(pretrained=False))
     model.load_state_dict(blob["state_dict"])
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
-    return config, model.to(device).eval()
+    return config, model.to(device=device, dtype=config.torch_dtype).eval()

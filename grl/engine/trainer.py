@@ -28,8 +28,10 @@ import torch
 from tqdm import tqdm  # text bars: no ipywidgets needed, same look in a terminal, JupyterLab and papermill
 
 from grl.config import Config
+from grl.provenance import machine_info
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
-from grl.utils import atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything
+from grl.utils import (atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything,
+                       torch_threads)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -45,8 +47,14 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> di
     """Train `config` in `out_dir` (resuming from its checkpoint), evaluate, return the result dict.
 
     If out_dir/result.json already holds this configuration's result, it is returned unchanged.
-    `dataset` defaults to grl.data.load_config_dataset(config).
+    `dataset` defaults to grl.data.load_config_dataset(config). Runs with config.threads torch threads
+    and in config.dtype (float64 makes the numbers identical on every x86-64 CPU; README).
     """
+    with torch_threads(config.threads):
+        return _train(config, Path(out_dir), progress, dataset)
+
+
+def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = config.key()
@@ -140,6 +148,8 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> di
         "torch": torch.__version__,
         "seed": config.seed,
         "commit": git_commit(),
+        "machine": machine_info(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(out_dir / RESULT, result)
     return result
@@ -234,7 +244,7 @@ def train_one_epoch(config, model, objective, optimizer, scaler, loader, device,
 
 def train_step(config, model, objective, optimizer, scaler, clips, pids, device) -> tuple[float, dict]:
     """One forward/backward/update; returns (loss value, loss parts). One host sync (loss.item())."""
-    clips = clips.to(device, non_blocking=True)
+    clips = clips.to(device, dtype=config.torch_dtype, non_blocking=True)
     pids = pids.to(device, non_blocking=True)
     with autocast_context(config, device):
         output = model(clips)
@@ -262,8 +272,8 @@ def _build(config: Config, dataset, device: torch.device):
 
     model = build_model(config)
     objective = GRLObjective(config, dataset.num_train_ids, _feature_dims(model))
-    model.to(device)
-    objective.to(device)
+    model.to(device=device, dtype=config.torch_dtype)
+    objective.to(device=device, dtype=config.torch_dtype)
     if device.type == "cuda" and config.channels_last:
         model.to(memory_format=torch.channels_last)
     return model, objective

@@ -36,7 +36,7 @@ class OIMLoss(nn.Module):
     @torch.no_grad()
     def update(self, features: Tensor, labels: Tensor) -> None:
         """LUT[y] ← normalize(m·LUT[y] + (1−m)·normalize(x)), sample by sample in batch order."""
-        x = F.normalize(features.detach().float(), dim=1)
+        x = F.normalize(features.detach().to(self.lookup_table.dtype), dim=1)  # the table's precision, also under autocast
         table = self.lookup_table.clone()  # out of place: the old table is saved for backward
         order = torch.sort(labels, stable=True).indices
         sorted_labels = labels[order]
