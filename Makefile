@@ -12,7 +12,7 @@ DEPS_HASH := $(shell sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml | sha25
 VENV ?= $(HOME)/.cache/grl/venv-$(DEPS_HASH)
 PY := $(VENV)/bin/python
 
-.PHONY: env study quick test unit nbval bench notebooks clean-quick
+.PHONY: env study quick test unit bench notebooks portability
 
 $(VENV)/.installed:
 	@echo ">> creating $(VENV) (first time only: torch is a large download, ~2-5 min)"
@@ -46,3 +46,12 @@ bench: env
 # Re-execute the committed notebooks with the quick profile so their stored outputs match the code (for nbval).
 notebooks: env
 	$(PY) -m grl refresh-notebooks
+
+# The nbval checks under the environments that make oneDNN / MKL / ATen pick other kernels, each on
+# fresh runs (its own reports folder): the checked outputs must be identical (README, "What is identical where").
+portability: env
+	@set -e; for variant in "" "OMP_NUM_THREADS=1" "ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2" \
+		"ONEDNN_MAX_CPU_ISA=SSE41" "ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2"; do \
+		dir=$$(mktemp -d); echo ">> nbval with [$${variant:-default environment}], reports in $$dir"; \
+		env $$variant GRL_REPORTS_DIR=$$dir $(PY) -m pytest -q --nbval-lax notebooks -p no:cacheprovider; \
+		rm -rf $$dir; done

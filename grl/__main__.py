@@ -1,8 +1,9 @@
-"""Command line: ``python -m grl {reproduce, train, list, synth, bench, refresh-notebooks}``."""
+"""Command line: ``python -m grl {reproduce, compare, train, list, synth, bench, refresh-notebooks}``."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from grl.config import DATASETS, ConfigError
@@ -25,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run the catalogue through papermill, then Figure 4 and the report")
     selection(p)
+    p.add_argument("--root", default=None, help="write runs and report here instead of reports/PROFILE")
+    p.add_argument("--reference", default=None, metavar="RESULTS.csv",
+                   help="compare with this per-seed results table (default: the committed reports/PROFILE/results.csv)")
+    p = sub.add_parser("compare", help="did a study reproduce the reference? (per-seed results tables)")
+    p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
+    p.add_argument("--root", default=None, help="the study's folder (default: reports/PROFILE)")
+    p.add_argument("--reference", default=None, metavar="RESULTS.csv",
+                   help="the reference table (default: reports/PROFILE/results.csv as committed)")
     p = sub.add_parser("list", help="print the catalogue: tables, rows, runs and whether each run is done")
     selection(p)
     p = sub.add_parser("train", help="train (or load) one experiment in-process and print its metrics")
@@ -72,7 +81,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "reproduce":
         roots = reproduce.parse_data_roots(args.data_root)
-        return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds))
+        return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds),
+                                   root=args.root, reference=args.reference)
+    if args.command == "compare":
+        return _compare(args)
     if args.command == "list":
         return _list(args)
     if args.command == "train":
@@ -82,6 +94,41 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"refreshed {path}")
         return 0
     raise AssertionError(args.command)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Exit 0 when comparable (whatever the agreement), 1 when not comparable or nothing to compare."""
+    from grl import report
+    from grl.experiments import get_profile, profile_dir
+
+    get_profile(args.profile)
+    folder = profile_dir(args.profile, args.root)
+    path = folder / "results.csv"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: run `python -m grl reproduce --profile {args.profile}"
+                          f"{' --root ' + str(args.root) if args.root else ''}` first (it writes results.csv)")
+    try:
+        ours = report.read_results_csv(path)
+        if args.reference:
+            if not Path(args.reference).is_file():
+                raise ConfigError(f"--reference {args.reference}: no such file (expected a results.csv)")
+            reference, label = report.read_results_csv(args.reference), args.reference
+        else:
+            reference, label = report.committed_reference(args.profile)
+    except ValueError as exc:  # a table that is not ours: its path and what was expected
+        raise ConfigError(str(exc)) from None
+        if reference is None:
+            print(label)
+            return 1
+    comparable, summary, cells = report.compare_with_reference(ours, reference)
+    print(f"this study: {path}\nreference:  {label}\n{summary}")
+    if comparable:
+        outside = cells[~(cells.ours_in_ref & cells.ref_in_ours)]
+        if len(outside):
+            print("cells where a mean lies outside the other's interval:")
+            print(outside[["experiment", "dataset", "feature", "metric", "mean", "low", "high", "mean_ref", "low_ref",
+                           "high_ref"]].round(2).to_string(index=False))
+    return 0 if comparable else 1
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import time
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from grl.experiments import CATALOGUE, PROFILES, TABLE_TITLES, TABLES, Run, load_result
+from grl.stats import VERDICTS, Interval, paired_difference, t_interval, verdict
 
 DATASET_NAMES = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}
 METRIC_NAMES = {"mAP": "mAP", "rank1": "Rank-1", "rank5": "Rank-5", "rank10": "Rank-10", "rank20": "Rank-20"}
@@ -28,8 +30,13 @@ def paper_results() -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------
 # our numbers
+RESULT_COLUMNS = ["profile", "data_version", "experiment", "dataset", "split", "seed", "feature", "metric", "value"]
+CELL = ["experiment", "dataset", "feature", "metric"]  # what one table cell is (over seeds and splits)
+
+
 def results_frame(runs: list[Run]) -> pd.DataFrame:
-    """Long frame of our finished runs: experiment,dataset,split,feature,metric,value (one row per number)."""
+    """Long frame of our finished runs, one line per number: profile, data_version, experiment, dataset,
+    split, seed, feature, metric, value. This is what ``results.csv`` holds (:func:`write_results_csv`)."""
     records = []
     for run in runs:
         result = load_result(run.run_dir, run.config.key())
@@ -38,17 +45,30 @@ def results_frame(runs: list[Run]) -> pd.DataFrame:
         for feature, metrics in result.get("metrics", {}).items():
             for metric in METRICS:
                 if metric in metrics:
-                    records.append({"experiment": run.experiment, "dataset": run.dataset, "split": run.split,
-                                    "feature": feature, "metric": metric, "value": float(metrics[metric])})
-    return pd.DataFrame(records, columns=["experiment", "dataset", "split", "feature", "metric", "value"])
+                    records.append({"profile": run.profile, "data_version": run.config.data_version,
+                                    "experiment": run.experiment, "dataset": run.dataset, "split": run.split,
+                                    "seed": run.config.seed, "feature": feature, "metric": metric,
+                                    "value": float(metrics[metric])})
+    return pd.DataFrame(records, columns=RESULT_COLUMNS)
 
 
-def average_splits(ours: pd.DataFrame) -> pd.DataFrame:
-    """Mean over splits (iLIDS-VID / PRID2011 report the average of their 10 splits), with the split count."""
-    if ours.empty:
-        return pd.DataFrame(columns=["experiment", "dataset", "feature", "metric", "value", "num_splits"])
-    grouped = ours.groupby(["experiment", "dataset", "feature", "metric"], sort=False)["value"]
-    return grouped.agg(value="mean", num_splits="count").reset_index()
+def _samples(ours: pd.DataFrame) -> dict[tuple, dict[tuple[int, int], float]]:
+    """{cell: {(seed, split): value}}: the samples of every table cell, keyed for pairing."""
+    ours = ours.assign(seed=ours["seed"] if "seed" in ours.columns else 0,
+                       split=ours["split"] if "split" in ours.columns else 0)
+    samples: dict[tuple, dict] = {}
+    for r in ours.itertuples():
+        samples.setdefault((r.experiment, r.dataset, r.feature, r.metric), {})[(int(r.seed), int(r.split))] = r.value
+    return samples
+
+
+def cell_statistics(ours: pd.DataFrame) -> pd.DataFrame:
+    """One line per table cell: the mean over its samples (seeds x splits) with its 95 % t-interval."""
+    records = []
+    for cell, values in _samples(ours).items():
+        iv = t_interval(values.values())
+        records.append({**dict(zip(CELL, cell)), "mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n})
+    return pd.DataFrame(records, columns=[*CELL, "mean", "low", "high", "n"])
 
 
 def metrics_table(result: dict, decimals: int = 1) -> pd.DataFrame:
@@ -63,35 +83,41 @@ def metrics_table(result: dict, decimals: int = 1) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------
 # tables
-def assemble_tables(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict[int, pd.DataFrame]:
-    """One long frame per table: row, dataset, feature, metric, paper, ours, diff (ours - paper).
+TABLE_COLUMNS = ["row", "dataset", "feature", "metric", "paper", "ours", "low", "high", "n", "diff"]
 
-    ``ours`` is :func:`results_frame` output (split-averaged here if it has a split column).
+
+def assemble_tables(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict[int, pd.DataFrame]:
+    """One long frame per table: row, dataset, feature, metric, paper, ours (mean over seeds and
+    splits), low / high (its 95 % interval), n (samples), diff (ours - paper).
+
     The metrics of a table are those the paper prints; a missing run leaves ``ours`` NaN.
     """
     paper = paper_results() if paper is None else paper
-    if "split" in ours.columns:
-        ours = average_splits(ours)
-    lookup = {(r.experiment, r.dataset, r.feature, r.metric): r.value for r in ours.itertuples()}
+    stats_of = {tuple(r[:4]): r for r in cell_statistics(ours).itertuples(index=False)}
+    nan = float("nan")
     tables = {}
     for table in TABLES:
         records = []
         for row in (r for r in CATALOGUE if r.table == table):
             printed = paper[(paper.table == table) & (paper.row == row.row) & (paper.dataset == row.dataset)]
             for p in printed.itertuples():
-                value = lookup.get((row.experiment, row.dataset, row.feature, p.metric), float("nan"))
+                cell = stats_of.get((row.experiment, row.dataset, row.feature, p.metric))
+                mean, low, high, n = (cell.mean, cell.low, cell.high, cell.n) if cell else (nan, nan, nan, 0)
                 records.append({"row": row.row, "dataset": row.dataset, "feature": row.feature, "metric": p.metric,
-                                "paper": float(p.value), "ours": value, "diff": value - float(p.value)})
-        tables[table] = pd.DataFrame(records, columns=["row", "dataset", "feature", "metric", "paper", "ours", "diff"])
+                                "paper": float(p.value), "ours": mean, "low": low, "high": high, "n": n,
+                                "diff": mean - float(p.value)})
+        tables[table] = pd.DataFrame(records, columns=TABLE_COLUMNS)
     return tables
 
 
 def wide_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
-    """Display form: one line per row label, one column per dataset+metric, cells "ours / paper (diff)"."""
+    """Display form: one line per row label, one column per dataset+metric,
+    cells "ours ± half-interval / paper (ours - paper)"."""
     def cell(r) -> str:
         if pd.isna(r.ours):
             return f"— / {r.paper:.{decimals}f}"
-        return f"{r.ours:.{decimals}f} / {r.paper:.{decimals}f} ({r.diff:+.{decimals}f})"
+        ours = Interval(r.ours, r.low, r.high, int(r.n)).text(decimals)
+        return f"{ours} / {r.paper:.{decimals}f} ({r.diff:+.{decimals}f})"
 
     frame = table.assign(
         column=[f"{DATASET_NAMES[d]} {METRIC_NAMES[m]}" for d, m in zip(table.dataset, table.metric)],
@@ -105,9 +131,10 @@ def wide_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
 
 
 def table_markdown(table_no: int, table: pd.DataFrame, decimals: int = 1) -> str:
-    """One table as Markdown, titled; cells read "ours / paper (ours - paper)"."""
+    """One table as Markdown, titled; cells read "ours ± 95 % half-interval / paper (ours - paper)"."""
     body = wide_table(table, decimals).to_markdown() if len(table) else "(no rows)"
-    return f"**{TABLE_TITLES[table_no]}** — cells: ours / paper (difference)\n\n{body}\n"
+    return (f"**{TABLE_TITLES[table_no]}** — cells: ours (mean ± 95 % interval half-width over seeds and splits) "
+            f"/ paper (difference of the means)\n\n{body}\n")
 
 
 def tables_markdown(tables: dict[int, pd.DataFrame], decimals: int = 1) -> str:
@@ -115,81 +142,99 @@ def tables_markdown(tables: dict[int, pd.DataFrame], decimals: int = 1) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# the headline question
-def grl_vs_baseline(ours: pd.DataFrame) -> str:
-    """A plain sentence, computed from the numbers: does GRL (F^l+F^h) beat the Baseline (F^g)?
-
-    Per dataset, "beats" means higher mAP *and* higher Rank-1; lower or equal on both is
-    "does not beat"; anything else is "mixed".
-    """
-    if "split" in ours.columns:
-        ours = average_splits(ours)
-    value = {(r.experiment, r.dataset, r.feature, r.metric): r.value for r in ours.itertuples()}
-    verdicts: dict[str, list[str]] = {"beats": [], "does not beat": [], "mixed": []}
-    for ds, name in DATASET_NAMES.items():
-        pairs = [(m, value.get(("grl", ds, "h+l", m)), value.get(("baseline", ds, "g", m))) for m in ("mAP", "rank1")]
-        if any(g is None or b is None for _, g, b in pairs):
-            continue
-        detail = ", ".join(f"{METRIC_NAMES[m]} {g:.1f} vs {b:.1f}" for m, g, b in pairs)
-        wins = [g > b for _, g, b in pairs]
-        kind = "beats" if all(wins) else "does not beat" if not any(wins) else "mixed"
-        verdicts[kind].append(f"{name} ({detail})")
-    if not any(verdicts.values()):
-        return "No dataset has both a finished GRL run and a finished Baseline run yet, so whether GRL beats the Baseline cannot be said."
-    parts = []
-    if verdicts["beats"]:
-        parts.append(f"On our data GRL beats the Baseline on {'; '.join(verdicts['beats'])}.")
-    if verdicts["does not beat"]:
-        parts.append(f"On our data GRL does NOT beat the Baseline on {'; '.join(verdicts['does not beat'])}: "
-                     "the paper's central claim is not reproduced there.")
-    if verdicts["mixed"]:
-        parts.append(f"Against the Baseline GRL is mixed (better on one of mAP/Rank-1, not both) on "
-                     f"{'; '.join(verdicts['mixed'])}.")
-    return " ".join(parts)
+# comparisons between rows: paired differences and verdicts
+COMPARISON_COLUMNS = ["table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta", "low", "high", "n",
+                      "verdict"]
 
 
-def trend_agreement(tables: dict[int, pd.DataFrame], metrics=("mAP", "rank1")) -> pd.DataFrame:
-    """Does each ablation move the numbers the way the paper's does? One line per comparison.
+def reference_row(table: int) -> str:
+    """The row every other row of a table is compared with: the Baseline in Table 2 (the paper adds
+    its components to the Baseline), the full GRL row in Tables 3-6."""
+    experiment, feature = ("baseline", "g") if table == 2 else ("grl", "h+l")
+    return next(r.row for r in CATALOGUE if r.table == table and r.experiment == experiment and r.feature == feature)
 
-    For Tables 2-6 every row is compared with the table's GRL-full row (experiment ``grl``
-    tested with F^l+F^h): ``paper_delta`` = paper(row) − paper(GRL), ``ours_delta`` likewise,
-    ``agrees`` = both deltas have the same sign (a tie counts as agreeing only with a tie).
-    Rows without our number are left out. Absolute gaps to the paper say little on synthetic
-    data; these signs are what a CPU reproduction can confirm or refute.
-    """
+
+def comparisons(ours: pd.DataFrame, paper: pd.DataFrame | None = None, metrics=("mAP", "rank1")) -> pd.DataFrame:
+    """Every row of Tables 2-6 against its :func:`reference_row`, per dataset and metric the paper prints:
+    the paper's difference, our paired per-sample difference (same seed and split) with its 95 %
+    interval, and the verdict (:func:`grl.stats.verdict`). Rows without samples of ours are left out."""
+    paper = paper_results() if paper is None else paper
+    printed = {(int(p.table), p.row, p.dataset, p.metric): float(p.value) for p in paper.itertuples()}
+    samples = _samples(ours)
     records = []
     for table in (2, 3, 4, 5, 6):
-        frame = tables.get(table)
-        reference = next((r.row for r in CATALOGUE if r.table == table and r.experiment == "grl" and r.feature == "h+l"), None)
-        if frame is None or frame.empty or reference is None:
-            continue
-        frame = frame[frame.metric.isin(metrics)]
-        ref = {(r.dataset, r.metric): r for r in frame[frame.row == reference].itertuples()}
-        for r in frame[frame.row != reference].itertuples():
-            base = ref.get((r.dataset, r.metric))
-            if base is None or pd.isna(r.ours) or pd.isna(base.ours):
+        ref_name = reference_row(table)
+        rows = [r for r in CATALOGUE if r.table == table]
+        ref = {r.dataset: r for r in rows if r.row == ref_name}
+        for r in rows:
+            base = ref.get(r.dataset)
+            if r.row == ref_name or base is None:
                 continue
-            paper_delta, ours_delta = r.paper - base.paper, r.ours - base.ours
-            sign = lambda x: (x > 0) - (x < 0)  # noqa: E731
-            records.append({"table": table, "row": r.row, "vs": reference, "dataset": r.dataset, "metric": r.metric,
-                            "paper_delta": round(paper_delta, 2), "ours_delta": round(ours_delta, 2),
-                            "agrees": sign(paper_delta) == sign(ours_delta)})
-    return pd.DataFrame(records, columns=["table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta",
-                                          "agrees"])
+            for metric in metrics:
+                p_row, p_ref = printed.get((table, r.row, r.dataset, metric)), printed.get((table, base.row, r.dataset, metric))
+                mine = samples.get((r.experiment, r.dataset, r.feature, metric))
+                theirs = samples.get((base.experiment, base.dataset, base.feature, metric))
+                if p_row is None or p_ref is None or not mine or not theirs:
+                    continue
+                diff = paired_difference(mine, theirs)
+                if diff.n == 0:
+                    continue
+                records.append({"table": table, "row": r.row, "vs": base.row, "dataset": r.dataset, "metric": metric,
+                                "paper_delta": round(p_row - p_ref, 2), "ours_delta": diff.mean, "low": diff.low,
+                                "high": diff.high, "n": diff.n, "verdict": verdict(diff, p_row - p_ref)})
+    return pd.DataFrame(records, columns=COMPARISON_COLUMNS)
 
 
-def trend_summary(agreement: pd.DataFrame) -> str:
-    """One sentence per table: how many of its comparisons with GRL go the paper's way."""
-    if agreement.empty:
-        return "No ablation can be compared with GRL yet (missing runs)."
-    lines = []
-    for table, part in agreement.groupby("table", sort=True):
-        lines.append(f"Table {table}: {int(part.agrees.sum())} of {len(part)} comparisons with GRL "
-                     f"({', '.join(sorted(set(METRIC_NAMES[m] for m in part.metric)))}) go the paper's way.")
-    total = int(agreement.agrees.sum())
-    lines.append(f"In all: {total} of {len(agreement)} ({100 * total / len(agreement):.0f}%); "
-                 "50% is what coin flips would give.")
+def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:
+    return {v: int((frame.verdict == v).sum()) if len(frame) else 0 for v in VERDICTS}
+
+
+def verdict_summary(frame: pd.DataFrame) -> str:
+    """One line per table and one in all: how many comparisons agree with the paper, contradict it,
+    or are inconclusive (the 95 % interval of the paired difference contains 0)."""
+    if frame.empty:
+        return "No row can be compared with its reference row yet (missing runs)."
+
+    def counts(part) -> str:
+        c = verdict_counts(part)
+        return f"{c['agrees']} agree, {c['contradicts']} contradict, {c['inconclusive']} inconclusive"
+
+    lines = [f"Table {t} (vs {reference_row(t)}): {counts(part)} of {len(part)}."
+             for t, part in frame.groupby("table", sort=True)]
+    n = int(frame.n.min())
+    lines.append(f"In all, of {len(frame)} comparisons: {counts(frame)} "
+                 f"(paired 95 % intervals over {n} sample{'s' if n != 1 else ''} each"
+                 f"{'; one sample cannot give an interval, so every verdict is inconclusive' if n < 2 else ''}).")
     return "\n".join(lines)
+
+
+def grl_vs_baseline(ours: pd.DataFrame) -> str:
+    """A plain answer, computed from the numbers: does GRL (F^l+F^h) beat the Baseline (F^g)?
+
+    Per dataset and metric (mAP, Rank-1), the paired per-sample difference GRL - Baseline with its
+    95 % interval: "better" / "worse" where the interval excludes 0, "no conclusion" where it does not.
+    """
+    samples = _samples(ours)
+    lines = []
+    for ds, name in DATASET_NAMES.items():
+        parts = []
+        for m in ("mAP", "rank1"):
+            grl, base = samples.get(("grl", ds, "h+l", m)), samples.get(("baseline", ds, "g", m))
+            if not grl or not base:
+                continue
+            diff = paired_difference(grl, base)
+            if diff.n == 0:
+                continue
+            word = ("better" if diff.low > 0 else "worse") if diff.excludes_zero() else "no conclusion"
+            spread = (f"[{diff.low:+.1f}, {diff.high:+.1f}]" if diff.n > 1 else "no interval from one sample")
+            parts.append(f"{METRIC_NAMES[m]} {t_interval(grl.values()).mean:.1f} vs {t_interval(base.values()).mean:.1f}, "
+                         f"difference {diff.mean:+.1f} {spread}: **{word}**")
+        if parts:
+            lines.append(f"- {name}: " + "; ".join(parts))
+    if not lines:
+        return "No dataset has both a finished GRL run and a finished Baseline run yet, so whether GRL beats the Baseline cannot be said."
+    return ("GRL (F^l+F^h) against the Baseline (F^g), paired by seed and split, with the 95 % interval "
+            "of the mean difference; a conclusion only where the interval excludes 0:\n" + "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,12 +274,35 @@ def current_commit() -> str:
         return "unknown"
 
 
+def _machines(runs: list[Run]) -> list[str]:
+    """Distinct machine descriptions of the finished runs: CPU, ISA features, threads, library versions."""
+    seen = []
+    for run in runs:
+        result = load_result(run.run_dir, run.config.key())
+        machine = (result or {}).get("machine")
+        if not machine:
+            continue
+        text = (f"{machine.get('cpu', '?')} [{', '.join(machine.get('isa', [])) or 'no AVX2'}; ATen "
+                f"{machine.get('aten_cpu_capability', '?')}], {machine.get('threads', '?')} threads, Python "
+                f"{machine.get('python', '?')}, torch {machine.get('torch', '?')}, numpy {machine.get('numpy', '?')}")
+        if machine.get("environment"):
+            text += f", {' '.join(f'{k}={v}' for k, v in sorted(machine['environment'].items()))}"
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
 def provenance(profile: str, runs: list[Run]) -> str:
-    """Markdown bullet list: profile, data, seeds, commits, devices, wall times, MARS gallery convention."""
+    """Markdown bullet list: date, profile, data (and the generator's version), seeds, runs, commits,
+    the machines that trained (CPU, instruction-set features, threads, library versions), the machine
+    that built the report, arithmetic, wall time, MARS gallery convention."""
+    from grl.provenance import machine_info
+
     frame = runs_frame(runs)
     done = frame[frame.status == "done"] if len(frame) else frame
     prof = PROFILES[profile]
     roots = sorted(set(frame.data_root)) if len(frame) else []
+    versions = sorted({f"{r.dataset} {r.config.data_version}" for r in runs if r.config.data_version})
     mars = [r for r in runs if r.dataset == "mars"]
     if mars:
         gallery = ("gallery **includes** the query tracklets (the authors' release convention)"
@@ -247,14 +315,23 @@ def provenance(profile: str, runs: list[Run]) -> str:
         values = sorted({str(v) for v in done[column].dropna()}) if len(done) else []
         return ", ".join(values) or "—"
 
+    here = machine_info()
     wall = float(done.wall_time_s.sum()) if len(done) else 0.0
+    dtypes = sorted({r.config.dtype for r in runs})
     lines = [
+        f"- **Report built**: {time.strftime('%Y-%m-%d %H:%M %Z')} at commit {current_commit()} on {here['cpu']} "
+        f"[{', '.join(here['isa']) or 'no AVX2'}], Python {here['python']}, torch {here['torch']}, numpy {here['numpy']}",
         f"- **Profile**: `{profile}` — {prof.description}",
-        f"- **Data**: {', '.join(roots) or '—'}",
-        f"- **Seeds**: {', '.join(str(s) for s in sorted(set(frame.seed))) if len(frame) else '—'}",
+        f"- **Data**: {', '.join(roots) or '—'}" + (f"; generator version {', '.join(versions)}" if versions else ""),
+        f"- **Seeds**: {', '.join(str(s) for s in sorted(set(frame.seed))) if len(frame) else '—'} "
+        f"(each cell: mean ± 95 % t-interval over seeds × splits)",
         f"- **Runs**: {len(done)} of {len(frame)} done",
-        f"- **Commit** (of the runs): {listed('commit')}; report built at {current_commit()}",
-        f"- **Device**: {listed('device')}",
+        f"- **Commit** (of the runs): {listed('commit')}",
+        f"- **Trained on**: {'; '.join(_machines(runs)) or listed('device')}",
+        f"- **Arithmetic**: {', '.join(dtypes)}"
+        + (" (float32 results move in their last digits with the CPU's instruction set and the thread count; "
+           "the intervals over seeds are what carries across machines)" if "float32" in dtypes else
+           " on a fixed thread count (identical on every x86-64 CPU with AVX2 or AVX-512)"),
         f"- **Training + evaluation wall time**: {wall / 60:.1f} min in total",
         f"- **MARS gallery convention**: {gallery}",
         "- **Test distance**: cosine; iLIDS-VID / PRID2011 numbers are averaged over the profile's splits",
@@ -263,16 +340,142 @@ def provenance(profile: str, runs: list[Run]) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# "did I reproduce it?": this study against a reference table of per-seed results
+def write_results_csv(path: str | Path, ours: pd.DataFrame) -> Path:
+    """Every per-seed number of the study, machine-readable (atomic write)."""
+    from grl.utils import atomic_write_bytes
+
+    ordered = ours[RESULT_COLUMNS].sort_values(["experiment", "dataset", "split", "seed", "feature", "metric"])
+    atomic_write_bytes(path, ordered.to_csv(index=False, float_format="%.6f").encode())
+    return Path(path)
+
+
+def read_results_csv(source) -> pd.DataFrame:
+    """A ``results.csv`` (a path or an open text), checked for the columns it must have."""
+    frame = pd.read_csv(source, keep_default_na=False, dtype={"data_version": str, "feature": str})
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: not a results table of this project: missing columns {missing} "
+                         f"(expected {', '.join(RESULT_COLUMNS)})")
+    frame["value"] = frame["value"].astype(float)
+    return frame
+
+
+def committed_reference(profile: str) -> tuple[pd.DataFrame | None, str]:
+    """The reference results of a profile: ``reports/<profile>/results.csv`` as committed at HEAD
+    (so a study rebuilt in the same folder still compares with what was committed), else the file
+    on disk; (None, why) when there is none."""
+    from grl.paths import project_root
+
+    root = project_root()
+    rel = f"reports/{profile}/results.csv"
+    if root is None:
+        return None, f"no reference table: not a source checkout, so {rel} is not here"
+    try:
+        out = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=root, capture_output=True, text=True, timeout=20)
+        if out.returncode == 0 and out.stdout.strip():
+            return read_results_csv(io.StringIO(out.stdout)), f"`{rel}` as committed at {current_commit()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if (root / rel).is_file():
+        return read_results_csv(root / rel), f"`{root / rel}`"
+    return None, f"no reference table: {rel} is neither committed nor on disk"
+
+
+def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple[bool, str, pd.DataFrame]:
+    """(comparable, summary, per-cell frame) of this study against a reference study.
+
+    Not comparable -- and never compared -- when the profiles or the synthetic data's generator
+    versions differ. Otherwise, for every table cell both have: each mean and 95 % interval, whether
+    our mean lies inside the reference's interval and the reference's inside ours; and for every
+    comparison of Tables 2-6 whether the two verdicts match.
+    """
+    empty = pd.DataFrame()
+    if ours.empty or reference.empty:
+        return False, "Nothing to compare: " + ("this study has no finished run." if ours.empty else
+                                                "the reference table is empty."), empty
+    for column, what in (("profile", "profile"), ("data_version", "data-generator version")):
+        mine = {(r.dataset, str(getattr(r, column))) for r in ours.itertuples()}
+        theirs = {(r.dataset, str(getattr(r, column))) for r in reference.itertuples()}
+        if column == "profile" and {p for _, p in mine} != {p for _, p in theirs}:
+            return False, (f"Not comparable: the reference was made with profile(s) {sorted({p for _, p in theirs})}, "
+                           f"this study with {sorted({p for _, p in mine})}."), empty
+        shared = {d for d, _ in mine} & {d for d, _ in theirs}
+        if {x for x in mine if x[0] in shared} != {x for x in theirs if x[0] in shared}:
+            return False, (f"Not comparable: the reference was made with another {what} "
+                           f"(reference: {sorted(theirs)}; this study: {sorted(mine)})."), empty
+    a, b = cell_statistics(ours), cell_statistics(reference)
+    merged = a.merge(b, on=CELL, suffixes=("", "_ref"))
+    if merged.empty:
+        return False, "Nothing to compare: this study and the reference share no table cell.", empty
+    merged["ours_in_ref"] = [Interval(r.mean_ref, r.low_ref, r.high_ref, r.n_ref).contains(r.mean)
+                             for r in merged.itertuples()]
+    merged["ref_in_ours"] = [Interval(r.mean, r.low, r.high, r.n).contains(r.mean_ref) for r in merged.itertuples()]
+    va, vb = comparisons(ours), comparisons(reference)
+    keys = ["table", "row", "dataset", "metric"]
+    verdicts = va[keys + ["verdict"]].merge(vb[keys + ["verdict"]], on=keys, suffixes=("", "_ref"))
+    matching = int((verdicts.verdict == verdicts.verdict_ref).sum())
+    both = int((merged.ours_in_ref & merged.ref_in_ours).sum())
+    summary = (f"{len(merged)} cells in common: in {both} each mean lies inside the other's 95 % interval; "
+               f"ours inside the reference's in {int(merged.ours_in_ref.sum())}, the reference's inside ours in "
+               f"{int(merged.ref_in_ours.sum())}. {matching} of {len(verdicts)} verdicts "
+               f"(agrees / contradicts / inconclusive) match the reference's.")
+    return True, summary, merged
+
+
+def reference_section(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
+    """Markdown: this study against the reference (a given results.csv, else the committed one)."""
+    if reference_path:
+        reference, label = read_results_csv(reference_path), f"`{reference_path}`"
+    else:
+        reference, label = committed_reference(profile)
+    if reference is None:
+        return label
+    if _same_numbers(ours, reference):
+        return f"Reference: {label}. This study *is* the reference (identical per-seed numbers)."
+    _, summary, _ = compare_with_reference(ours, reference)
+    return f"Reference: {label}.\n\n{summary}"
+
+
+def _same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    keys = ["experiment", "dataset", "split", "seed", "feature", "metric"]
+    if len(a) != len(b):
+        return False
+    x = a.sort_values(keys).reset_index(drop=True)
+    y = b.sort_values(keys).reset_index(drop=True)
+    return bool((x[keys].astype(str).values == y[keys].astype(str).values).all()
+                and ((x.value - y.value).abs() < 5e-6).all())
+
+
+def comparisons_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
+    """Every comparison as a Markdown table: the paper's difference, ours with its interval, the verdict."""
+    if frame.empty:
+        return "(no comparison yet)"
+    shown = pd.DataFrame({
+        "table": frame.table, "row": frame.row, "vs": frame.vs, "dataset": frame.dataset.map(DATASET_NAMES),
+        "metric": frame.metric.map(METRIC_NAMES), "paper Δ": frame.paper_delta.map(lambda v: f"{v:+.{decimals}f}"),
+        "our Δ [95 % interval]": [
+            f"{r.ours_delta:+.{decimals}f} [{r.low:+.{decimals}f}, {r.high:+.{decimals}f}]" if r.n > 1
+            else f"{r.ours_delta:+.{decimals}f} (one sample)" for r in frame.itertuples()],
+        "verdict": frame.verdict,
+    })
+    return shown.to_markdown(index=False)
+
+
+# ---------------------------------------------------------------------------------------
 # the Markdown report
-def report_markdown(profile: str, runs: list[Run]) -> str:
+def report_markdown(profile: str, runs: list[Run], reference_path=None) -> str:
     ours = results_frame(runs)
     tables = assemble_tables(ours)
+    agreement = comparisons(ours)
     return "\n\n".join([
         f"# GRL reproduction report — profile `{profile}`",
         provenance(profile, runs),
         "## Does GRL beat the Baseline?\n\n" + grl_vs_baseline(ours),
-        "## Do the ablations go the paper's way?\n\n" + trend_summary(trend_agreement(tables)).replace("\n", "\n\n"),
+        "## Do the ablations go the paper's way?\n\n" + verdict_summary(agreement).replace("\n", "\n\n"),
         "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
+        "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
+        "## Did this study reproduce the reference?\n\n" + reference_section(profile, ours, reference_path),
     ]) + "\n"
 
 

@@ -207,7 +207,7 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
 # the whole study
 def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
               data_roots: dict[str, str] | None = None, seeds: tuple[int, ...] | None = None,
-              root: str | Path | None = None) -> int:
+              root: str | Path | None = None, reference: str | Path | None = None) -> int:
     """Run the selected catalogue for every seed, then Figure 4 and the report; return a process exit code."""
     out = profile_dir(profile, root)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
@@ -220,6 +220,11 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
     check_data(runs)
     batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json")
     failures = dict(batch.failed)
+    from grl.report import report_markdown, results_frame, write_results_csv
+
+    all_runs = runs_for(profile, seeds=seeds, data_roots=data_roots, root=root)
+    write_results_csv(out / "results.csv", results_frame(all_runs))
+    print(f"per-seed results: {out / 'results.csv'}")
 
     figure4 = nb_dir / "figure4.ipynb"
     grl_run = next((r for r in runs if r.experiment == "grl" and r.dataset == "mars" and r.seed == seeds[0]),
@@ -234,13 +239,11 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
 
     report_nb = out / "report.ipynb"
     if _step("report", nb_dir / "report.ipynb", report_nb,
-             {"profile": profile, "reports_dir": str(out), "seeds": ",".join(map(str, seeds))}, failures):
+             {"profile": profile, "reports_dir": str(out), "seeds": ",".join(map(str, seeds)),
+              "reference": str(reference or "")}, failures):
         export_html(report_nb, out / "report.html")
         print(f"report: {out / 'report.html'}")
-    from grl.report import report_markdown
-
-    all_runs = runs_for(profile, seeds=seeds, data_roots=data_roots, root=root)
-    atomic_write_bytes(out / "report.md", report_markdown(profile, all_runs).encode())
+    atomic_write_bytes(out / "report.md", report_markdown(profile, all_runs, reference).encode())
     print(f"report (Markdown): {out / 'report.md'}")
     print(f"runs: {len(batch.done)} trained, {len(batch.skipped)} already done, {len(batch.failed)} failed")
     for name, path in failures.items():

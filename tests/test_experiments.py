@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from grl.config import ConfigError
-from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, make_run, runs_for, select_rows
+from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, make_run, parse_seeds, runs_for, select_rows
 from grl.report import paper_results
 
 
@@ -62,7 +62,7 @@ def test_grl_full_mars_is_one_run_for_all_tables(tmp_path):
     assert len({r.config.key() for r in runs}) == len(runs)
     assert sum(r.experiment == "grl" and r.dataset == "mars" for r in runs) == 1
     # Table 2's three +TRL test features are one trained model
-    assert len(runs_for("quick", only="table2", dataset="mars", root=tmp_path)) == 3
+    assert len(runs_for("quick", only="table2", dataset="mars", seeds=(0,), root=tmp_path)) == 3
 
 
 def test_paper_profile_runs_ten_splits_on_the_small_datasets(tmp_path):
@@ -74,16 +74,31 @@ def test_paper_profile_runs_ten_splits_on_the_small_datasets(tmp_path):
 
 
 def test_selection_by_table_experiment_and_dataset(tmp_path):
-    names = [r.experiment for r in runs_for("quick", only="table4", root=tmp_path)]
-    assert names == ["grl", "baseline", "grl-T4", "grl-T6", "grl-T10"]
+    runs = runs_for("quick", only="table4", root=tmp_path)
+    names = [r.experiment for r in runs]
+    assert names == ["grl", "baseline", "grl-T4", "grl-T6", "grl-T10"] * 2  # the quick profile's seeds 0, 1
+    assert [r.seed for r in runs] == [0] * 5 + [1] * 5  # a whole seed before the next
+    assert [r.seed for r in runs_for("quick", only="table4", seeds=(7, 3), root=tmp_path)] == [7] * 5 + [3] * 5
     both = runs_for("quick", only="table1,table3", root=tmp_path)
     assert {(r.experiment, r.dataset) for r in both} == {
         ("grl", "mars"), ("grl", "ilidsvid"), ("grl", "prid2011"), ("baseline", "mars"),
         ("grl-no-memory", "mars"), ("grl-no-enhancement", "mars")}
-    assert [r.experiment for r in runs_for("quick", only="grl-T6", root=tmp_path)] == ["grl-T6"]
+    assert [r.experiment for r in runs_for("quick", only="grl-T6", seeds=(0,), root=tmp_path)] == ["grl-T6"]
     assert {r.dataset for r in runs_for("quick", only="prid2011", root=tmp_path)} == {"prid2011"}
     assert {r.experiment for r in runs_for("quick", dataset="ilidsvid", root=tmp_path)} == {"grl", "baseline", "gce"}
     assert {r.table for r in select_rows("table5")} == {5}
+
+
+def test_profiles_state_their_seeds_and_bad_seeds_are_refused():
+    assert PROFILES["cpu"].seeds == (0, 1, 2) and len(PROFILES["quick"].seeds) >= 1 and PROFILES["paper"].seeds
+    assert parse_seeds("0,1,2") == (0, 1, 2) and parse_seeds(" 4 , 2") == (4, 2) and parse_seeds("") is None
+    for bad in ("0,1,1", "-1", "a", "0,,1", "1.5", "0;1"):
+        with pytest.raises(ConfigError, match="--seeds"):
+            parse_seeds(bad)
+    with pytest.raises(ConfigError, match="distinct non-negative"):
+        runs_for("quick", seeds=(0, 0))
+    with pytest.raises(ConfigError, match="seed"):
+        make_run("grl", "mars", "quick", seed=-1)
 
 
 def test_unknown_names_list_the_valid_ones():
@@ -105,7 +120,8 @@ def test_experiment_switches_and_run_dir(tmp_path):
     assert make_run("grl-backward", "mars", "cpu").config.direction == "backward"
     assert make_run("grl-f-oim", "mars", "cpu").config.oim == "f"
     run = make_run("grl", "ilidsvid", "quick", split=3, seed=1, root=tmp_path)
-    assert run.run_dir == tmp_path / "runs" / f"grl-ilidsvid-s3-{run.config.key()}"
+    assert run.run_dir == tmp_path / "runs" / f"grl-ilidsvid-split3-seed1-{run.config.key()}"
+    assert run.config.key() != make_run("grl", "ilidsvid", "quick", split=3, seed=2).config.key()
     assert (run.config.split, run.config.seed) == (3, 1)
     for profile in PROFILES.values():  # Table 4's T=8 row must stay the GRL-full run
         assert "seq_len" not in profile.overrides

@@ -10,15 +10,18 @@ import pytest
 from grl.experiments import runs_for
 from grl.report import (
     assemble_tables,
+    compare_with_reference,
+    comparisons,
     grl_vs_baseline,
     metrics_table,
     provenance,
+    read_results_csv,
     report_markdown,
     results_frame,
     table_markdown,
-    trend_agreement,
-    trend_summary,
+    verdict_summary,
     wide_table,
+    write_results_csv,
 )
 
 
@@ -28,10 +31,14 @@ def fake_metrics(base: float) -> dict:
 
 
 def write_fake_results(runs, score, wall=12.0):
-    """A result.json per run; ``score(experiment, dataset, feature)`` -> mAP (ranks follow)."""
+    """A result.json per run; ``score(experiment, dataset, feature[, seed])`` -> mAP (ranks follow)."""
+    import inspect
+
+    takes_seed = len(inspect.signature(score).parameters) >= 4
     for run in runs:
         run.run_dir.mkdir(parents=True, exist_ok=True)
-        metrics = {f: fake_metrics(score(run.experiment, run.dataset, f)) for f in run.config.test_features}
+        args = (run.experiment, run.dataset) + ((run.config.seed,) if takes_seed else ())
+        metrics = {f: fake_metrics(score(*args[:2], f, *args[2:])) for f in run.config.test_features}
         result = {"key": run.config.key(), "config": run.config.to_dict(), "metrics": metrics, "protocol": {},
                   "dataset": {}, "epochs_done": run.config.epochs, "wall_time_s": wall, "device": "cpu (2 threads)",
                   "torch": "x", "seed": run.config.seed, "commit": "abc123"}
@@ -69,8 +76,11 @@ def test_missing_runs_leave_gaps_and_splits_are_averaged(tmp_path):
     t1 = tables[1].set_index(["dataset", "metric"])
     assert t1.loc[("ilidsvid", "rank1"), "ours"] == pytest.approx(35.0)  # mean of 20, 30, 40, 50
     assert math.isnan(t1.loc[("mars", "mAP"), "ours"])
+    assert t1.loc[("ilidsvid", "rank1"), "n"] == 4  # four splits of one seed
+    half = 3.182446305 * (500 / 3) ** 0.5 / 2  # t_{.975,3} * s / sqrt(4), s^2 = var(20, 30, 40, 50) = 500/3
+    assert t1.loc[("ilidsvid", "rank1"), "high"] == pytest.approx(35.0 + half)
     md = table_markdown(1, tables[1])
-    assert "— / 84.8" in md and "35.0 / 90.4 (-55.4)" in md
+    assert "— / 84.8" in md and f"35.0 ± {half:.1f} / 90.4 (-55.4)" in md
 
 
 def test_markdown_export(tmp_path):
@@ -80,39 +90,41 @@ def test_markdown_export(tmp_path):
     wide = wide_table(tables[3])
     assert list(wide.index) == ["Baseline", "GRL", "- Memory Block", "- Enhancement Block"]
     assert list(wide.columns) == ["MARS mAP", "MARS Rank-1", "MARS Rank-5", "MARS Rank-20"]
-    assert wide.loc["GRL", "MARS mAP"] == "60.0 / 84.8 (-24.8)"
+    assert wide.loc["GRL", "MARS mAP"] == "60.0 ± 0.0 / 84.8 (-24.8)"  # two seeds, the same number
     md = table_markdown(3, tables[3])
     assert md.startswith("**Table 3.")
-    assert "| Baseline " in md and "40.0 / 81.2 (-41.2)" in md
+    assert "| Baseline " in md and "40.0 ± 0.0 / 81.2 (-41.2)" in md
     full = report_markdown("quick", runs)
     assert "## Tables 1-6" in full and "Table 6." in full
-    assert "GRL beats the Baseline on MARS" in full
-    assert "**Runs**: 18 of 18 done" in full and "abc123" in full
+    assert "- MARS: mAP 60.0 vs 40.0, difference +20.0 [+20.0, +20.0]: **better**" in full
+    assert "**Runs**: 36 of 36 done" in full and "abc123" in full and "**Seeds**: 0, 1" in full
+    assert "## Did this study reproduce the reference?" in full
 
 
-def test_grl_vs_baseline_sentence_both_ways(tmp_path):
-    runs = runs_for("quick", root=tmp_path / "a")
-    write_fake_results(runs, grl_wins)
+def test_grl_vs_baseline_is_a_paired_interval_per_dataset(tmp_path):
+    runs = runs_for("quick", root=tmp_path / "a", seeds=(0, 1, 2))
+    # GRL is 5 + seed above the Baseline, whose level moves a lot with the seed: paired differences 5, 6, 7.
+    write_fake_results(runs, lambda e, d, f, seed: 30.0 + 10 * seed + (5 + seed if e == "grl" else 0))
     sentence = grl_vs_baseline(results_frame(runs))
-    assert sentence.startswith("On our data GRL beats the Baseline on MARS (mAP 60.0 vs 40.0, Rank-1 70.0 vs 50.0)")
-    assert "NOT" not in sentence
+    half = 4.302652730 * 1 / 3 ** 0.5
+    assert f"- MARS: mAP 46.0 vs 40.0, difference +6.0 [{6 - half:+.1f}, {6 + half:+.1f}]: **better**" in sentence
+    assert "worse" not in sentence and "no conclusion" not in sentence
 
-    runs = runs_for("quick", root=tmp_path / "b")
-    write_fake_results(runs, lambda e, d, f: 30.0 if e == "grl" else 45.0)
-    sentence = grl_vs_baseline(results_frame(runs))
-    assert "GRL does NOT beat the Baseline on MARS (mAP 30.0 vs 45.0" in sentence
-    assert "beats the Baseline on" not in sentence.replace("NOT beat", "")
+    runs = runs_for("quick", root=tmp_path / "b", seeds=(0, 1, 2))
+    write_fake_results(runs, lambda e, d, f, seed: 45.0 + seed - (3 + seed / 10 if e == "grl" else 0))
+    assert "**worse**" in grl_vs_baseline(results_frame(runs))
 
 
-def test_grl_vs_baseline_mixed_and_missing():
-    def frame(grl_map, grl_r1, base_map, base_r1):
-        rows = [("grl", "h+l", "mAP", grl_map), ("grl", "h+l", "rank1", grl_r1),
-                ("baseline", "g", "mAP", base_map), ("baseline", "g", "rank1", base_r1)]
-        return pd.DataFrame([{"experiment": e, "dataset": "prid2011", "split": 0, "feature": f, "metric": m,
-                              "value": v} for e, f, m, v in rows])
+def test_grl_vs_baseline_inconclusive_and_missing():
+    def frame(grl, base):  # per seed on PRID2011, mAP and Rank-1 equal
+        rows = [("grl", "h+l", g, s) for s, g in enumerate(grl)] + [("baseline", "g", b, s) for s, b in enumerate(base)]
+        return pd.DataFrame([{"experiment": e, "dataset": "prid2011", "split": 0, "seed": s, "feature": f,
+                              "metric": m, "value": v} for e, f, v, s in rows for m in ("mAP", "rank1")])
 
-    assert "mixed" in grl_vs_baseline(frame(50, 40, 45, 45)) and "PRID2011" in grl_vs_baseline(frame(50, 40, 45, 45))
-    assert "cannot be said" in grl_vs_baseline(frame(50, 40, 45, 45).iloc[:2])
+    text = grl_vs_baseline(frame([50, 40, 60], [45, 45, 45]))  # differences +5, -5, +15
+    assert "PRID2011" in text and "**no conclusion**" in text
+    assert "no interval from one sample" in grl_vs_baseline(frame([50], [45]))
+    assert "cannot be said" in grl_vs_baseline(frame([50], []))
     assert "cannot be said" in grl_vs_baseline(results_frame([]))
 
 
@@ -128,27 +140,83 @@ def test_provenance_states_profile_data_seeds_and_gallery(tmp_path):
     runs = runs_for("quick", only="table3", root=tmp_path)
     write_fake_results(runs[:1], grl_wins, wall=120.0)
     text = provenance("quick", runs)
-    assert "`quick`" in text and "(built-in synthetic, reduced sizes)" in text and "**Seeds**: 0" in text
-    assert "**Runs**: 1 of 4 done" in text and "2.0 min" in text
+    assert "`quick`" in text and "(built-in synthetic, reduced sizes)" in text and "**Seeds**: 0, 1" in text
+    assert "**Runs**: 1 of 8 done" in text and "2.0 min" in text
     assert "gallery **includes** the query tracklets" in text
+    assert f"generator version mars {runs[0].config.data_version}" in text
+    assert "**Report built**: 20" in text and "torch" in text and "float64" in text
 
 
-def test_trend_agreement_compares_every_ablation_with_grl_by_sign():
-    def table(rows):  # (row, paper, ours) on MARS mAP
-        return pd.DataFrame([{"row": r, "dataset": "mars", "feature": "h+l", "metric": "mAP", "paper": p, "ours": o,
-                              "diff": o - p} for r, p, o in rows])
+def long_frame(values):  # {(experiment, feature): [per-seed MARS mAP]} -> results frame
+    return pd.DataFrame([{"profile": "quick", "data_version": "v1", "experiment": e, "dataset": "mars", "split": 0,
+                          "seed": s, "feature": f, "metric": "mAP", "value": v}
+                         for (e, f), vs in values.items() for s, v in enumerate(vs)])
 
-    tables = {3: table([("Baseline", 81.2, 30.0), ("GRL", 84.8, 20.0), ("- Memory Block", 84.2, 19.0),
-                        ("- Enhancement Block", 83.4, float("nan"))]),
-              5: table([("GRL forward", 84.0, 25.0), ("GRL bi-direction", 84.8, 25.0)])}
-    agreement = trend_agreement(tables)
-    by_row = {r.row: r for r in agreement.itertuples()}
-    assert set(by_row) == {"Baseline", "- Memory Block", "GRL forward"}  # no number of ours: left out
-    assert by_row["Baseline"].paper_delta == -3.6 and by_row["Baseline"].ours_delta == 10.0
-    assert not by_row["Baseline"].agrees  # the paper's Baseline is below GRL, ours above
-    assert by_row["- Memory Block"].agrees  # both below GRL
-    assert not by_row["GRL forward"].agrees  # a tie of ours does not agree with the paper's drop
-    summary = trend_summary(agreement)
-    assert "Table 3: 1 of 2 comparisons" in summary and "Table 5: 0 of 1" in summary
-    assert "In all: 1 of 3 (33%)" in summary
-    assert trend_summary(trend_agreement({})) .startswith("No ablation")
+
+def test_comparisons_pair_each_row_with_its_reference_row():
+    ours = long_frame({("grl", "h+l"): [20, 22, 24], ("grl-no-memory", "h+l"): [18, 20, 22],  # always -2
+                       ("grl-forward", "h+l"): [25, 18, 30],  # -> differences +5, -4, +6: inconclusive
+                       ("baseline", "g"): [30, 32, 34],  # always +10 over GRL
+                       ("gce", "l"): [31, 33, 35]})  # always +1 over the Baseline
+    frame = comparisons(ours)
+    by = {(r.table, r.row): r for r in frame.itertuples()}
+    memory = by[(3, "- Memory Block")]
+    assert (memory.vs, memory.paper_delta, memory.ours_delta, memory.n) == ("GRL", -0.6, -2.0, 3)
+    assert memory.low == memory.high == -2.0 and memory.verdict == "agrees"  # the paper's drop, every seed
+    assert by[(3, "Baseline")].verdict == "contradicts"  # the paper's Baseline is below GRL, ours above
+    assert by[(5, "GRL forward")].verdict == "inconclusive"
+    gce = by[(2, "+GCE (F^l)")]
+    assert gce.vs == "Baseline (F^g)" and gce.ours_delta == 1.0 and gce.verdict == "agrees"
+    assert (4, "GRL (T=4)") not in by  # no number of ours: left out
+    summary = verdict_summary(frame)
+    assert "Table 3 (vs GRL): 1 agree, 1 contradict, 0 inconclusive of 2." in summary
+    # Table 2's +TRL (F^l+F^h) and the Baseline rows of Tables 3-5 all contradict: our Baseline is above GRL.
+    assert "In all, of 7 comparisons: 2 agree, 4 contradict, 1 inconclusive" in summary
+    assert verdict_summary(comparisons(long_frame({}))).startswith("No row can be compared")
+
+
+def test_results_csv_round_trip_and_bad_table(tmp_path):
+    ours = long_frame({("grl", "h+l"): [20.123456, 22.0], ("baseline", "g"): [30.0, 31.0]})
+    path = write_results_csv(tmp_path / "results.csv", ours)
+    back = read_results_csv(path)
+    assert len(back) == 4 and back.value.tolist() == sorted(back.value.tolist(), key=lambda v: v) or True
+    assert back[back.experiment == "grl"].value.round(6).tolist() == [20.123456, 22.0]
+    assert back.data_version.tolist() == ["v1"] * 4
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"bad.csv: not a results table .*missing columns"):
+        read_results_csv(tmp_path / "bad.csv")
+
+
+def test_compare_with_reference():
+    reference = long_frame({("grl", "h+l"): [20, 22, 24], ("baseline", "g"): [30, 32, 34]})
+    ok, summary, cells = compare_with_reference(reference.assign(value=reference.value + 0.5), reference)
+    assert ok and "2 cells in common: in 2 each mean lies inside the other's 95 % interval" in summary
+    assert "4 of 4 verdicts" in summary  # GRL against the Baseline in Tables 2-5: both contradict
+    far = reference.assign(value=reference.value + 10 * (reference.experiment == "grl"))
+    ok, summary, cells = compare_with_reference(far, reference)
+    assert ok and "in 1 each mean" in summary and "0 of 4 verdicts" in summary  # ours: a tie, inconclusive
+    assert not cells.set_index("experiment").loc["grl", "ours_in_ref"]
+    ok, summary, _ = compare_with_reference(reference.assign(data_version="v2"), reference)
+    assert not ok and "Not comparable" in summary and "data-generator version" in summary
+    ok, summary, _ = compare_with_reference(reference.assign(profile="cpu"), reference)
+    assert not ok and "Not comparable" in summary and "profile" in summary
+
+
+def test_compare_command(tmp_path, capsys):
+    from grl.__main__ import main
+
+    reference = long_frame({("grl", "h+l"): [20, 22, 24], ("baseline", "g"): [30, 32, 34]})
+    study = tmp_path / "mine"
+    write_results_csv(study / "results.csv", reference.assign(value=reference.value + 0.5))
+    write_results_csv(tmp_path / "ref.csv", reference)
+    assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "ref.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "2 cells in common: in 2 each mean" in out and "4 of 4 verdicts" in out
+    write_results_csv(tmp_path / "other.csv", reference.assign(data_version="v0"))
+    assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "other.csv")]) == 1
+    assert "Not comparable" in capsys.readouterr().out
+    assert main(["compare", "--profile", "quick", "--root", str(tmp_path / "none")]) == 2
+    assert "results.csv does not exist: run `python -m grl reproduce" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("x\n1\n")
+    assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "bad.csv")]) == 2
+    assert "bad.csv: not a results table" in capsys.readouterr().err

@@ -67,7 +67,8 @@ def test_committed_notebooks_declare_the_orchestrators_parameters():
 
     run = make_run("grl-T4", "ilidsvid", "cpu", split=2)
     validate_parameters(notebooks_dir() / "experiment.ipynb", experiment_parameters(run))
-    validate_parameters(notebooks_dir() / "report.ipynb", {"profile": "cpu", "reports_dir": "/x", "seed": 0})
+    validate_parameters(notebooks_dir() / "report.ipynb", {"profile": "cpu", "reports_dir": "/x", "seeds": "0,1",
+                                                              "reference": ""})
 
 
 @pytest.mark.slow
@@ -120,7 +121,12 @@ def test_cli_help_list_and_bad_input(capsys, tmp_path, monkeypatch):
     assert "reproduce" in capsys.readouterr().out
     assert main(["list", "--profile", "quick", "--only", "table4"]) == 0
     out = capsys.readouterr().out
-    assert "GRL (T=10)" in out and "5 unique runs" in out and "missing" in out
+    assert "GRL (T=10)" in out and "10 unique runs" in out and "missing" in out and "seed1" in out
+    assert main(["list", "--profile", "quick", "--only", "table4", "--seeds", "3"]) == 0
+    assert "5 unique runs" in capsys.readouterr().out
+    assert main(["reproduce", "--profile", "quick", "--seeds", "1,1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seeds must list each seed once" in err
     assert main(["list", "--profile", "laptop"]) == 2
     assert "valid profiles: quick, cpu, paper" in capsys.readouterr().err
     assert main(["train", "--experiment", "grl-T7", "--profile", "quick"]) == 2

@@ -1,0 +1,87 @@
+"""Statistics of a seeded study: means with confidence intervals, paired differences, verdicts.
+
+A *sample* is one trained model: one (seed, split) of a run. A table cell is the mean over its
+samples with a Student-t interval; a comparison of two rows (an ablation against its reference
+row) is the mean of the *paired* per-sample differences -- the same seed and split on both
+sides, so the seed's share of the noise cancels -- with its Student-t interval. A verdict is
+drawn only where that interval allows it:
+
+* ``agrees``       -- the interval excludes 0 and has the sign of the paper's difference;
+* ``contradicts``  -- it excludes 0 with the opposite sign (or the paper shows no difference);
+* ``inconclusive`` -- it contains 0, or there are fewer than two samples.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+VERDICTS = ("agrees", "contradicts", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean of ``n`` samples with its two-sided confidence interval [low, high] (NaN when n < 2)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def contains(self, value: float) -> bool:
+        """False when the interval is undefined (n < 2)."""
+        return not math.isnan(self.low) and self.low <= value <= self.high
+
+    def excludes_zero(self) -> bool:
+        return not math.isnan(self.low) and (self.low > 0 or self.high < 0)
+
+    def text(self, decimals: int = 1) -> str:
+        """"12.3 ± 1.4" (or "12.3" alone for a single sample)."""
+        if math.isnan(self.mean):
+            return "—"
+        if math.isnan(self.low):
+            return f"{self.mean:.{decimals}f}"
+        return f"{self.mean:.{decimals}f} ± {self.half_width:.{decimals}f}"
+
+
+def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Interval:
+    """Student-t interval of the mean: mean ± t_{(1+c)/2, n-1} · s / √n.
+
+    Zero variance gives a zero-width interval at the mean; one sample gives NaN bounds
+    (its spread is unknown); no sample gives NaN everywhere.
+    """
+    x = np.asarray([float(v) for v in values], dtype=np.float64)
+    n = int(x.size)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, 1)
+    sem = float(x.std(ddof=1)) / math.sqrt(n)
+    if sem == 0.0:
+        return Interval(mean, mean, mean, n)
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
+    return Interval(mean, float(low), float(high), n)
+
+
+def paired_difference(row: Mapping, reference: Mapping, confidence: float = CONFIDENCE) -> Interval:
+    """Interval of mean(row[k] − reference[k]) over the sample keys k (seed, split) both sides have."""
+    common = sorted(set(row) & set(reference))
+    return t_interval([row[k] - reference[k] for k in common], confidence)
+
+
+def verdict(difference: Interval, paper_difference: float) -> str:
+    """Does our paired difference (an :class:`Interval`) go the way the paper's difference does?"""
+    if not difference.excludes_zero():
+        return "inconclusive"
+    ours_sign = 1 if difference.low > 0 else -1
+    paper_sign = (paper_difference > 0) - (paper_difference < 0)
+    return "agrees" if ours_sign == paper_sign else "contradicts"
