@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--dataset", default=None, help=f"restrict to one dataset: {', '.join(DATASETS)}")
         p.add_argument("--seeds", default=None, metavar="0,1,2",
                        help="comma-separated seeds; every run is trained once per seed (default: the profile's)")
+        p.add_argument("--recipe", default=None, help="paper | release (the authors' released code); default: the profile's")
         p.add_argument("--data-root", action="append", default=[], metavar="NAME=PATH",
                        help="real dataset root, e.g. mars=/data/MARS (repeatable); without it: built-in synthetic data")
 
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default="", help="the dataset's root (default: built-in synthetic data)")
+    p.add_argument("--recipe", default=None, help="paper | release (the authors' released code); default: the profile's")
     sub.add_parser("synth", help="generate the built-in synthetic datasets (grl.data.synthetic)", add_help=False)
     sub.add_parser("bench", help="run the benchmarks (grl.bench)", add_help=False)
     p = sub.add_parser("refresh-notebooks", help="re-execute the committed notebooks in place (quick defaults), for nbval")
@@ -82,7 +84,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         roots = reproduce.parse_data_roots(args.data_root)
         return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds),
-                                   root=args.root, reference=args.reference)
+                                   root=args.root, reference=args.reference, recipe=args.recipe)
     if args.command == "compare":
         return _compare(args)
     if args.command == "list":
@@ -137,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
     from grl.reproduce import check_data, run_or_load
 
     run = make_run(args.experiment, args.dataset, args.profile, split=args.split, seed=args.seed,
-                   data_root=args.data_root)
+                   data_root=args.data_root, recipe=args.recipe)
     check_data([run])
     print(f"{run.name}: {run.run_dir}")
     result = run_or_load(run)
@@ -149,7 +151,7 @@ def _list(args: argparse.Namespace) -> int:
     from grl.reproduce import parse_data_roots
 
     runs = runs_for(args.profile, args.only, args.dataset, seeds=parse_seeds(args.seeds),
-                    data_roots=parse_data_roots(args.data_root))
+                    data_roots=parse_data_roots(args.data_root), recipe=args.recipe)
     by_pair = {}
     for run in runs:
         by_pair.setdefault((run.experiment, run.dataset), []).append(run)

@@ -19,13 +19,39 @@ DIRECTIONS = ("forward", "backward", "both")
 INTEGRATIONS = ("paper", "release")
 OIM_LEVELS = ("v", "f", "v+f")
 TEST_SAMPLINGS = ("rrs", "dense")
-TEST_FEATURES = ("g", "l", "h", "h+l")
 OPTIMIZERS = ("sgd", "adam")
 DTYPES = ("float32", "float64")
+RECIPES_NAMES = ("paper", "release")
+RRS_CHUNKS = ("balanced", "ceil")
+ERASINGS = ("clip", "frame")
+GCE_HEADS = ("paper", "release")
+
+# The authors' release departs from the paper's text in these fields; `recipe="release"` sets them all
+# (Config.from_dict), and each stays a field of its own. README, "The authors' recipe", says why each
+# default is what it is.
+RECIPES: dict[str, dict] = {
+    "paper": {},
+    "release": {
+        "integration": "release",  # eq. 9-10 as a sum + BN instead of an FC over the concatenation
+        "lambda_veri": 20.0,  # verification loss weight
+        "new_layer_lr_mult": 2.0,  # layers outside the backbone at lr x2
+        "rrs_chunks": "ceil",  # RRS chunks of ceil(n/T) frames, padded with the last frame
+        "random_crop": False,
+        "erasing": "frame",  # per frame, random colour, 2-20 % of the area
+        "gce_head": "release",  # biased Linear; three 1x1 convs, no ReLU between the first two; final BN
+        "pool_normalized": True,  # attentive pooling of L2-normalised F^h_t
+        "pool_bn_halves": True,  # attentive-pooling BN statistics from each half of the batch in training
+        "oim_pooled": True,  # an extra OIM on the pooled F^h with the frame-level lookup table
+        "release_feature": True,  # also evaluate concat(F^l, pooled F^h, mean_t F^h)
+        "select_best": True,  # keep the model at the best test-set Rank-1 (test-set selection!)
+        "eval_every": 5,
+    },
+}
 
 # Fields that change neither what is trained nor what is measured: left out of the key.
 # `threads` is left out too: with float32 it moves the last digits (which the seeds' confidence
 # intervals cover), and the float64 profiles pin it, so it never decides what a run is.
+# eval_every is in the key only with select_best, where it decides which model is kept.
 _NOT_IN_KEY = frozenset({"num_workers", "device", "data_root", "eval_every", "threads"})
 
 
@@ -84,6 +110,19 @@ class Config:
     # --- arithmetic (what makes a run's numbers portable across CPUs; README "What is identical where") ---
     dtype: str = "float32"  # "float64": the quick profile, identical on every x86-64 CPU
     threads: int = 0  # torch threads while training / evaluating; 0 = leave torch's setting alone
+    # --- the authors' release (RECIPES["release"]; every field below defaults to the paper's text) ---
+    recipe: str = "paper"  # "release": every choice of RECIPES["release"] at once (Config.from_dict)
+    rrs_chunks: str = "balanced"  # RRS chunk sizes: "balanced" (differ by <= 1) | "ceil" (release)
+    random_crop: bool = True  # zero-pad + random crop in training (the release has none)
+    erasing: str = "clip"  # "clip": one box for the whole clip, mean fill, 2-40 % | "frame": release
+    gce_head: str = "paper"  # W_r as the paper describes it (two 1x1 convs) | "release" (three)
+    pool_normalized: bool = False  # attentive pooling over L2-normalised F^h_t (release)
+    pool_bn_halves: bool = False  # pooling BN statistics per half batch in training (release)
+    oim_pooled: bool = False  # extra OIM on the pooled F^h with the frame-level table (release)
+    release_feature: bool = False  # also test with concat(F^l, pooled F^h, mean_t F^h) ("l+h+mean")
+    select_best: bool = False  # keep the best test-set Rank-1 of the periodic evaluations (release)
+    # --- evaluation ---
+    rerank: bool = False  # also evaluate the main feature with k-reciprocal re-ranking ("h+l+rerank")
 
     def __post_init__(self) -> None:
         choices = {
@@ -95,6 +134,10 @@ class Config:
             "test_sampling": TEST_SAMPLINGS,
             "optimizer": OPTIMIZERS,
             "dtype": DTYPES,
+            "recipe": RECIPES_NAMES,
+            "rrs_chunks": RRS_CHUNKS,
+            "erasing": ERASINGS,
+            "gce_head": GCE_HEADS,
         }
         for f in fields(self):
             value = getattr(self, f.name)
@@ -122,21 +165,34 @@ class Config:
             raise ConfigError(f"config field 'threads' must be >= 0 (0 = torch's default), got {self.threads}")
         if self.seed < 0:
             raise ConfigError(f"config field 'seed' must be >= 0, got {self.seed}")
+        if self.select_best and self.eval_every < 1:
+            raise ConfigError("select_best=True needs eval_every >= 1: the best model is chosen among the periodic "
+                              "evaluations")
         if not 0 <= self.split <= 9:
             raise ConfigError(f"config field 'split' must be in 0..9, got {self.split}")
 
     # ---- construction -------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Config":
-        """Build from a plain dict, refusing unknown keys by name."""
+        """Build from a plain dict, refusing unknown keys by name.
+
+        ``recipe`` fills in its choices (RECIPES) for every field the dict does not give itself."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(known)}")
-        return cls(**values)
+        recipe = values.get("recipe", "paper")
+        if recipe not in RECIPES:
+            raise ConfigError(f"config field 'recipe' must be one of {list(RECIPES)}, got {recipe!r}")
+        return cls(**{**RECIPES[recipe], **values})
 
     def replace(self, **changes: Any) -> "Config":
-        return Config.from_dict({**self.to_dict(), **changes})
+        """A copy with ``changes``; a new ``recipe`` brings its own choices for the fields not changed."""
+        values = self.to_dict()
+        if changes.get("recipe", self.recipe) != self.recipe:
+            old = {**_paper_values(), **RECIPES[self.recipe]}
+            values = {k: v for k, v in values.items() if k not in old or v != old[k]}  # keep only deliberate choices
+        return Config.from_dict({**values, **changes})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -144,7 +200,8 @@ class Config:
     # ---- identity -----------------------------------------------------
     def key(self) -> str:
         """Short stable hash of everything that changes the trained model or its numbers."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_KEY}
+        payload = {k: v for k, v in self.to_dict().items()
+                   if k not in _NOT_IN_KEY or (k == "eval_every" and self.select_best)}
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
@@ -156,8 +213,19 @@ class Config:
 
     @property
     def test_features(self) -> tuple[str, ...]:
-        """The test features this model can produce (Table 2's "Feat. to test")."""
-        return ("g",) if not self.use_gce else ("l", "h", "h+l")
+        """The test features this model is evaluated with (Table 2's "Feat. to test", and the release's)."""
+        if not self.use_gce:
+            return ("g",)
+        return ("l", "h", "h+l") + (("l+h+mean",) if self.release_feature else ())
+
+    @property
+    def main_feature(self) -> str:
+        """The feature the paper's GRL rows are tested with (and select_best ranks by)."""
+        return "g" if not self.use_gce else "h+l"
+
+
+def _paper_values() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(Config) if f.name in RECIPES["release"]}
 
 
 def _field_type(f: dataclasses.Field) -> type:

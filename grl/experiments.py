@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grl.config import DATASETS, Config, ConfigError
+from grl.config import DATASETS, RECIPES, Config, ConfigError
 from grl.paths import data_dir, reports_dir
 
 # ---------------------------------------------------------------------------------------
@@ -56,11 +56,18 @@ class Profile:
         """The generated dataset this profile trains on when no root is given ("" = the default sets)."""
         return str(data_dir() / f"synthetic-{self.name}" / dataset) if self.synthetic_sizes else ""
 
-    def config(self, experiment: str, dataset: str, *, split: int = 0, seed: int = 0, data_root: str = "") -> Config:
+    def config(self, experiment: str, dataset: str, *, split: int = 0, seed: int = 0, data_root: str = "",
+               recipe: str | None = None) -> Config:
+        """The Config of one run; ``recipe`` ("paper" | "release", default: the profile's) brings its choices
+        (grl.config.RECIPES) under the profile's and the experiment's own settings."""
         check_name(experiment, EXPERIMENTS, "experiment")
         check_name(dataset, DATASETS, "dataset")
+        if recipe is not None:
+            check_name(recipe, RECIPES, "recipe")
         values = {**self.overrides, **EXPERIMENTS[experiment], "dataset": dataset, "split": split, "seed": seed,
                   "data_root": data_root or self.synthetic_root(dataset)}
+        if recipe is not None:
+            values["recipe"] = recipe
         if self.data == "synthetic" and data_root in ("", self.synthetic_root(dataset)):
             from grl.data.synthetic import data_version
 
@@ -80,7 +87,7 @@ PROFILES: dict[str, Profile] = {
                    "num_workers": 0, "amp": False, "channels_last": False,
                    # What nbval checks must be identical on every x86-64 CPU and thread count: float64
                    # on one thread is (measured, README "What is identical where"); float32 is not.
-                   "dtype": "float64", "threads": 1},
+                   "dtype": "float64", "threads": 1, "rerank": True},
         splits=_SPLIT0,
         data="synthetic",
         seeds=(0, 1),
@@ -98,7 +105,7 @@ PROFILES: dict[str, Profile] = {
         overrides={"backbone": "tiny", "pretrained": False, "height": 64, "width": 32, "batch_size": 16,
                    "epochs": 16, "steps_per_epoch": 25, "optimizer": "adam", "lr": 1e-3, "lr_step": 12,
                    "lr_gamma": 0.1,
-                   "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False},
+                   "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False, "rerank": True},
         splits=_SPLIT0,
         data="synthetic",
         seeds=(0, 1, 2),
@@ -109,7 +116,7 @@ PROFILES: dict[str, Profile] = {
         "real datasets, GPU; 10 splits for iLIDS-VID and PRID2011",
         overrides={"backbone": "resnet50", "pretrained": True, "height": 256, "width": 128, "batch_size": 16,
                    "epochs": 50, "steps_per_epoch": 0, "lr": 1e-3, "lr_step": 15, "lr_gamma": 0.1,
-                   "device": "auto", "num_workers": 4},
+                   "device": "auto", "num_workers": 4, "rerank": True},
         splits={"mars": (0,), "ilidsvid": tuple(range(10)), "prid2011": tuple(range(10))},
         data="real",
         seeds=(0,),  # 72 GPU trainings per seed; --seeds 0,1,2 for intervals over seeds
@@ -134,6 +141,8 @@ def _catalogue() -> tuple[CatalogueRow, ...]:
     add = lambda table, row, exp, ds, feat="h+l": rows.append(CatalogueRow(table, row, exp, ds, feat))  # noqa: E731
     for ds in DATASETS:
         add(1, "GRL (ours)", "grl", ds)
+    for ds in DATASETS:  # not in the paper: ours only (the paper reports no re-ranking)
+        add(1, "GRL + re-ranking", "grl", ds, "h+l+rerank")
     for ds in DATASETS:
         add(2, "Baseline (F^g)", "baseline", ds, "g")
         for prefix, exp in (("+GCE", "gce"), ("+TRL", "grl")):
@@ -226,9 +235,10 @@ def profile_dir(profile: str, root: str | Path | None = None) -> Path:
 
 
 def make_run(experiment: str, dataset: str, profile: str = "quick", *, split: int = 0, seed: int = 0,
-             data_root: str = "", root: str | Path | None = None, run_dir: str | Path | None = None) -> Run:
+             data_root: str = "", root: str | Path | None = None, run_dir: str | Path | None = None,
+             recipe: str | None = None) -> Run:
     """Resolve one run: its Config and its folder runs/<experiment>-<dataset>-split<split>-seed<seed>-<key>."""
-    config = get_profile(profile).config(experiment, dataset, split=split, seed=seed, data_root=data_root)
+    config = get_profile(profile).config(experiment, dataset, split=split, seed=seed, data_root=data_root, recipe=recipe)
     if not run_dir:
         run_dir = profile_dir(profile, root) / "runs" / f"{experiment}-{dataset}-split{split}-seed{seed}-{config.key()}"
     return Run(experiment, dataset, split, config, Path(run_dir), profile)
@@ -270,7 +280,7 @@ def parse_seeds(text: str | None, option: str = "--seeds") -> tuple[int, ...] | 
 
 def runs_for(profile: str, only: str | None = None, dataset: str | None = None, *,
              seeds: tuple[int, ...] | None = None, data_roots: dict[str, str] | None = None,
-             root: str | Path | None = None) -> list[Run]:
+             root: str | Path | None = None, recipe: str | None = None) -> list[Run]:
     """The unique trainings behind the selected catalogue rows, once per seed (default: the profile's).
 
     Ordered so an interrupted batch has the most useful results first: seed by seed (a whole
@@ -297,7 +307,8 @@ def runs_for(profile: str, only: str | None = None, dataset: str | None = None, 
     for seed in seeds:
         for exp, ds in pairs:
             for split in prof.splits[ds]:
-                run = make_run(exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root)
+                run = make_run(exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root,
+                               recipe=recipe)
                 if run.config.key() not in seen_keys:  # two names for one configuration train once
                     seen_keys.add(run.config.key())
                     runs.append(run)

@@ -98,8 +98,13 @@ def assemble_tables(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> di
     tables = {}
     for table in TABLES:
         records = []
-        for row in (r for r in CATALOGUE if r.table == table):
+        rows = [r for r in CATALOGUE if r.table == table]
+        for row in rows:
             printed = paper[(paper.table == table) & (paper.row == row.row) & (paper.dataset == row.dataset)]
+            if printed.empty:  # a row of ours only (e.g. + re-ranking): the metrics of the table's first row
+                first = next(r for r in rows if r.dataset == row.dataset)
+                printed = paper[(paper.table == table) & (paper.row == first.row) & (paper.dataset == row.dataset)]
+                printed = printed.assign(value=nan)
             for p in printed.itertuples():
                 cell = stats_of.get((row.experiment, row.dataset, row.feature, p.metric))
                 mean, low, high, n = (cell.mean, cell.low, cell.high, cell.n) if cell else (nan, nan, nan, 0)
@@ -114,10 +119,11 @@ def wide_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     """Display form: one line per row label, one column per dataset+metric,
     cells "ours ± half-interval / paper (ours - paper)"."""
     def cell(r) -> str:
+        paper = "—" if pd.isna(r.paper) else f"{r.paper:.{decimals}f}"
         if pd.isna(r.ours):
-            return f"— / {r.paper:.{decimals}f}"
+            return f"— / {paper}"
         ours = Interval(r.ours, r.low, r.high, int(r.n)).text(decimals)
-        return f"{ours} / {r.paper:.{decimals}f} ({r.diff:+.{decimals}f})"
+        return f"{ours} / {paper}" + ("" if pd.isna(r.diff) else f" ({r.diff:+.{decimals}f})")
 
     frame = table.assign(
         column=[f"{DATASET_NAMES[d]} {METRIC_NAMES[m]}" for d, m in zip(table.dataset, table.metric)],
@@ -332,6 +338,11 @@ def provenance(profile: str, runs: list[Run]) -> str:
         + (" (float32 results move in their last digits with the CPU's instruction set and the thread count; "
            "the intervals over seeds are what carries across machines)" if "float32" in dtypes else
            " on a fixed thread count (identical on every x86-64 CPU with AVX2 or AVX-512)"),
+        f"- **Recipe**: {', '.join(sorted({r.config.recipe for r in runs})) or '—'} (README, \"The authors' recipe\")",
+        "- **Model selection**: " + (
+            "⚠ **test-set selection** — each run keeps the epoch with the best Rank-1 on the *test set* "
+            "(the authors' release does this); these numbers are optimistic and not comparable to a held-out choice"
+            if any(r.config.select_best for r in runs) else "the model after the last epoch (no selection)"),
         f"- **Training + evaluation wall time**: {wall / 60:.1f} min in total",
         f"- **MARS gallery convention**: {gallery}",
         "- **Test distance**: cosine; iLIDS-VID / PRID2011 numbers are averaged over the profile's splits",

@@ -85,11 +85,12 @@ def ensure_run(experiment: str, dataset: str, profile: str = "quick", split: int
 
 
 def ensure_runs(profile: str = "quick", only: str | None = None, dataset: str | None = None,
-                seeds: tuple[int, ...] | None = None, root: str | Path | None = None, progress: bool = True) -> list[Run]:
+                seeds: tuple[int, ...] | None = None, root: str | Path | None = None, progress: bool = True,
+                recipe: str | None = None) -> list[Run]:
     """Train every missing run of a profile (every seed) in-process (for the quick profile: a couple of minutes)."""
     from tqdm import tqdm
 
-    runs = runs_for(profile, only, dataset, seeds=seeds, root=root)
+    runs = runs_for(profile, only, dataset, seeds=seeds, root=root, recipe=recipe)
     missing = [r for r in runs if not r.is_done()]
     if missing:
         check_data(missing)
@@ -153,7 +154,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str
 def experiment_parameters(run: Run) -> dict:
     return {"experiment": run.experiment, "profile": run.profile, "dataset": run.dataset,
             "data_root": run.config.data_root, "seed": run.config.seed, "split": run.split,
-            "output_dir": str(run.run_dir)}
+            "output_dir": str(run.run_dir), "recipe": run.config.recipe}
 
 
 @dataclass
@@ -207,11 +208,11 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
 # the whole study
 def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
               data_roots: dict[str, str] | None = None, seeds: tuple[int, ...] | None = None,
-              root: str | Path | None = None, reference: str | Path | None = None) -> int:
+              root: str | Path | None = None, reference: str | Path | None = None, recipe: str | None = None) -> int:
     """Run the selected catalogue for every seed, then Figure 4 and the report; return a process exit code."""
     out = profile_dir(profile, root)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
-    runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root)
+    runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
     nb_dir = notebooks_dir()
     for run in runs:  # every parameter checked before anything heavy starts
         validate_parameters(nb_dir / "experiment.ipynb", experiment_parameters(run))
@@ -222,7 +223,7 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
     failures = dict(batch.failed)
     from grl.report import report_markdown, results_frame, write_results_csv
 
-    all_runs = runs_for(profile, seeds=seeds, data_roots=data_roots, root=root)
+    all_runs = runs_for(profile, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
     write_results_csv(out / "results.csv", results_frame(all_runs))
     print(f"per-seed results: {out / 'results.csv'}")
 
@@ -240,7 +241,7 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
     report_nb = out / "report.ipynb"
     if _step("report", nb_dir / "report.ipynb", report_nb,
              {"profile": profile, "reports_dir": str(out), "seeds": ",".join(map(str, seeds)),
-              "reference": str(reference or "")}, failures):
+              "reference": str(reference or ""), "recipe": recipe or ""}, failures):
         export_html(report_nb, out / "report.html")
         print(f"report: {out / 'report.html'}")
     atomic_write_bytes(out / "report.md", report_markdown(profile, all_runs, reference).encode())

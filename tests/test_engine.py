@@ -294,3 +294,34 @@ def test_cpu_profile_learns_far_above_chance(small_mars, tmp_path, variant):
     chance = 100.0 / gallery_ids
     best = max(m["mAP"] for m in result["metrics"].values())
     assert best > 4 * chance, (best, chance, result["metrics"])
+
+
+def test_select_best_keeps_the_best_test_rank1_and_says_it_is_test_set_selection(tiny_dataset, tmp_path):
+    config = _config(select_best=True, eval_every=1, epochs=4)
+    result = train(config, tmp_path, progress=False, dataset=tiny_dataset)
+    evals = [(r["epoch"], r["eval"]["h+l"]["rank1"], r["eval"]["h+l"]["mAP"]) for r in
+             (json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines())]
+    best_rank1 = max(r1 for _, r1, _ in evals)
+    best_epoch = next(e for e, r1, _ in evals if r1 == best_rank1)  # ties keep the earlier epoch
+    assert result["selection"]["epoch"] == best_epoch and "TEST set" in result["selection"]["rule"]
+    assert result["metrics"]["h+l"]["mAP"] == pytest.approx(next(m for e, _, m in evals if e == best_epoch))
+    _, model = load_run(tmp_path)  # model.pt holds the selected epoch's weights
+    assert evaluate_model(model, tiny_dataset, config)["h+l"]["rank1"] == pytest.approx(best_rank1)
+    assert train(_config(), tmp_path / "plain", progress=False, dataset=tiny_dataset)["selection"] is None
+
+
+def test_rerank_adds_the_re_ranked_main_feature(reference_run, tiny_dataset):
+    from grl.evaluation import evaluate_ranking, pairwise_distance
+    from grl.reranking import re_ranking
+
+    out, _ = reference_run
+    config, model = load_run(out)
+    metrics = evaluate_model(model, tiny_dataset, config.replace(rerank=True))
+    assert set(metrics) == {"l", "h", "h+l", "h+l+rerank"}
+    feats = extract_features(model, list(tiny_dataset.query) + list(tiny_dataset.gallery), config)["h+l"]
+    q, g = feats[:4], feats[4:]
+    ids = [torch.tensor([t.pid for t in s]) for s in (tiny_dataset.query, tiny_dataset.gallery)]
+    cams = [torch.tensor([t.camid for t in s]) for s in (tiny_dataset.query, tiny_dataset.gallery)]
+    expected = evaluate_ranking(re_ranking(pairwise_distance(q, g), pairwise_distance(q, q), pairwise_distance(g, g)),
+                                ids[0], ids[1], cams[0], cams[1])
+    assert metrics["h+l+rerank"]["mAP"] == pytest.approx(expected["mAP"])

@@ -44,13 +44,16 @@ def test_every_catalogue_row_has_a_paper_number():
     df = paper_results()
     for row in CATALOGUE:
         printed = df[(df.table == row.table) & (df.row == row.row) & (df.dataset == row.dataset)]
+        if row.feature.endswith("+rerank"):  # ours only: the paper reports no re-ranking
+            assert len(printed) == 0, row
+            continue
         assert len(printed), row
         assert set(printed.feature) == {row.feature}, row
 
 
 def test_catalogue_covers_tables_1_to_6():
     counts = {t: sum(r.table == t for r in CATALOGUE) for t in range(1, 7)}
-    assert counts == {1: 3, 2: 21, 3: 4, 4: 5, 5: 4, 6: 3}
+    assert counts == {1: 6, 2: 21, 3: 4, 4: 5, 5: 4, 6: 3}  # Table 1: GRL and GRL + re-ranking per dataset
     assert {r.experiment for r in CATALOGUE} == set(EXPERIMENTS)
 
 

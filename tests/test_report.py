@@ -53,12 +53,15 @@ def test_tables_have_paper_ours_and_difference(tmp_path):
     runs = runs_for("quick", root=tmp_path)
     write_fake_results(runs, grl_wins)
     tables = assemble_tables(results_frame(runs))
-    t1 = tables[1].set_index(["dataset", "metric"])
+    t1 = tables[1][tables[1].row == "GRL (ours)"].set_index(["dataset", "metric"])
     assert t1.loc[("mars", "mAP"), "paper"] == 84.8
     assert t1.loc[("mars", "mAP"), "ours"] == 60.0
     assert t1.loc[("mars", "mAP"), "diff"] == pytest.approx(60.0 - 84.8)
     assert t1.loc[("prid2011", "rank20"), "ours"] == 80.0
-    assert len(tables[1]) == 10
+    assert len(tables[1]) == 20  # GRL and GRL + re-ranking (ours only: no paper number) on 10 metrics
+    rerank = tables[1][tables[1].row == "GRL + re-ranking"]
+    assert rerank.paper.isna().all() and rerank.ours.isna().all()  # the fake results have no re-ranked feature
+    assert "| GRL + re-ranking | — / —" in table_markdown(1, tables[1])
     t2 = tables[2]
     assert len(t2) == 7 * 6  # seven rows, two metrics on each of three datasets
     row = t2[(t2.row == "Baseline (F^g)") & (t2.dataset == "ilidsvid") & (t2.metric == "rank5")].iloc[0]
@@ -73,7 +76,7 @@ def test_missing_runs_leave_gaps_and_splits_are_averaged(tmp_path):
         write_fake_results([run], lambda *a, i=i: 10.0 * (i + 1))
     ours = results_frame(runs)
     tables = assemble_tables(ours)
-    t1 = tables[1].set_index(["dataset", "metric"])
+    t1 = tables[1][tables[1].row == "GRL (ours)"].set_index(["dataset", "metric"])
     assert t1.loc[("ilidsvid", "rank1"), "ours"] == pytest.approx(35.0)  # mean of 20, 30, 40, 50
     assert math.isnan(t1.loc[("mars", "mAP"), "ours"])
     assert t1.loc[("ilidsvid", "rank1"), "n"] == 4  # four splits of one seed

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections or SECTIONS:
         print(f"\n=== grl.bench.{section} ===", flush=True)
         module = importlib.import_module(f"grl.bench.{section}")
-        extra = {"evaluation": ["--no-reference"], "model": ["--quick"], "data": ["--batches", "3"]}[section]
+        extra = {"evaluation": ["--no-reference", "--no-rerank"], "model": ["--quick"], "data": ["--batches", "3"]}[section]
         module.main(extra if args.quick else [])
     return 0
 

@@ -34,7 +34,8 @@ class ClipDataset(Dataset):
     A key is a dataset index or, from the train loader, ``(index, epoch, position)``.
     """
 
-    def __init__(self, tracklets: Sequence, seq_len: int, transform: ClipTransform, mode: str = "rrs", seed: int = 0):
+    def __init__(self, tracklets: Sequence, seq_len: int, transform: ClipTransform, mode: str = "rrs", seed: int = 0,
+                 chunks: str = "balanced"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         if seq_len < 1:
@@ -43,12 +44,14 @@ class ClipDataset(Dataset):
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.tracklets = list(tracklets)
         self.seq_len, self.transform, self.mode, self.seed = int(seq_len), transform, mode, int(seed)
+        self.chunks = chunks  # RRS chunk sizes (grl.data.sampling.rrs_indices)
         self.epoch = 0
         # items: (tracklet index, frame indices or None for a fresh RRS draw)
         if mode == "dense":
             self.items = [(k, chunk) for k, t in enumerate(self.tracklets) for chunk in dense_chunks(len(t.frames), self.seq_len)]
         elif mode == "rrs":
-            self.items = [(k, rrs_indices(len(t.frames), self.seq_len, train=False)) for k, t in enumerate(self.tracklets)]
+            self.items = [(k, rrs_indices(len(t.frames), self.seq_len, train=False, chunks=chunks))
+                          for k, t in enumerate(self.tracklets)]
         else:
             self.items = [(k, None) for k in range(len(self.tracklets))]
 
@@ -73,7 +76,7 @@ class ClipDataset(Dataset):
         generator = None
         if self.mode == "train":
             rng = np.random.default_rng([self.seed, int(epoch), int(position), int(index)])
-            frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=rng)
+            frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=rng, chunks=self.chunks)
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         cache: dict[int, object] = {}  # short tracklets repeat frames: decode each once
         frames = [cache[i] if i in cache else cache.setdefault(i, _read_frame(tracklet.frames[i])) for i in frame_ids]
@@ -163,8 +166,8 @@ def build_train_loader(dataset, config, seed: int) -> DataLoader:
     ``config.steps_per_epoch`` > 0 fixes the epoch length). Call
     ``loader.batch_sampler.set_epoch(epoch)`` before each epoch.
     """
-    transform = ClipTransform(config.height, config.width, train=True)
-    clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed)
+    transform = ClipTransform.for_config(config, train=True)
+    clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed, chunks=config.rrs_chunks)
     sampler = PairedBatchSampler(dataset.train, config.batch_size, seed, steps=config.steps_per_epoch or None)
     return DataLoader(clips, batch_sampler=_KeyedBatchSampler(sampler), collate_fn=_collate_train, **_loader_kwargs(config, seed))
 
@@ -177,8 +180,8 @@ def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_
     """
     if sampling not in ("rrs", "dense"):
         raise ValueError(f"sampling must be 'rrs' or 'dense', got {sampling!r}")
-    transform = ClipTransform(config.height, config.width, train=False)
-    clips = ClipDataset(tracklets, config.seq_len, transform, mode=sampling, seed=config.seed)
+    transform = ClipTransform.for_config(config, train=False)
+    clips = ClipDataset(tracklets, config.seq_len, transform, mode=sampling, seed=config.seed, chunks=config.rrs_chunks)
     return DataLoader(
         clips, batch_size=batch_size or config.batch_size, shuffle=False, collate_fn=_collate_test, **_loader_kwargs(config, config.seed)
     )

@@ -4,6 +4,8 @@
   ``seq_len`` equal chunks (sizes differ by at most one, longer chunks first, as
   ``numpy.array_split``); training takes one random frame per chunk, testing the
   first frame of each chunk. A tracklet shorter than ``seq_len`` repeats its last frame.
+  ``chunks="ceil"`` is the authors' release: chunks of ``ceil(n / seq_len)`` frames, the
+  index list padded with the last frame (n = 10, T = 8 tests frames 0,2,4,6,8,9,9,9).
 - :func:`dense_chunks`: every frame, in consecutive ``seq_len``-frame chunks (dense test).
 - :class:`PairedBatchSampler`: half a batch of random tracklets, each followed (at
   ``i + B/2``) by a partner of the same identity seen by a *different* camera.
@@ -23,13 +25,24 @@ def _check_sizes(num_frames: int, seq_len: int) -> None:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
 
 
-def rrs_indices(num_frames: int, seq_len: int, train: bool, rng: np.random.Generator | int | None = None) -> list[int]:
+def rrs_indices(num_frames: int, seq_len: int, train: bool, rng: np.random.Generator | int | None = None,
+                chunks: str = "balanced") -> list[int]:
     """Frame indices of one RRS clip (length ``seq_len``, non-decreasing).
 
     ``rng`` (a ``numpy.random.Generator`` or an int seed) drives the training draw; it
     is ignored in test mode. ``None`` in training means a fresh, unseeded generator.
+    ``chunks``: "balanced" (sizes differ by at most one) or "ceil" (the release's, see above).
     """
     _check_sizes(num_frames, seq_len)
+    if chunks not in ("balanced", "ceil"):
+        raise ValueError(f"chunks must be 'balanced' or 'ceil', got {chunks!r}")
+    if chunks == "ceil":
+        size = -(-num_frames // seq_len)
+        table = np.minimum(np.arange(size * seq_len), num_frames - 1).reshape(seq_len, size)  # (T, size)
+        if not train:
+            return table[:, 0].tolist()
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return table[np.arange(seq_len), rng.integers(0, size, seq_len)].tolist()
     if num_frames < seq_len:
         return list(range(num_frames)) + [num_frames - 1] * (seq_len - num_frames)
     sizes = np.full(seq_len, num_frames // seq_len)

@@ -9,6 +9,10 @@ Training: resize -> zero-pad + random crop -> horizontal flip (p=0.5) -> float
 -> ImageNet normalisation -> random erasing (p=0.5, area 2-40 %, aspect 0.3-3.3,
 filled with 0 = the ImageNet mean after normalisation, as the release's erasing
 with mean fill). Test: resize -> float -> normalisation.
+
+The authors' release (``ClipTransform.for_config`` with ``random_crop=False``,
+``erasing="frame"``): no crop, and random erasing drawn *per frame* (p=0.5 each, area
+2-20 %, aspect 0.3-3.3), each box filled with one random colour.
 """
 from __future__ import annotations
 
@@ -27,12 +31,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class ClipParams:
-    """One clip's random draw. ``erase`` is ``(top, left, height, width)`` or ``None``."""
+    """One clip's random draw. ``erase`` is ``(top, left, height, width)`` or ``None`` (one box for the
+    clip); ``frame_erase`` has one ``(top, left, height, width, (r, g, b))`` or ``None`` per frame."""
 
     top: int
     left: int
     flip: bool
     erase: tuple[int, int, int, int] | None
+    frame_erase: tuple | None = None
 
 
 def frames_to_tensor(frames: Sequence, height: int, width: int) -> torch.Tensor:
@@ -67,8 +73,10 @@ class ClipTransform:
         padding: tuple[int, int] | None = None,
         flip_p: float = 0.5,
         erase_p: float = 0.5,
-        erase_scale: tuple[float, float] = (0.02, 0.4),
+        erase_scale: tuple[float, float] | None = None,
         erase_ratio: tuple[float, float] = (0.3, 1 / 0.3),
+        random_crop: bool = True,
+        erasing: str = "clip",
     ):
         if height < 1 or width < 1:
             raise ValueError(f"height and width must be >= 1, got {height}x{width}")
@@ -79,14 +87,22 @@ class ClipTransform:
         if padding is None:
             padding = (max(1, round(10 * width / 128)), max(1, round(10 * height / 256)))
         self.padding = tuple(int(p) for p in padding)
+        if erasing not in ("clip", "frame"):
+            raise ValueError(f"erasing must be 'clip' or 'frame', got {erasing!r}")
         self.flip_p, self.erase_p = flip_p, erase_p
-        self.erase_scale, self.erase_ratio = erase_scale, erase_ratio
+        self.erase_scale = erase_scale or ((0.02, 0.4) if erasing == "clip" else (0.02, 0.2))
+        self.erase_ratio, self.random_crop, self.erasing = erase_ratio, bool(random_crop), erasing
+
+    @classmethod
+    def for_config(cls, config, train: bool) -> "ClipTransform":
+        """The transform a Config asks for (size, crop, erasing)."""
+        return cls(config.height, config.width, train, random_crop=config.random_crop, erasing=config.erasing)
 
     def __repr__(self) -> str:
         return f"ClipTransform(height={self.height}, width={self.width}, train={self.train}, padding={self.padding})"
 
-    def sample_params(self, generator: torch.Generator | None = None) -> ClipParams:
-        """Draw one clip's parameters (crop offset in the padded image, flip, erasing box)."""
+    def sample_params(self, generator: torch.Generator | None = None, num_frames: int = 1) -> ClipParams:
+        """Draw one clip's parameters (crop offset in the padded image, flip, erasing box(es))."""
         px, py = self.padding
 
         def randint(high: int) -> int:  # uniform in [0, high)
@@ -95,10 +111,7 @@ class ClipTransform:
         def uniform() -> float:
             return float(torch.rand((), generator=generator))
 
-        top, left = randint(2 * py + 1), randint(2 * px + 1)
-        flip = uniform() < self.flip_p
-        erase = None
-        if uniform() < self.erase_p:
+        def box() -> tuple[int, int, int, int] | None:
             area = self.height * self.width
             log_r = (math.log(self.erase_ratio[0]), math.log(self.erase_ratio[1]))
             for _ in range(10):  # torchvision's RandomErasing: retry boxes that do not fit
@@ -106,8 +119,19 @@ class ClipTransform:
                 ratio = math.exp(log_r[0] + uniform() * (log_r[1] - log_r[0]))
                 h, w = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
                 if 0 < h < self.height and 0 < w < self.width:
-                    erase = (randint(self.height - h + 1), randint(self.width - w + 1), h, w)
-                    break
+                    return (randint(self.height - h + 1), randint(self.width - w + 1), h, w)
+            return None
+
+        top, left = (randint(2 * py + 1), randint(2 * px + 1)) if self.random_crop else (py, px)
+        flip = uniform() < self.flip_p
+        if self.erasing == "frame":
+            boxes = []
+            for _ in range(num_frames):
+                drawn = box() if uniform() < self.erase_p else None
+                colour = (uniform(), uniform(), uniform())  # drawn either way: frames stay independent
+                boxes.append(None if drawn is None else (*drawn, colour))
+            return ClipParams(top=top, left=left, flip=flip, erase=None, frame_erase=tuple(boxes))
+        erase = box() if uniform() < self.erase_p else None
         return ClipParams(top=top, left=left, flip=flip, erase=erase)
 
     def apply(self, clip: torch.Tensor, params: ClipParams | None) -> torch.Tensor:
@@ -123,8 +147,16 @@ class ClipTransform:
         if params is not None and params.erase is not None:
             i, j, h, w = params.erase
             clip = F.erase(clip, i, j, h, w, torch.zeros(1, 1, 1))
+        if params is not None and params.frame_erase is not None:
+            clip = clip.clone()
+            mean, std = torch.tensor(IMAGENET_MEAN)[:, None], torch.tensor(IMAGENET_STD)[:, None]
+            for t, drawn in enumerate(params.frame_erase[: clip.shape[0]]):
+                if drawn is not None:
+                    i, j, h, w, colour = drawn
+                    fill = ((torch.tensor(colour)[:, None] - mean) / std).to(clip.dtype)  # (3,1) normalised colour
+                    clip[t, :, i : i + h, j : j + w] = fill[:, :, None]
         return clip
 
     def __call__(self, frames: Sequence, generator: torch.Generator | None = None) -> torch.Tensor:
         clip = frames_to_tensor(frames, self.height, self.width)
-        return self.apply(clip, self.sample_params(generator) if self.train else None)
+        return self.apply(clip, self.sample_params(generator, len(frames)) if self.train else None)

@@ -98,7 +98,8 @@ def extract_features(
 
 
 def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str, dict]:
-    """CMC + mAP (percent) of every test feature of config, cosine distance, config.test_sampling.
+    """CMC + mAP (percent) of every test feature of config, cosine distance, config.test_sampling;
+    with ``config.rerank`` also of the main feature after k-reciprocal re-ranking ("h+l+rerank").
 
     Returns {feature: metrics} with the keys of grl.evaluation.evaluate_ranking. The gallery
     convention (e.g. MARS gallery including the queries) is the dataset's: see dataset.protocol.
@@ -126,6 +127,13 @@ def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str,
     for name, feat in feats.items():
         dist = pairwise_distance(feat[q_idx], feat[g_idx], metric="cosine")
         results[name] = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams)
+        if config.rerank and name == config.main_feature:  # k-reciprocal re-ranking (Zhong et al. 2017)
+            from grl.reranking import re_ranking
+
+            with torch_threads(config.threads):
+                final = re_ranking(dist, pairwise_distance(feat[q_idx], feat[q_idx]),
+                                   pairwise_distance(feat[g_idx], feat[g_idx]))
+            results[f"{name}+rerank"] = evaluate_ranking(final, q_pids, g_pids, q_cams, g_cams)
     return results
 
 

@@ -84,7 +84,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         raise ValueError(f"train: the train loader of dataset {dataset.name!r} yields no batch (batch_size={config.batch_size})")
 
     history: list[dict] = []
-    start_epoch, wall_before, last_eval = 0, 0.0, None
+    start_epoch, wall_before, last_eval, best = 0, 0.0, None, None
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         objective.load_state_dict(ckpt["objective"])
@@ -93,7 +93,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         scaler.load_state_dict(ckpt["scaler"])
         _set_rng_states(ckpt["rng"])
         start_epoch, history = ckpt["epoch"], list(ckpt["history"])
-        wall_before, last_eval = ckpt["wall_time_s"], ckpt.get("eval")
+        wall_before, last_eval, best = ckpt["wall_time_s"], ckpt.get("eval"), ckpt.get("best")
         _write_history(out_dir / METRICS, history)
     elif (out_dir / METRICS).exists():
         (out_dir / METRICS).unlink()  # left by a run that died before its first checkpoint
@@ -111,6 +111,8 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         if last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0):
             last_eval = evaluate_model(model, dataset, config)
             record["eval"] = {f: _headline(m) for f, m in last_eval.items()}
+            if config.select_best:
+                best = _keep_best(best, epoch + 1, last_eval, model, config.main_feature)
         record["epoch_time_s"] = time.perf_counter() - t0
         record["wall_time_s"] = wall_before + time.perf_counter() - started
         history.append(record)
@@ -127,6 +129,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
                 "rng": _get_rng_states(),
                 "history": history,
                 "eval": last_eval if last else None,
+                "best": best,
                 "wall_time_s": record["wall_time_s"],
             },
             out_dir / CHECKPOINT,
@@ -135,6 +138,12 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
 
     metrics = last_eval if last_eval is not None else evaluate_model(model, dataset, config)
+    selection = None
+    if config.select_best and best is not None:
+        # The release keeps the epoch with the best test-set Rank-1: an optimistic, test-set selection.
+        metrics, selection = best["metrics"], {"epoch": best["epoch"], "feature": config.main_feature,
+                                               "rule": "best Rank-1 of the periodic evaluations on the TEST set"}
+        model.load_state_dict(best["state_dict"])
     atomic_torch_save({"state_dict": model.state_dict(), "config": config.to_dict(), "key": key}, out_dir / MODEL)
     result = {
         "key": key,
@@ -149,6 +158,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         "seed": config.seed,
         "commit": git_commit(),
         "machine": machine_info(),
+        "selection": selection,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write_json(out_dir / RESULT, result)
@@ -320,6 +330,14 @@ def _config_diff(saved: dict, config: Config) -> str:
 
 def _write_history(path: Path, history: list[dict]) -> None:
     atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history).encode())
+
+
+def _keep_best(best: dict | None, epoch: int, metrics: dict, model, feature: str) -> dict:
+    """The better of ``best`` and this evaluation by Rank-1 of ``feature`` (ties keep the earlier epoch)."""
+    if best is not None and metrics[feature]["rank1"] <= best["metrics"][feature]["rank1"]:
+        return best
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {"epoch": epoch, "metrics": metrics, "state_dict": state}
 
 
 def _headline(metrics: dict) -> dict:

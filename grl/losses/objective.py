@@ -17,9 +17,12 @@ class GRLObjective(nn.Module):
     * L_veri (eq. 11): verification BCE between the first and last B/2 clips of the paired
       batch, on the attention-pooled F^h (Baseline: F^g) — when ``config.use_verification``.
     * triplet: soft-margin batch-hard on the same feature — when ``config.use_triplet``.
+    * pooled OIM (the authors' release, ``config.oim_pooled``): an OIM on the attention-pooled F^h
+      with the frame-level lookup table (it reads and updates that table), weight λ1; needs the
+      frame-level OIM (Table 6's V-OIM row has none, so there it is absent).
 
     ``dims`` maps GRLOutput field names to feature sizes (``GRL.dims``); an int means all equal.
-    Returns ``(total, parts)`` with parts = {"frame_oim", "video_oim", "verification",
+    Returns ``(total, parts)`` with parts = {"frame_oim", "video_oim", "pooled_oim", "verification",
     "triplet", "total"} as floats (only the active terms).
     """
 
@@ -28,7 +31,8 @@ class GRLObjective(nn.Module):
         if isinstance(dims, int):
             dims = dict.fromkeys(("global_feature", "frame_high", "video_high", "video_low"), dims)
         self.baseline = not config.use_gce
-        self.lambdas = {"frame_oim": config.lambda_frame, "video_oim": config.lambda_video, "verification": config.lambda_veri}
+        self.lambdas = {"frame_oim": config.lambda_frame, "video_oim": config.lambda_video,
+                        "pooled_oim": config.lambda_frame, "verification": config.lambda_veri}
         self.use_triplet = config.use_triplet
         oim = dict(scale=config.oim_scale, momentum=config.oim_momentum)
         video_field = "global_feature" if self.baseline else "video_low"
@@ -37,6 +41,7 @@ class GRLObjective(nn.Module):
         self.video_oim = OIMLoss(num_classes, dims[video_field], **oim) if "v" in config.oim else None
         self.verification = VerificationHead(dims[self.pair_field]) if config.use_verification else None
         self.video_field = video_field
+        self.oim_pooled = bool(config.oim_pooled) and self.frame_oim is not None and not self.baseline
 
     def forward(self, output, pids: Tensor) -> tuple[Tensor, dict[str, float]]:
         terms: dict[str, Tensor] = {}
@@ -45,6 +50,8 @@ class GRLObjective(nn.Module):
             terms["frame_oim"] = self.frame_oim(output.frame_high.reshape(B * T, D), pids.repeat_interleave(T))
         if self.video_oim is not None:  # eq. 13
             terms["video_oim"] = self.video_oim(getattr(output, self.video_field), pids)
+        if self.oim_pooled:  # the release: the frame-level table scores (and learns from) the pooled F^h too
+            terms["pooled_oim"] = self.frame_oim(output.video_high, pids)
         paired = getattr(output, self.pair_field)
         if self.verification is not None:  # eq. 11
             terms["verification"] = verification_loss(self.verification, *split_pairs(paired, pids))

@@ -24,8 +24,13 @@ class OIMLoss(nn.Module):
         self.register_buffer("lookup_table", torch.zeros(num_classes, feat_dim))
 
     def logits(self, features: Tensor) -> Tensor:
-        """(N,D) → (N,num_classes) = scale · normalize(x) · LUTᵀ (the W_i F of eq. 12-13)."""
-        return self.scale * F.normalize(features, dim=1) @ self.lookup_table.t()
+        """(N,D) → (N,num_classes) = scale · normalize(x) · LUTᵀ (the W_i F of eq. 12-13).
+
+        At least fp32, also under autocast: at scale 30 a bf16 logit is off by up to ~0.1, as much
+        as a real difference between identities (the table stays in fp32 / fp64 too)."""
+        dtype = torch.promote_types(self.lookup_table.dtype, torch.float32)
+        with torch.autocast(features.device.type, enabled=False):
+            return self.scale * F.normalize(features.to(dtype), dim=1) @ self.lookup_table.to(dtype).t()
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         loss = F.cross_entropy(self.logits(features), labels)  # eq. 12 / 13

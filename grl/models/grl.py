@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from grl.models.backbone import build_backbone
 
-TEST_FEATURES = ("g", "l", "h", "h+l")
+TEST_FEATURES = ("g", "l", "h", "h+l", "l+h+mean")
 
 
 # ====================================================================== output
@@ -41,7 +41,9 @@ class GRLOutput:
     memory_backward: Tensor | None = None  # (B,T,C,h,w) M^2_t, index t = after frame t
 
     def test_feature(self, name: str) -> Tensor:
-        """Retrieval feature (B,D'): "g" (Baseline only), "l", "h", "h+l" (each part L2-normalised)."""
+        """Retrieval feature (B,D'): "g" (Baseline only), "l", "h", "h+l" (each part L2-normalised), and
+        the release's "l+h+mean" = [F^l, pooled F^h, mean_t F^h] (3C: 6144-d with ResNet-50), each part
+        L2-normalised."""
         if name not in TEST_FEATURES:
             raise ValueError(f"unknown test feature {name!r}; expected one of {list(TEST_FEATURES)}")
         baseline = self.video_high is None
@@ -52,6 +54,8 @@ class GRLOutput:
         if baseline:
             raise ValueError(f"test feature {name!r} needs use_gce=True; the Baseline only has 'g'")
         high, low = F.normalize(self.video_high, dim=1), F.normalize(self.video_low, dim=1)
+        if name == "l+h+mean":
+            return torch.cat([low, high, F.normalize(self.frame_high.mean(dim=1), dim=1)], dim=1)
         return {"h": high, "l": low, "h+l": torch.cat([high, low], dim=1)}[name]
 
 
@@ -67,16 +71,30 @@ class GlobalCorrelation(nn.Module):
     The first conv on the concatenation ``[F̃^g, X_t]`` is computed as
     ``W[:, :C/2]·F̃^g + W[:, C/2:]·X_t`` — the same numbers (a 1×1 conv is linear in its input
     channels) without materialising the broadcast global map for every pixel.
+
+    ``head="release"`` is the authors' release: the projection's Linear has a bias, and W_r is
+    conv1×1 (C/2+C → C/2) + BN, conv1×1 (C/2 → C/8) + BN + ReLU, conv1×1 (C/8 → 1) + BN — no
+    ReLU between the first two convs, and a BatchNorm before the sigmoid.
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, head: str = "paper") -> None:
         super().__init__()
+        if head not in ("paper", "release"):
+            raise ValueError(f"GlobalCorrelation head must be 'paper' or 'release', got {head!r}")
         half = channels // 2
-        self.global_dim = half
-        self.global_projection = nn.Sequential(nn.Linear(channels, half, bias=False), nn.BatchNorm1d(half), nn.ReLU(inplace=True))
+        self.global_dim, self.head = half, head
+        release = head == "release"
+        self.global_projection = nn.Sequential(nn.Linear(channels, half, bias=release), nn.BatchNorm1d(half), nn.ReLU(inplace=True))
         self.fuse = nn.Conv2d(half + channels, half, 1, bias=False)  # W_r, first conv, input [F̃^g, X_t]
         self.fuse_bn = nn.BatchNorm2d(half)
-        self.to_map = nn.Conv2d(half, 1, 1)  # W_r, second conv
+        if release:
+            eighth = max(1, channels // 8)
+            self.to_map = nn.Sequential(  # W_r, second and third conv; the release's final BN
+                nn.Conv2d(half, eighth, 1, bias=False), nn.BatchNorm2d(eighth), nn.ReLU(inplace=True),
+                nn.Conv2d(eighth, 1, 1, bias=False), nn.BatchNorm2d(1),
+            )
+        else:
+            self.to_map = nn.Conv2d(half, 1, 1)  # W_r, second conv
 
     def forward(self, frames: Tensor, global_feature: Tensor) -> Tensor:
         """frames (B,T,C,h,w), global_feature (B,C) → correlation map R (B,T,h,w), eq. 2."""
@@ -86,7 +104,9 @@ class GlobalCorrelation(nn.Module):
         from_global = F.linear(guide, weight[:, : self.global_dim, 0, 0])  # (B,C/2)
         from_frames = F.conv2d(frames.flatten(0, 1), weight[:, self.global_dim :])  # (B*T,C/2,h,w)
         fused = from_frames.unflatten(0, (B, T)) + from_global[:, None, :, None, None]  # (B,T,C/2,h,w)
-        hidden = F.relu(self.fuse_bn(fused.flatten(0, 1)))
+        hidden = self.fuse_bn(fused.flatten(0, 1))
+        if self.head == "paper":  # the release has no ReLU after its first conv
+            hidden = F.relu(hidden)
         return torch.sigmoid(self.to_map(hidden)).view(B, T, h, w)  # (B,T,h,w) R_t ∈ (0,1)
 
 
@@ -256,21 +276,35 @@ class AttentionPooling(nn.Module):
     Q = L2norm(BN(Linear_q F^h)), K = L2norm(BN(Linear_k F^h)) with Linear C→min(512,C);
     weights = softmax(QKᵀ) over the T×T frame pairs (row-wise); pooled = mean over rows of
     (weights @ F^h), then L2-normalised. frame_high (B,T,D) → (B,D).
+
+    The release's two differences are switches: ``normalize_input`` pools the L2-normalised frame
+    features (the weights still come from the raw ones), and ``bn_halves`` computes the BatchNorm
+    statistics of each half of the batch separately in training (the paired batch's probes and
+    partners, as the release feeds them through the network one half at a time).
     """
 
-    def __init__(self, dim: int, inner: int = 512) -> None:
+    def __init__(self, dim: int, inner: int = 512, normalize_input: bool = False, bn_halves: bool = False) -> None:
         super().__init__()
         inner = min(inner, dim)
+        self.normalize_input, self.bn_halves = normalize_input, bn_halves
         self.query = nn.Sequential(nn.Linear(dim, inner), nn.BatchNorm1d(inner))
         self.key = nn.Sequential(nn.Linear(dim, inner), nn.BatchNorm1d(inner))
+
+    def _project(self, layer: nn.Module, x: Tensor, B: int) -> Tensor:
+        """x (B*T,D) → L2norm(BN(Linear x)); BN over each half batch separately when asked (training)."""
+        if self.bn_halves and self.training and B >= 2:
+            half = (B // 2) * (x.shape[0] // B)
+            return F.normalize(torch.cat([layer(x[:half]), layer(x[half:])]), dim=1)
+        return F.normalize(layer(x), dim=1)
 
     def forward(self, frame_high: Tensor) -> Tensor:
         B, T, D = frame_high.shape
         flat = frame_high.reshape(B * T, D)
-        q = F.normalize(self.query(flat), dim=1).view(B, T, -1)
-        k = F.normalize(self.key(flat), dim=1).view(B, T, -1)
+        q = self._project(self.query, flat, B).view(B, T, -1)
+        k = self._project(self.key, flat, B).view(B, T, -1)
         weights = torch.softmax(q @ k.transpose(1, 2), dim=-1)  # (B,T,T)
-        pooled = (weights @ frame_high).mean(dim=1)  # (B,D)
+        values = F.normalize(frame_high, dim=2) if self.normalize_input else frame_high
+        pooled = (weights @ values).mean(dim=1)  # (B,D)
         return F.normalize(pooled, dim=1)
 
 
@@ -289,6 +323,9 @@ class GRL(nn.Module):
         use_enhancement: bool = True,
         direction: str = "both",
         integration: str = "paper",
+        gce_head: str = "paper",
+        pool_normalized: bool = False,
+        pool_bn_halves: bool = False,
     ) -> None:
         super().__init__()
         if use_trl and not use_gce:
@@ -297,8 +334,8 @@ class GRL(nn.Module):
         self.use_gce, self.use_trl = use_gce, use_trl
         self.backbone = backbone
         if use_gce:
-            self.correlation = GlobalCorrelation(channels)
-            self.pooling = AttentionPooling(channels)
+            self.correlation = GlobalCorrelation(channels, gce_head)
+            self.pooling = AttentionPooling(channels, normalize_input=pool_normalized, bn_halves=pool_bn_halves)
         if use_trl:
             self.reciprocal = TemporalReciprocalLearning(channels, direction, use_memory, use_enhancement)
             self.integration = Integration(channels, len(self.reciprocal.reversed), integration)
@@ -352,6 +389,9 @@ def build_model(config) -> GRL:
         use_enhancement=config.use_enhancement,
         direction=config.direction,
         integration=config.integration,
+        gce_head=config.gce_head,
+        pool_normalized=config.pool_normalized,
+        pool_bn_halves=config.pool_bn_halves,
     )
 
 
