@@ -68,8 +68,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] == "bench":
         return _bench(argv[1:])
     args = parser.parse_args(argv)
+    from grl.reproduce import BatchError, BatchInterrupted
+
     try:
         return _dispatch(args)
+    except BatchInterrupted as exc:  # Ctrl-C: one line, not 70 lines of kernel tracebacks
+        print(f"\n{exc.message()}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing finished is lost — rerun the same command to resume", file=sys.stderr)
+        return 130
+    except BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ConfigError as exc:  # user input errors: one clear line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -208,11 +208,22 @@ class Run:
 
 
 def load_result(run_dir: str | Path, key: str | None = None) -> dict | None:
-    """The run's result dict, or None if missing, unreadable or written for another configuration."""
+    """The run's result dict, or None if missing, written for another configuration, or unreadable --
+    an unreadable or malformed result.json is set aside (renamed, with a warning naming it) so that
+    the run is redone instead of blocking every rerun."""
+    from grl.utils import set_aside
+
     path = Path(run_dir) / "result.json"
     try:
         result = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        if path.is_file():
+            set_aside(path, f"not a readable result ({type(exc).__name__}: {exc})")
+        return None
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        set_aside(path, "not a result of this project (no 'metrics' mapping)")
         return None
     if key is not None and result.get("key") != key:
         return None

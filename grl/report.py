@@ -525,12 +525,33 @@ def plot_ablations(tables: dict[int, pd.DataFrame], metric: str = "mAP"):
 
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """metrics.jsonl of a run as a frame (one line per logged step or epoch); empty if absent."""
+    """metrics.jsonl of a run as a frame (one line per logged step or epoch); empty if absent.
+
+    A line that is not JSON (e.g. half-written when a machine died) is skipped with a warning naming
+    the file and line: one bad line never stops a report."""
+    import sys
+
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
         return pd.DataFrame()
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pd.json_normalize(lines)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"warning: {path} cannot be read ({exc}); its training curve is left out", file=sys.stderr)
+        return pd.DataFrame()
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            print(f"warning: {path} line {number} is not a JSON record; skipped", file=sys.stderr)
+            continue
+        records.append(record)
+    return pd.json_normalize(records) if records else pd.DataFrame()
 
 
 def _curve_axes(frame: pd.DataFrame) -> tuple[str | None, list[str]]:

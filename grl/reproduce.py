@@ -1,15 +1,23 @@
 """Batch reproduction: the catalogue's runs through papermill, then Figure 4 and the report.
 
 papermill has no notion of "done", so this module owns it: a run is done when its
-``result.json`` (written atomically by :func:`grl.engine.train`) holds the run's config key.
-Each notebook executes to a temporary path and is renamed into place when it ends, so a
-killed batch never leaves a half-written notebook that looks finished; rerunning the batch
-skips finished runs and resumes the interrupted one from its checkpoint.
+``result.json`` (written atomically by :func:`grl.engine.train`) holds the run's config key
+*and* its executed notebook is there and readable (a missing or broken one is executed again:
+it loads the result, it does not retrain). Each notebook executes to a temporary path and is
+renamed into place when it ends, so a killed batch never leaves a half-written notebook that
+looks finished; rerunning the batch skips finished runs and resumes the interrupted one from
+its checkpoint. One batch per reports folder at a time (a file lock); before any work, the
+folders are checked for writability and free space.
 """
 from __future__ import annotations
 
 import ast
+import contextlib
+import errno
+import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -19,12 +27,21 @@ from pathlib import Path
 from grl.config import DATASETS, ConfigError
 from grl.experiments import Run, get_profile, load_result, make_run, profile_dir, runs_for
 from grl.paths import project_root
-from grl.utils import atomic_write_bytes, atomic_write_json
+from grl.utils import atomic_write_bytes, atomic_write_json, fault_point
 
 KERNEL = "python3"  # jupyter_client maps the kernel's "python" to this interpreter (sys.executable)
+# The kernels' own log lines ("running over TCP without encryption", "KeyboardInterrupt caught in
+# kernel" at shutdown) are noise that hides real errors; a failing cell still comes back as a
+# PapermillExecutionError with its traceback in the executed notebook.
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+LOCK = ".batch.lock"
 
 
-class ParameterError(ValueError):
+class BatchError(RuntimeError):
+    """The batch cannot go on (disk full, read-only folder, another batch running); says what to do."""
+
+
+class ParameterError(ConfigError):
     """A papermill parameter the notebook does not declare, or of the wrong type; names the parameter."""
 
 
@@ -128,6 +145,49 @@ def validate_parameters(notebook: str | Path, parameters: dict) -> None:
                                  f"(default {declared[name].get('default')}), got {value!r} ({type(value).__name__})")
 
 
+def refuse_undeclared_parameters(history: list[str], notebook: str) -> None:
+    """Called by each notebook right after its parameters: refuse what plain ``papermill -p`` lets through.
+
+    papermill only warns about a parameter the notebook does not declare, then runs on with it
+    ignored. ``history`` is IPython's ``In``: the first executed cell is the one tagged
+    ``parameters``; a cell papermill injected starts with "# Parameters". A name injected but not
+    declared, or a value whose type differs from the declared default's, raises naming it.
+    """
+    cells = [c for c in history if c.strip()]
+    if len(cells) < 2 or not cells[1].lstrip().startswith("# Parameters"):
+        return  # not run by papermill with parameters (JupyterLab, nbval)
+    declared, injected = _assignments(cells[0]), _assignments(cells[1])
+    unknown = sorted(set(injected) - set(declared))
+    if unknown:
+        raise ParameterError(f"{notebook}: unknown parameter(s) {unknown}; declared parameters: "
+                             f"{', '.join(declared)}")
+    for name, value in injected.items():
+        default = declared[name]
+        if default is _UNPARSED or value is _UNPARSED or default is None:
+            continue
+        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
+        if not ok or (isinstance(value, bool) and not isinstance(default, bool)):
+            raise ParameterError(f"{notebook}: parameter {name!r} must be {type(default).__name__} "
+                                 f"(default {default!r}), got {value!r} ({type(value).__name__})")
+
+
+_UNPARSED = object()
+
+
+def _assignments(source: str) -> dict:
+    """name -> literal value (or _UNPARSED) of every top-level assignment in a cell's source."""
+    values = {}
+    for node in ast.parse(source).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if isinstance(target, ast.Name) and node.value is not None:
+            try:
+                values[target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                values[target.id] = _UNPARSED
+    return values
+
+
 def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str | Path | None = None) -> Path:
     """Execute ``notebook`` with papermill to a temp file beside ``output``, then rename it into place.
 
@@ -142,13 +202,33 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str
     tmp = output.with_name(f".{output.stem}.running.ipynb")
     try:
         papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL,
-                                   cwd=str(cwd or Path(notebook).parent), progress_bar=False)
+                                   cwd=str(cwd or Path(notebook).parent), progress_bar=False,
+                                   extra_arguments=KERNEL_ARGS)
     except papermill.PapermillExecutionError:
         if tmp.exists():
             os.replace(tmp, output)
         raise
+    fault_point("before-notebook-rename")
     os.replace(tmp, output)
     return output
+
+
+
+
+def notebook_ok(path: Path) -> bool:
+    """An executed notebook is there and readable (one that is not is set aside, with a warning)."""
+    import nbformat
+
+    from grl.utils import set_aside
+
+    if not path.is_file():
+        return False
+    try:
+        nbformat.read(path, as_version=4)
+        return True
+    except Exception as exc:  # truncated JSON, not a notebook, unreadable file
+        set_aside(path, f"not a readable notebook ({type(exc).__name__})")
+        return False
 
 
 def experiment_parameters(run: Run) -> dict:
@@ -169,7 +249,10 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
     """Execute the experiment notebook once per unfinished run, one after another.
 
     Parameters of every run are validated before the first kernel starts. A failing run
-    is recorded (with its executed notebook) and the next run still runs.
+    is recorded (with its executed notebook) and the next run still runs. A run whose result
+    is there but whose executed notebook is not (killed between the two, or deleted) gets its
+    notebook again (it loads the result). A full disk or a read-only folder stops the batch
+    with a :class:`BatchError` naming the path; Ctrl-C stops it with :class:`BatchInterrupted`.
     """
     import papermill
     from tqdm import tqdm
@@ -182,26 +265,132 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
     bar = tqdm(runs, desc="runs", unit="run", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     for run in bar:
         bar.set_postfix_str(run.name)
-        if run.is_done():
+        output = run.run_dir / "experiment.ipynb"
+        stale_tmp = output.with_name(f".{output.stem}.running.ipynb")
+        if stale_tmp.exists():  # left by a killed batch; this batch holds the folder's lock
+            stale_tmp.unlink()
+        done = run.is_done()
+        if done and notebook_ok(output):
             outcome.skipped.append(run.name)
             status[run.name] = {"status": "done", "skipped": True}
         else:
-            output = run.run_dir / "experiment.ipynb"
             started = time.time()
             try:
                 execute(notebook, output, experiment_parameters(run), cwd=notebook.parent)
                 if not run.is_done():
                     raise RuntimeError(f"the notebook ended without writing {run.result_path}")
-                outcome.done.append(run.name)
+                (outcome.skipped if done else outcome.done).append(run.name)
                 status[run.name] = {"status": "done", "notebook": str(output), "seconds": round(time.time() - started, 1)}
+            except KeyboardInterrupt:
+                raise BatchInterrupted(run) from None
             except (papermill.PapermillExecutionError, RuntimeError) as exc:
+                _stop_if_out_of_space(exc, run.run_dir)
                 reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
                 outcome.failed[run.name] = str(output)
                 status[run.name] = {"status": "failed", "notebook": str(output), "error": reason}
                 tqdm.write(f"FAILED {run.name}: {reason}\n  see the executed notebook {output}", file=sys.stderr)
+            except OSError as exc:
+                raise BatchError(_os_error_message(exc, run.run_dir)) from None
         if status_path:
-            atomic_write_json(status_path, {"runs": status})
+            try:
+                atomic_write_json(status_path, {"runs": status})
+            except OSError as exc:
+                raise BatchError(_os_error_message(exc, Path(status_path))) from None
     return outcome
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    def __init__(self, run: Run | None = None, step: str = ""):
+        super().__init__(run.name if run else step)
+        self.run, self.step = run, step
+
+    def message(self) -> str:
+        where = f"run {self.run.name}" if self.run else (self.step or "the batch")
+        return (f"interrupted during {where}; nothing finished is lost — rerun the same command to resume"
+                + (" it from its last checkpoint" if self.run else ""))
+
+
+def _os_error_message(exc: OSError, where: Path) -> str:
+    path = exc.filename or where
+    what = {errno.ENOSPC: "the disk is full", errno.EROFS: "the folder is read-only",
+            errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno, exc.strerror)
+    return (f"{path}: {what} ({exc.strerror}). Free some space or make the folder writable (or pass --root "
+            "to write elsewhere), then rerun the same command: finished runs are kept and the rest resumes.")
+
+
+def _stop_if_out_of_space(exc: Exception, where: Path) -> None:
+    """A run that failed because the disk is full or read-only is no failure of the run: stop the batch."""
+    text = str(exc)
+    for code, words in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system"),
+                        (errno.EDQUOT, "Disk quota exceeded")):
+        if words in text:
+            raise BatchError(_os_error_message(OSError(code, words), where)) from None
+
+
+# ---------------------------------------------------------------------------------------
+# before any work: one batch per folder, writable folders, enough space
+@contextlib.contextmanager
+def batch_lock(folder: Path):
+    """Hold ``folder/.batch.lock`` for the batch. A second batch on the same folder refuses at once,
+    naming the holder's PID; a lock left by a killed process is free again (the OS drops it)."""
+    from filelock import FileLock, Timeout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK))
+    holder = folder / (LOCK + ".json")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            who = json.loads(holder.read_text())
+        except (OSError, ValueError):
+            who = {}
+        raise BatchError(f"another batch (PID {who.get('pid', '?')}, started {who.get('started', '?')}: "
+                         f"{who.get('command', '?')}) is running on {folder}; wait for it to finish or stop it. "
+                         "This invocation did nothing.") from None
+    try:
+        atomic_write_json(holder, {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                   "command": " ".join(sys.argv)})
+        yield
+    finally:
+        lock.release()
+
+
+def run_bytes(run: Run) -> int:
+    """Rough disk need of one run: checkpoint (weights, optimiser state, lookup tables) + model.pt + notebook."""
+    import torch
+
+    from grl.models import build_model
+
+    with torch.device("meta"):  # sizes only: no memory, no pretrained weights
+        model = build_model(run.config.replace(pretrained=False))
+    weights = sum(p.numel() for p in model.parameters()) * torch.finfo(run.config.torch_dtype).bits // 8
+    return 4 * weights + (4 << 20)
+
+
+def preflight(out: Path, runs: list[Run]) -> None:
+    """Refuse, with one message, a reports or data folder that is not writable or lacks the space the
+    missing runs need."""
+    from grl.paths import data_dir
+
+    for folder in (out, data_dir()):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
+                pass
+        except OSError as exc:
+            raise BatchError(f"{folder} is not writable ({exc.strerror}): the batch writes its "
+                             f"{'runs and report' if folder == out else 'generated data'} there. Make it writable, "
+                             "or choose another folder (--root for reports, GRL_DATA_DIR for data).") from None
+    missing = [r for r in runs if not r.is_done()]
+    if not missing:
+        return
+    need = run_bytes(missing[0]) * len(missing)
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise BatchError(f"{out}: {len(missing)} runs to train need about {need / 2**30:.2f} GiB "
+                         f"(checkpoints, weights, notebooks), but only {free / 2**30:.2f} GiB are free. "
+                         "Free some space or pass --root to write elsewhere.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -209,24 +398,53 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
 def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
               data_roots: dict[str, str] | None = None, seeds: tuple[int, ...] | None = None,
               root: str | Path | None = None, reference: str | Path | None = None, recipe: str | None = None) -> int:
-    """Run the selected catalogue for every seed, then Figure 4 and the report; return a process exit code."""
+    """Run the selected catalogue for every seed, then Figure 4 and the report; return a process exit code.
+
+    The report (report.html, report.md, results.csv) describes exactly this selection and never
+    trains anything itself; report.html and report.md are written together, or neither is.
+    """
     out = profile_dir(profile, root)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
     runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
     nb_dir = notebooks_dir()
     for run in runs:  # every parameter checked before anything heavy starts
         validate_parameters(nb_dir / "experiment.ipynb", experiment_parameters(run))
-    print(f"profile {profile!r}, seeds {','.join(map(str, seeds))}: {len(runs)} runs "
-          f"({sum(r.is_done() for r in runs)} already done) -> {out}")
-    check_data(runs)
-    batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json")
-    failures = dict(batch.failed)
+    report_parameters = {"profile": profile, "reports_dir": str(out), "seeds": ",".join(map(str, seeds)),
+                         "reference": str(reference or ""), "recipe": recipe or "", "train_missing": False,
+                         "only": only or "", "dataset": dataset or "",
+                         "data_roots": ",".join(f"{k}={v}" for k, v in sorted((data_roots or {}).items()))}
+    validate_parameters(nb_dir / "report.ipynb", report_parameters)
+    with batch_lock(out):
+        preflight(out, runs)
+        print(f"profile {profile!r}, seeds {','.join(map(str, seeds))}: {len(runs)} runs "
+              f"({sum(r.is_done() for r in runs)} already done) -> {out}")
+        try:
+            check_data(runs)
+        except KeyboardInterrupt:
+            raise BatchInterrupted(step="data generation") from None
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise BatchError(_os_error_message(exc, out)) from None
+        batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json")
+        failures = dict(batch.failed)
+        try:
+            _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures)
+        except KeyboardInterrupt:
+            raise BatchInterrupted(step="the report (the runs are all kept)") from None
+        except OSError as exc:
+            raise BatchError(_os_error_message(exc, out)) from None
+    print(f"runs: {len(batch.done)} trained, {len(batch.skipped)} already done, {len(batch.failed)} failed")
+    for name, path in failures.items():
+        print(f"  FAILED {name}: {path}")
+    return 1 if failures else 0
+
+
+def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures) -> None:
     from grl.report import report_markdown, results_frame, write_results_csv
 
-    all_runs = runs_for(profile, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
-    write_results_csv(out / "results.csv", results_frame(all_runs))
+    write_results_csv(out / "results.csv", results_frame(runs))
     print(f"per-seed results: {out / 'results.csv'}")
-
     figure4 = nb_dir / "figure4.ipynb"
     grl_run = next((r for r in runs if r.experiment == "grl" and r.dataset == "mars" and r.seed == seeds[0]),
                    next((r for r in runs if r.experiment == "grl"), None))
@@ -238,18 +456,18 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
         _step("Figure 4", figure4, out / "figure4.ipynb",
               {"profile": profile, "run_dir": str(grl_run.run_dir), "output_dir": str(out)}, failures)
 
+    fault_point("before-report")
+    markdown = report_markdown(profile, runs, reference)
     report_nb = out / "report.ipynb"
-    if _step("report", nb_dir / "report.ipynb", report_nb,
-             {"profile": profile, "reports_dir": str(out), "seeds": ",".join(map(str, seeds)),
-              "reference": str(reference or ""), "recipe": recipe or ""}, failures):
-        export_html(report_nb, out / "report.html")
-        print(f"report: {out / 'report.html'}")
-    atomic_write_bytes(out / "report.md", report_markdown(profile, all_runs, reference).encode())
-    print(f"report (Markdown): {out / 'report.md'}")
-    print(f"runs: {len(batch.done)} trained, {len(batch.skipped)} already done, {len(batch.failed)} failed")
-    for name, path in failures.items():
-        print(f"  FAILED {name}: {path}")
-    return 1 if failures else 0
+    if _step("report", nb_dir / "report.ipynb", report_nb, report_parameters, failures):
+        html = export_html_text(report_nb)
+        atomic_write_bytes(out / "report.html", html.encode())  # the two together: one right after the other
+        atomic_write_bytes(out / "report.md", markdown.encode())
+        print(f"report: {out / 'report.html'} and {out / 'report.md'}")
+    else:
+        kept = [p.name for p in (out / "report.html", out / "report.md") if p.exists()]
+        print("report NOT rebuilt" + (f": {' and '.join(kept)} are the previous batch's, unchanged" if kept else ""),
+              file=sys.stderr)
 
 
 def _step(what: str, notebook: Path, output: Path, parameters: dict, failures: dict) -> bool:
@@ -260,18 +478,18 @@ def _step(what: str, notebook: Path, output: Path, parameters: dict, failures: d
         execute(notebook, output, parameters, cwd=notebook.parent)
         return True
     except papermill.PapermillExecutionError as exc:
+        _stop_if_out_of_space(exc, output.parent)
         failures[what] = str(output)
         print(f"FAILED {what}: {str(exc).strip().splitlines()[-1]}; see {output}", file=sys.stderr)
         return False
 
 
-def export_html(notebook: str | Path, html: str | Path) -> Path:
+def export_html_text(notebook: str | Path) -> str:
     """Reader-facing HTML of an executed notebook, without code cells."""
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(exclude_input=True).from_filename(str(notebook))
-    atomic_write_bytes(html, body.encode())
-    return Path(html)
+    return body
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,7 +514,7 @@ def refresh_notebooks(names: list[str] | None = None, fresh: bool = True) -> lis
                 import papermill
 
                 papermill.execute_notebook(str(path), str(out), kernel_name=KERNEL, cwd=str(nb_dir),
-                                           progress_bar=False)
+                                           progress_bar=False, extra_arguments=KERNEL_ARGS)
                 nb = nbformat.read(out, as_version=4)
                 nb.metadata.pop("papermill", None)  # timestamps only: keep the diff to real output changes
                 for cell in nb.cells:

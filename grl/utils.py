@@ -1,11 +1,13 @@
-"""Small helpers shared by the package: atomic writes, seeding, device choice."""
+"""Small helpers shared by the package: atomic writes, setting bad files aside, seeding, device choice."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import random
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,46 @@ def torch_threads(threads: int):
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+def set_aside(path: str | os.PathLike, reason: str) -> Path:
+    """Rename an unreadable or inconsistent artefact to ``<name>.bad-<time>`` (never delete it) and say so
+    on stderr, naming both paths; returns the new path. What set it aside then redoes or resumes the work."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+        n += 1
+    os.replace(path, target)
+    print(f"warning: {path} is {reason}; set aside as {target.name} (the work it stood for is redone)", file=sys.stderr)
+    return target
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fault_point(name: str) -> None:
+    """Tests only: with ``GRL_FAULT_PAUSE=name[:n]`` the n-th time (default 1st) this process reaches the
+    point ``name`` it prints ``FAULT-POINT name`` to stderr and sleeps, so that a test can SIGKILL it
+    exactly there (tests/test_faults.py). A no-op otherwise."""
+    wanted = os.environ.get("GRL_FAULT_PAUSE", "")
+    if not wanted or wanted.split(":")[0] != name:
+        return
+    count = _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    target = int(wanted.split(":")[1]) if ":" in wanted else 1
+    if count == target:
+        # the process's real stderr: inside a kernel sys.stderr is the notebook's output
+        print(f"FAULT-POINT {name}", file=sys.__stderr__ or sys.stderr, flush=True)
+        time.sleep(600)
+
+
+_FAULT_COUNTS: dict[str, int] = {}

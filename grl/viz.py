@@ -17,7 +17,6 @@ Conventions
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -272,14 +271,14 @@ def read_metrics(paths: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F8
     column naming the run folder)."""
     import pandas as pd
 
+    from grl.report import read_metrics as read_run_metrics  # one parser of metrics.jsonl (skips bad lines)
+
     frames = []
     for p in paths:
         p = Path(p)
-        if p.is_dir():
-            p = p / "metrics.jsonl"
-        records = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-        df = pd.json_normalize(records)
-        df.insert(0, "run", p.parent.name)
+        run_dir = p if p.is_dir() else p.parent
+        df = read_run_metrics(run_dir)
+        df.insert(0, "run", run_dir.name)
         frames.append(df)
     if not frames:
         raise ValueError("read_metrics: no metrics files given")

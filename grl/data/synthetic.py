@@ -63,7 +63,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from grl.paths import data_dir
-from grl.utils import atomic_write_json
+from grl.utils import atomic_write_json, fault_point
 
 log = logging.getLogger(__name__)
 
@@ -719,9 +719,12 @@ def generate(name: str, root: str | os.PathLike, seed: int = 0, *, overwrite: bo
             raise ValueError(f"refusing to overwrite {root}: it has no {GENERATOR} manifest.json, so it may hold "
                              "data this generator did not write; empty or remove it yourself.")
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.partial-"))
+    _remove_dead_partials(root)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.partial-{os.getpid()}-"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: the data should be readable like any folder
         t0 = time.perf_counter()
+        fault_point("synthetic-writing")
         counts = _WRITERS[name](tmp, int(seed), sizes, progress)
         atomic_write_json(tmp / "manifest.json", {**request, "counts": counts, "format": _FORMATS[name]})
         log.debug("synthetic %s generated in %.1fs", name, time.perf_counter() - t0)
@@ -740,6 +743,24 @@ def generate(name: str, root: str | os.PathLike, seed: int = 0, *, overwrite: bo
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return root
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_dead_partials(root: Path) -> None:
+    """Remove the half-written ``.<name>.partial-<pid>-*`` folders of processes that no longer exist
+    (a generation killed part-way); those of a live process are another generation in progress."""
+    from grl.utils import pid_alive
+
+    for folder in root.parent.glob(f".{root.name}.partial-*"):
+        pid = folder.name[len(f".{root.name}.partial-"):].split("-")[0]
+        if folder.is_dir() and (not pid.isdigit() or not pid_alive(int(pid))):
+            log.info("removing %s, left by a generation that was killed", folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _FORMATS = {

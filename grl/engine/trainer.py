@@ -31,7 +31,7 @@ from grl.config import Config
 from grl.provenance import machine_info
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
 from grl.utils import (atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything,
-                       torch_threads)
+                       fault_point, set_aside, torch_threads)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -136,6 +136,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         )
         with open(out_dir / METRICS, "a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fault_point("after-checkpoint")  # tests only (GRL_FAULT_PAUSE): a kill between two epochs
 
     metrics = last_eval if last_eval is not None else evaluate_model(model, dataset, config)
     selection = None
@@ -298,9 +299,11 @@ def _feature_dims(model) -> Any:
 
 
 def _load_result(path: Path, key: str) -> dict | None:
-    if not path.exists():
+    from grl.experiments import load_result
+
+    result = load_result(path.parent)  # sets an unreadable result.json aside
+    if result is None:
         return None
-    result = json.loads(path.read_text())
     if result.get("key") != key:
         raise RunMismatchError(
             f"{path} holds the finished result of config key {result.get('key')!r}, not {key!r}; "
@@ -309,10 +312,22 @@ def _load_result(path: Path, key: str) -> dict | None:
     return result
 
 
+_CHECKPOINT_KEYS = ("key", "epoch", "model", "objective", "optimizer", "scheduler", "scaler", "rng", "history")
+
+
 def _load_checkpoint(path: Path, key: str, config: Config) -> dict | None:
+    """The run's checkpoint, None when there is none -- or when it is truncated or corrupt: it is then
+    set aside (with a warning naming it) and the run starts again from its first epoch."""
     if not path.exists():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip, unpickling errors, OSError(EINVAL) from a cut-off file, ...
+        set_aside(path, f"an unreadable checkpoint ({type(exc).__name__}: {str(exc).strip()[:120]})")
+        return None
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in _CHECKPOINT_KEYS):
+        set_aside(path, "not a complete checkpoint of this project")
+        return None
     if ckpt.get("key") != key:
         raise RunMismatchError(
             f"{path} is a checkpoint of config key {ckpt.get('key')!r}, but this config's key is {key!r}"
