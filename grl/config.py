@@ -51,8 +51,13 @@ RECIPES: dict[str, dict] = {
 # Fields that change neither what is trained nor what is measured: left out of the key.
 # `threads` is left out too: with float32 it moves the last digits (which the seeds' confidence
 # intervals cover), and the float64 profiles pin it, so it never decides what a run is.
-# eval_every is in the key only with select_best, where it decides which model is kept.
-_NOT_IN_KEY = frozenset({"num_workers", "device", "data_root", "eval_every", "threads"})
+# eval_every is in the key only with select_best, where it decides which model is kept. rerank adds an
+# evaluation of the same trained model (runs finished before it was asked for do not have it).
+_NOT_IN_KEY = frozenset({"num_workers", "device", "data_root", "eval_every", "threads", "rerank"})
+# Fields added after runs were first keyed: left out of the key while at their default, so that adding
+# a switch does not invalidate every finished run. Never change the default of a field listed here.
+_KEY_OMITS_DEFAULT = frozenset({"recipe", "rrs_chunks", "random_crop", "erasing", "gce_head", "pool_normalized",
+                                "pool_bn_halves", "oim_pooled", "release_feature", "select_best"})
 
 
 class ConfigError(ValueError):
@@ -200,8 +205,10 @@ class Config:
     # ---- identity -----------------------------------------------------
     def key(self) -> str:
         """Short stable hash of everything that changes the trained model or its numbers."""
+        defaults = {f.name: f.default for f in fields(self)}
         payload = {k: v for k, v in self.to_dict().items()
-                   if k not in _NOT_IN_KEY or (k == "eval_every" and self.select_best)}
+                   if (k not in _NOT_IN_KEY or (k == "eval_every" and self.select_best))
+                   and not (k in _KEY_OMITS_DEFAULT and v == defaults[k])}
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 

@@ -83,7 +83,9 @@ def check_data(runs: list[Run]) -> None:
 
 def run_or_load(run: Run, progress: bool = True) -> dict:
     """The run's result: loaded if result.json holds its config, else trained now (resuming a checkpoint)."""
-    result = load_result(run.run_dir, run.config.key())
+    from grl.engine.trainer import complete_evaluation
+
+    result = complete_evaluation(run.config, run.run_dir)
     if result is not None:
         return result
     from grl.engine import train
@@ -271,6 +273,9 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
             stale_tmp.unlink()
         done = run.is_done()
         if done and notebook_ok(output):
+            from grl.engine.trainer import complete_evaluation
+
+            complete_evaluation(run.config, run.run_dir)  # e.g. re-ranking asked for after the run finished
             outcome.skipped.append(run.name)
             status[run.name] = {"status": "done", "skipped": True}
         else:

@@ -325,3 +325,24 @@ def test_rerank_adds_the_re_ranked_main_feature(reference_run, tiny_dataset):
     expected = evaluate_ranking(re_ranking(pairwise_distance(q, g), pairwise_distance(q, q), pairwise_distance(g, g)),
                                 ids[0], ids[1], cams[0], cams[1])
     assert metrics["h+l+rerank"]["mAP"] == pytest.approx(expected["mAP"])
+
+
+def test_a_finished_run_gets_re_ranking_added_without_retraining(reference_run, tiny_dataset, tmp_path):
+    import shutil
+
+    from grl.engine.trainer import complete_evaluation
+
+    out, result = reference_run
+    shutil.copytree(out, tmp_path / "run")
+    config = _config()
+    assert config.replace(rerank=True).key() == config.key()  # evaluation only: the same run
+    before = (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns
+    updated = complete_evaluation(config.replace(rerank=True), tmp_path / "run", dataset=tiny_dataset)
+    assert set(updated["metrics"]) == set(result["metrics"]) | {"h+l+rerank"}
+    assert {k: updated["metrics"][k] for k in result["metrics"]} == result["metrics"]
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["metrics"]["h+l+rerank"] == \
+        updated["metrics"]["h+l+rerank"]
+    assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == before  # nothing retrained
+    _, model = load_run(out)
+    expected = evaluate_model(model, tiny_dataset, config.replace(rerank=True))["h+l+rerank"]
+    assert updated["metrics"]["h+l+rerank"]["mAP"] == pytest.approx(expected["mAP"])

@@ -257,3 +257,18 @@ def test_release_new_layers_learn_at_twice_the_rate():
     objective = GRLObjective(config, 3, model.dims)
     groups = build_optimizer(config, model, objective).param_groups
     assert [g["lr"] for g in groups] == [config.lr, 2 * config.lr]
+
+
+def test_switches_added_later_leave_finished_runs_keys_alone():
+    import hashlib
+    import json
+
+    from grl.config import _KEY_OMITS_DEFAULT, _NOT_IN_KEY
+
+    paper = Config.from_dict(TINY)
+    # the key as it was computed before these switches existed: none of them in the payload
+    old = {k: v for k, v in paper.to_dict().items() if k not in _NOT_IN_KEY and k not in _KEY_OMITS_DEFAULT}
+    assert paper.key() == hashlib.sha1(json.dumps(old, sort_keys=True).encode()).hexdigest()[:12]
+    for name, value in RECIPES["release"].items():
+        if name in _KEY_OMITS_DEFAULT:
+            assert Config.from_dict({**TINY, name: value, "eval_every": 1}).key() != paper.key(), name

@@ -166,6 +166,33 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
     return result
 
 
+def complete_evaluation(config: Config, out_dir, dataset=None) -> dict | None:
+    """The finished run's result, with the evaluations ``config`` asks for that it lacks added.
+
+    Re-ranking (``config.rerank``) is evaluation only, so it is not part of a run's key: a run
+    finished before it was asked for gets it here, from its saved model, without retraining.
+    None when the run is not finished.
+    """
+    from grl.experiments import load_result
+
+    out_dir = Path(out_dir)
+    result = load_result(out_dir, config.key())
+    wanted = f"{config.main_feature}+rerank"
+    if result is None or not config.rerank or wanted in result["metrics"]:
+        return result
+    from grl.engine.features import load_run
+
+    if dataset is None:
+        from grl.data import load_config_dataset
+
+        dataset = load_config_dataset(config)
+    _, model = load_run(out_dir)
+    with torch_threads(config.threads):
+        result["metrics"][wanted] = evaluate_model(model, dataset, config)[wanted]
+    atomic_write_json(out_dir / RESULT, result)
+    return result
+
+
 # ---- pieces (public: the benchmark and tests use them) ---------------------------------------
 
 
