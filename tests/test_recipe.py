@@ -230,7 +230,7 @@ def test_release_loss_weights_and_the_pooled_oim_on_the_frame_table():
     assert parts["frame_oim"] == pytest.approx(frame_ce) and parts["video_oim"] == pytest.approx(video_ce)
     assert parts["pooled_oim"] == pytest.approx(pooled_ce)
     expected = frame_ce + video_ce + pooled_ce + 20.0 * parts["verification"]
-    assert float(total) == pytest.approx(expected)
+    assert float(total.detach()) == pytest.approx(expected)
     np.testing.assert_allclose(objective.frame_oim.lookup_table.numpy(), table, atol=1e-12)
     v_only = GRLObjective(Config.from_dict({**TINY, "recipe": "release", "oim": "v"}), 3, 4)
     assert not v_only.oim_pooled  # no frame-level table to share
