@@ -115,3 +115,24 @@ def test_two_batches_on_one_folder(reference):
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-3000:]
     assert _outcome(root) == expected  # no epoch logged twice, nothing done twice
+
+
+def test_ctrl_c_stops_the_batch_within_seconds_in_one_line(reference):
+    base, expected = reference
+    root, log = base / "ctrl-c", base / "ctrl-c.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([*COMMAND, "--root", str(root)], env=_env(base / "data", "after-checkpoint:1"),
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        deadline = time.time() + 300
+        while "FAULT-POINT after-checkpoint" not in log.read_text():  # mid-run: the kernel is training
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        os.killpg(proc.pid, 2)  # what Ctrl-C in a terminal does: SIGINT to the whole foreground group
+        started = time.time()
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 130 and time.time() - started < 30
+    assert "Traceback" not in text and "ZMQError" not in text
+    assert text.strip().splitlines()[-1].startswith("interrupted during run grl-forward-mars-split0-seed0-")
+    rerun = _batch(root, base / "data")
+    assert rerun.returncode == 0 and _outcome(root) == expected
