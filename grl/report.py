@@ -289,7 +289,7 @@ def _machines(runs: list[Run]) -> list[str]:
         if not machine:
             continue
         text = (f"{machine.get('cpu', '?')} [{', '.join(machine.get('isa', [])) or 'no AVX2'}; ATen "
-                f"{machine.get('aten_cpu_capability', '?')}], {machine.get('threads', '?')} threads, Python "
+                f"{machine.get('aten_cpu_capability', '?')}], {machine.get('threads', '?')} torch thread(s), Python "
                 f"{machine.get('python', '?')}, torch {machine.get('torch', '?')}, numpy {machine.get('numpy', '?')}")
         if machine.get("environment"):
             text += f", {' '.join(f'{k}={v}' for k, v in sorted(machine['environment'].items()))}"
