@@ -32,7 +32,9 @@ from grl.utils import atomic_write_bytes, atomic_write_json, fault_point
 KERNEL = "python3"  # jupyter_client maps the kernel's "python" to this interpreter (sys.executable)
 # The kernels' own log lines ("running over TCP without encryption", "KeyboardInterrupt caught in
 # kernel" at shutdown) are noise that hides real errors; a failing cell still comes back as a
-# PapermillExecutionError with its traceback in the executed notebook.
+# PapermillExecutionError with its traceback in the executed notebook. Kernels are stopped at once
+# when a notebook ends or the batch is interrupted ("immediate"): a kernel busy training would not
+# answer a polite shutdown request, and Ctrl-C would hang.
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 LOCK = ".batch.lock"
 
@@ -205,7 +207,7 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str
     try:
         papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL,
                                    cwd=str(cwd or Path(notebook).parent), progress_bar=False,
-                                   extra_arguments=KERNEL_ARGS)
+                                   extra_arguments=KERNEL_ARGS, shutdown_kernel="immediate")
     except papermill.PapermillExecutionError:
         if tmp.exists():
             os.replace(tmp, output)

@@ -134,9 +134,9 @@ def test_is_done_needs_the_same_configuration(tmp_path):
     run = make_run("grl", "mars", "quick", root=tmp_path)
     assert not run.is_done()
     run.run_dir.mkdir(parents=True)
-    run.result_path.write_text('{"key": "somethingelse"}')
+    run.result_path.write_text('{"key": "somethingelse", "metrics": {}}')
     assert not run.is_done()
-    run.result_path.write_text(f'{{"key": "{run.config.key()}"}}')
+    run.result_path.write_text(f'{{"key": "{run.config.key()}", "metrics": {{}}}}')
     assert run.is_done()
 
 

@@ -26,7 +26,8 @@ FAKE_BODY = """
 import json, os
 from pathlib import Path
 from grl.experiments import make_run
-run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, run_dir=output_dir)
+run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, run_dir=output_dir,
+               recipe=recipe or None)
 if experiment == "grl-T6" and os.environ.get("GRL_FAKE_FAIL", "1") == "1":
     raise RuntimeError("deliberate failure of " + experiment)
 Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -34,7 +35,7 @@ Path(output_dir).mkdir(parents=True, exist_ok=True)
 print("trained", experiment)
 """
 PARAMS = ('experiment: str = "grl"\nprofile: str = "quick"\ndataset: str = "mars"\ndata_root: str = ""\n'
-          'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""')
+          'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""\nrecipe: str = ""')
 
 
 @pytest.fixture

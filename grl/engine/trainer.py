@@ -186,7 +186,11 @@ def complete_evaluation(config: Config, out_dir, dataset=None) -> dict | None:
         from grl.data import load_config_dataset
 
         dataset = load_config_dataset(config)
-    _, model = load_run(out_dir)
+    try:
+        _, model = load_run(out_dir)
+    except (FileNotFoundError, ValueError) as exc:  # a result without its model: nothing to evaluate
+        print(f"warning: cannot add {wanted} to {out_dir / RESULT}: {exc}", file=sys.stderr)
+        return result
     with torch_threads(config.threads):
         result["metrics"][wanted] = evaluate_model(model, dataset, config)[wanted]
     atomic_write_json(out_dir / RESULT, result)
