@@ -258,12 +258,39 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
     notebook again (it loads the result). A full disk or a read-only folder stops the batch
     with a :class:`BatchError` naming the path; Ctrl-C stops it with :class:`BatchInterrupted`.
     """
-    import papermill
-    from tqdm import tqdm
-
     notebook = Path(notebook) if notebook else notebooks_dir() / "experiment.ipynb"
     for run in runs:
         validate_parameters(notebook, experiment_parameters(run))
+    with _sigint_noted() as interrupted:
+        return _run_batch(runs, notebook, status_path, progress, interrupted)
+
+
+@contextlib.contextmanager
+def _sigint_noted():
+    """Note a Ctrl-C even where a library swallows the KeyboardInterrupt (nbclient may turn it into a
+    kernel interrupt and a failed cell): the batch checks the flag after every run and stops."""
+    import threading
+
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def note(signum, frame):
+        flag.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_batch(runs, notebook, status_path, progress, interrupted) -> BatchResult:
+    import papermill
+    from tqdm import tqdm
+
     outcome = BatchResult()
     status: dict[str, dict] = {}
     bar = tqdm(runs, desc="runs", unit="run", file=sys.stderr, disable=not progress, dynamic_ncols=True)
@@ -291,6 +318,8 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
             except KeyboardInterrupt:
                 raise BatchInterrupted(run) from None
             except (papermill.PapermillExecutionError, RuntimeError) as exc:
+                if interrupted.is_set():
+                    raise BatchInterrupted(run) from None
                 _stop_if_out_of_space(exc, run.run_dir)
                 reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
                 outcome.failed[run.name] = str(output)
@@ -298,6 +327,8 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
                 tqdm.write(f"FAILED {run.name}: {reason}\n  see the executed notebook {output}", file=sys.stderr)
             except OSError as exc:
                 raise BatchError(_os_error_message(exc, run.run_dir)) from None
+        if interrupted.is_set():
+            raise BatchInterrupted(run)
         if status_path:
             try:
                 atomic_write_json(status_path, {"runs": status})
