@@ -73,9 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except BatchInterrupted as exc:  # Ctrl-C: one line, not 70 lines of kernel tracebacks
+        _quiet_asyncio()
         print(f"\n{exc.message()}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
+        _quiet_asyncio()
         print("\ninterrupted; nothing finished is lost — rerun the same command to resume", file=sys.stderr)
         return 130
     except BatchError as exc:
@@ -87,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:  # DatasetNotFoundError says what is expected where
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _quiet_asyncio() -> None:
+    """The interrupted kernel's client task ends with DeadKernelError, which asyncio logs with a traceback
+    when the task is collected at exit ("exception was never retrieved"): noise after the one line."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -99,9 +99,8 @@ def re_ranking(q_g, q_q, g_g, k1: int = 20, k2: int = 6, lambda_value: float = 0
         members = torch.zeros(fwd.shape[0], N, dtype=torch.bool)
         members.scatter_(1, fwd, rec)  # R(i, k1)
         extra = cand_ok & accept[..., None]  # (c,k1+1,h+1)
-        flat_members = members.view(-1)
-        row_offset = torch.arange(fwd.shape[0])[:, None, None] * N
-        flat_members[(row_offset + cand)[extra]] = True  # ∪ R(cand, k1/2) of the accepted candidates
+        row_of = torch.arange(fwd.shape[0])[:, None, None].expand_as(cand)
+        members[row_of[extra], cand[extra]] = True  # ∪ R(cand, k1/2) of the accepted candidates
         weights = torch.where(members, torch.exp(-dist[rows]), torch.zeros((), dtype=dtype))
         V[rows] = weights / weights.sum(dim=1, keepdim=True)
 
