@@ -53,7 +53,7 @@ RECIPES: dict[str, dict] = {
 # intervals cover), and the float64 profiles pin it, so it never decides what a run is.
 # eval_every is in the key only with select_best, where it decides which model is kept. rerank adds an
 # evaluation of the same trained model (runs finished before it was asked for do not have it).
-_NOT_IN_KEY = frozenset({"num_workers", "device", "data_root", "eval_every", "threads", "rerank"})
+_NOT_IN_KEY = frozenset({"num_workers", "frame_cache", "device", "data_root", "eval_every", "threads", "rerank"})
 # Fields added after runs were first keyed: left out of the key while at their default, so that adding
 # a switch does not invalidate every finished run. Never change the default of a field listed here.
 _KEY_OMITS_DEFAULT = frozenset({"recipe", "rrs_chunks", "random_crop", "erasing", "gce_head", "pool_normalized",
@@ -79,6 +79,9 @@ class Config:
     batch_size: int = 16  # tracklets; half random, half same-id partners from another camera
     test_sampling: str = "rrs"  # "rrs" (first frame per chunk) or "dense" (all frames)
     num_workers: int = 0
+    # Read the built-in synthetic sets' frames from a decoded, resized cache (grl.data.frame_cache): the same
+    # clips bit for bit, without decoding a file per frame per step. Real data are always decoded.
+    frame_cache: bool = True
     # --- model (paper §3) ---
     backbone: str = "resnet50"
     pretrained: bool = True  # ImageNet weights; see grl.models.backbone for where they come from

@@ -83,6 +83,8 @@ class VideoReIDDataset:
     gallery: list[Tracklet]
     split: int = 0
     protocol: dict = field(default_factory=dict)
+    # Resized frames to read instead of decoding (grl.data.frame_cache), set by load_config_dataset.
+    frame_cache: object = field(default=None, repr=False, compare=False)
 
     @property
     def num_train_ids(self) -> int:
@@ -176,13 +178,18 @@ def load_config_dataset(config: "Config") -> VideoReIDDataset:
         root = ensure_synthetic(config.dataset)
     else:
         root = config.data_root
-    return load_dataset(
+    dataset = load_dataset(
         config.dataset,
         root,
         config.split,
         ilidsvid_test_first=config.ilidsvid_test_first,
         mars_gallery_includes_queries=config.mars_gallery_includes_queries,
     )
+    if config.frame_cache and config.data_version:  # the built-in sets are small enough to cache whole
+        from grl.data.frame_cache import load_or_build
+
+        dataset.frame_cache = load_or_build(dataset, config.data_version, config.height, config.width)
+    return dataset
 
 
 def read_frame(path: str | os.PathLike) -> "Image.Image":

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from grl.data.datasets import read_frame as _read_frame  # raises CorruptFrameError naming the file
 from grl.data.sampling import PairedBatchSampler, dense_chunks, rrs_indices
-from grl.data.transforms import ClipTransform
+from grl.data.transforms import ClipTransform, frames_to_tensor
 
 MODES = ("train", "rrs", "dense")
 
@@ -35,7 +35,7 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, tracklets: Sequence, seq_len: int, transform: ClipTransform, mode: str = "rrs", seed: int = 0,
-                 chunks: str = "balanced"):
+                 chunks: str = "balanced", frames=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         if seq_len < 1:
@@ -45,6 +45,8 @@ class ClipDataset(Dataset):
         self.tracklets = list(tracklets)
         self.seq_len, self.transform, self.mode, self.seed = int(seq_len), transform, mode, int(seed)
         self.chunks = chunks  # RRS chunk sizes (grl.data.sampling.rrs_indices)
+        # A grl.data.frame_cache.FrameCache of already resized frames at the transform's size, or None (decode).
+        self.frames = frames
         self.epoch = 0
         # items: (tracklet index, frame indices or None for a fresh RRS draw)
         if mode == "dense":
@@ -78,9 +80,13 @@ class ClipDataset(Dataset):
             rng = np.random.default_rng([self.seed, int(epoch), int(position), int(index)])
             frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=rng, chunks=self.chunks)
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        cache: dict[int, object] = {}  # short tracklets repeat frames: decode each once
-        frames = [cache[i] if i in cache else cache.setdefault(i, _read_frame(tracklet.frames[i])) for i in frame_ids]
-        clip = self.transform(frames, generator=generator) if generator is not None else self.transform(frames)
+        if self.frames is not None:
+            resized = self.frames.clip([tracklet.frames[i] for i in frame_ids])  # (T, 3, H, W) uint8
+        else:
+            cache: dict[int, object] = {}  # short tracklets repeat frames: decode each once
+            decoded = [cache[i] if i in cache else cache.setdefault(i, _read_frame(tracklet.frames[i])) for i in frame_ids]
+            resized = frames_to_tensor(decoded, self.transform.height, self.transform.width)
+        clip = self.transform.transform_resized(resized, generator)
         return clip, int(tracklet.pid), int(tracklet.camid), k
 
 
@@ -159,20 +165,23 @@ def _loader_kwargs(config, seed: int) -> dict:
     )
 
 
-def build_train_loader(dataset, config, seed: int) -> DataLoader:
+def build_train_loader(dataset, config, seed: int, frames=None) -> DataLoader:
     """DataLoader over ``dataset.train``: ``(clips (B,T,3,H,W), pids (B,), camids (B,))``.
 
     Batches come from :class:`PairedBatchSampler` (``config.batch_size``;
     ``config.steps_per_epoch`` > 0 fixes the epoch length). Call
-    ``loader.batch_sampler.set_epoch(epoch)`` before each epoch.
+    ``loader.batch_sampler.set_epoch(epoch)`` before each epoch. ``frames``: a FrameCache
+    (:func:`grl.data.frame_cache.load_or_build`) to read resized frames from instead of decoding.
     """
     transform = ClipTransform.for_config(config, train=True)
-    clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed, chunks=config.rrs_chunks)
+    clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed, chunks=config.rrs_chunks,
+                        frames=frames)
     sampler = PairedBatchSampler(dataset.train, config.batch_size, seed, steps=config.steps_per_epoch or None)
     return DataLoader(clips, batch_sampler=_KeyedBatchSampler(sampler), collate_fn=_collate_train, **_loader_kwargs(config, seed))
 
 
-def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_size: int | None = None) -> DataLoader:
+def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_size: int | None = None,
+                      frames=None) -> DataLoader:
     """Ordered DataLoader of ``(clips (B,T,3,H,W), index (B,))``; ``index`` = tracklet index.
 
     ``sampling="dense"`` yields one item per chunk, so a tracklet's features are the
@@ -181,7 +190,8 @@ def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_
     if sampling not in ("rrs", "dense"):
         raise ValueError(f"sampling must be 'rrs' or 'dense', got {sampling!r}")
     transform = ClipTransform.for_config(config, train=False)
-    clips = ClipDataset(tracklets, config.seq_len, transform, mode=sampling, seed=config.seed, chunks=config.rrs_chunks)
+    clips = ClipDataset(tracklets, config.seq_len, transform, mode=sampling, seed=config.seed, chunks=config.rrs_chunks,
+                        frames=frames)
     return DataLoader(
         clips, batch_size=batch_size or config.batch_size, shuffle=False, collate_fn=_collate_test, **_loader_kwargs(config, config.seed)
     )

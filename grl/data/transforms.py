@@ -158,5 +158,10 @@ class ClipTransform:
         return clip
 
     def __call__(self, frames: Sequence, generator: torch.Generator | None = None) -> torch.Tensor:
-        clip = frames_to_tensor(frames, self.height, self.width)
-        return self.apply(clip, self.sample_params(generator, len(frames)) if self.train else None)
+        return self.transform_resized(frames_to_tensor(frames, self.height, self.width), generator)
+
+    def transform_resized(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Like calling the transform, on a clip already resized to (T, 3, height, width) uint8 (a frame cache's)."""
+        if clip.shape[-2:] != (self.height, self.width):
+            raise ValueError(f"transform_resized: clip is {tuple(clip.shape[-2:])}, expected {(self.height, self.width)}")
+        return self.apply(clip, self.sample_params(generator, clip.shape[0]) if self.train else None)

@@ -50,12 +50,14 @@ def extract_features(
     config: Config,
     sampling: str = "rrs",
     features: Sequence[str] | None = None,
+    frames=None,
 ) -> dict[str, torch.Tensor]:
     """One L2-normalised (N, D) CPU tensor per test feature (default config.test_features), float32 or
     float64 as the model's parameters (a float64 run is evaluated in float64 end to end).
 
     Row i belongs to ``tracklets[i]``. The model runs in eval mode on the device its parameters
-    live on; its previous train/eval mode is restored afterwards.
+    live on; its previous train/eval mode is restored afterwards. ``frames``: a frame cache holding the
+    tracklets' resized frames (grl.data.frame_cache), read instead of decoding the files.
     """
     from grl.data.loader import build_test_loader  # late import: keeps engine importable alone
 
@@ -72,7 +74,7 @@ def extract_features(
     sums: dict[str, torch.Tensor] = {}
     counts = torch.zeros(n, dtype=accumulate)
     try:
-        loader = build_test_loader(list(tracklets), config, sampling=sampling)
+        loader = build_test_loader(list(tracklets), config, sampling=sampling, frames=frames)
         for clips, index in loader:
             # Inputs stay contiguous: a channels_last model's first conv converts them.
             clips = clips.to(device, dtype=dtype, non_blocking=True)
@@ -116,7 +118,8 @@ def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str,
     for t in list(dataset.query) + list(dataset.gallery):
         unique.setdefault(t, len(unique))
     with torch_threads(config.threads):
-        feats = extract_features(model, list(unique), config, sampling=config.test_sampling)
+        feats = extract_features(model, list(unique), config, sampling=config.test_sampling,
+                                 frames=getattr(dataset, "frame_cache", None))
     q_idx = torch.tensor([unique[t] for t in dataset.query])
     g_idx = torch.tensor([unique[t] for t in dataset.gallery])
     q_pids = torch.tensor([t.pid for t in dataset.query])
