@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Sequence
 
 from grl.config import DATASETS, ConfigError
-from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, TABLE_TITLES, TABLES, parse_seeds, runs_for, select_rows
+from grl.experiments import (CATALOGUE, EXPERIMENTS, OUR_TABLES, PROFILES, TABLE_TITLES, TABLES, parse_seeds, runs_for,
+                             select_rows)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="write runs and report here instead of reports/PROFILE")
     p.add_argument("--reference", default=None, metavar="RESULTS.csv",
                    help="compare with this per-seed results table (default: the committed reports/PROFILE/results.csv)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="train N runs at once, the cores divided among them (default: one per core for the CPU "
+                        "profiles, 1 otherwise)")
     p = sub.add_parser("compare", help="did a study reproduce the reference? (per-seed results tables)")
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
     p.add_argument("--root", default=None, help="the study's folder (default: reports/PROFILE)")
@@ -37,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="the reference table (default: reports/PROFILE/results.csv as committed)")
     p = sub.add_parser("list", help="print the catalogue: tables, rows, runs and whether each run is done")
     selection(p)
+    p = sub.add_parser("calibrate", help="train the Baseline only and print it against the benchmark's calibration "
+                                         "targets (README, 'Calibrating the built-in benchmark')")
+    p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
+    p.add_argument("--seeds", default=None, metavar="0,1,2", help="default: the profile's")
+    p.add_argument("--root", default=None, help="runs go here (default: reports/PROFILE, where the study reuses them)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="runs at once (default: one per core)")
     p = sub.add_parser("train", help="train (or load) one experiment in-process and print its metrics")
     p.add_argument("--experiment", required=True, help=f"one of {', '.join(EXPERIMENTS)}")
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
@@ -105,11 +115,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "reproduce":
         roots = reproduce.parse_data_roots(args.data_root)
         return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds),
-                                   root=args.root, reference=args.reference, recipe=args.recipe)
+                                   root=args.root, reference=args.reference, recipe=args.recipe,
+                                   jobs=reproduce.default_jobs(args.profile) if args.jobs is None else args.jobs)
     if args.command == "compare":
         return _compare(args)
     if args.command == "list":
         return _list(args)
+    if args.command == "calibrate":
+        return _calibrate(args)
     if args.command == "train":
         return _train(args)
     if args.command == "refresh-notebooks":
@@ -177,7 +190,7 @@ def _list(args: argparse.Namespace) -> int:
     for run in runs:
         by_pair.setdefault((run.experiment, run.dataset), []).append(run)
     rows = select_rows(args.only, args.dataset)
-    for table in TABLES:
+    for table in TABLES + OUR_TABLES:
         table_rows = [r for r in rows if r.table == table]
         if not table_rows:
             continue
@@ -190,6 +203,38 @@ def _list(args: argparse.Namespace) -> int:
     for run in runs:
         print(f"  {'done   ' if run.is_done() else 'missing'}  {run.run_dir}")
     return 0
+
+
+# The calibration targets (README, "Calibrating the built-in benchmark"): Baseline, mean over the seeds.
+CALIBRATION_TARGETS = {("mars", "rank1"): (30, 70), ("mars", "mAP"): (30, 70),
+                       ("ilidsvid", "rank1"): (40, 85), ("prid2011", "rank1"): (40, 85)}
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """Exit 0 when every target is met, 1 otherwise. Trains the Baseline runs only (never GRL's)."""
+    from grl import reproduce
+    from grl.experiments import profile_dir
+    from grl.report import results_frame
+    from grl.stats import t_interval
+
+    runs = runs_for(args.profile, "baseline", seeds=parse_seeds(args.seeds), root=args.root)
+    runs = [r for r in runs if r.experiment == "baseline"]
+    out = profile_dir(args.profile, args.root)
+    with reproduce.batch_lock(out):
+        reproduce.check_data(runs)
+        batch = reproduce.run_batch(runs, status_path=None,
+                                    jobs=reproduce.default_jobs(args.profile) if args.jobs is None else args.jobs)
+    ours = results_frame([r for r in runs if r.is_done()])
+    print(f"\nBaseline (F^g), profile {args.profile!r}, data {runs[0].config.data_version}: mean ± 95 % interval")
+    met = not batch.failed
+    for (dataset, metric), (low, high) in CALIBRATION_TARGETS.items():
+        values = ours[(ours.dataset == dataset) & (ours.feature == "g") & (ours.metric == metric)].value
+        iv = t_interval(values.tolist()) if len(values) else None
+        ok = iv is not None and low <= iv.mean <= high
+        met &= ok
+        print(f"  {dataset:<9} {metric:<6} {iv.text(1) if iv else '—':>14}  target {low}-{high}  "
+              f"{'in range' if ok else 'OUT OF RANGE'}  (per seed: {', '.join(f'{v:.1f}' for v in values)})")
+    return 0 if met else 1
 
 
 def _bench(argv: list[str]) -> int:

@@ -25,6 +25,7 @@ RECIPES_NAMES = ("paper", "release")
 RRS_CHUNKS = ("balanced", "ceil")
 ERASINGS = ("clip", "frame")
 GCE_HEADS = ("paper", "release")
+DATA_SIZES = ("full", "small")
 
 # The authors' release departs from the paper's text in these fields; `recipe="release"` sets them all
 # (Config.from_dict), and each stays a field of its own. README, "The authors' recipe", says why each
@@ -48,15 +49,16 @@ RECIPES: dict[str, dict] = {
     },
 }
 
-# Fields that change neither what is trained nor what is measured: left out of the key.
+# Fields that change neither what is trained nor what is measured: left out of the key (data_size is
+# in it through data_version, the id of the generated data).
 # `threads` is left out too: with float32 it moves the last digits (which the seeds' confidence
 # intervals cover), and the float64 profiles pin it, so it never decides what a run is.
 # eval_every is in the key only with select_best, where it decides which model is kept. rerank adds an
 # evaluation of the same trained model (runs finished before it was asked for do not have it).
-_NOT_IN_KEY = frozenset({"num_workers", "frame_cache", "device", "data_root", "eval_every", "threads", "rerank"})
+_NOT_IN_KEY = frozenset({"num_workers", "frame_cache", "data_size", "device", "data_root", "eval_every", "threads", "rerank"})
 # Fields added after runs were first keyed: left out of the key while at their default, so that adding
 # a switch does not invalidate every finished run. Never change the default of a field listed here.
-_KEY_OMITS_DEFAULT = frozenset({"recipe", "rrs_chunks", "random_crop", "erasing", "gce_head", "pool_normalized",
+_KEY_OMITS_DEFAULT = frozenset({"pretrain_ids", "pretrain_steps", "recipe", "rrs_chunks", "random_crop", "erasing", "gce_head", "pool_normalized",
                                 "pool_bn_halves", "oim_pooled", "release_feature", "select_best"})
 
 
@@ -70,6 +72,7 @@ class Config:
     dataset: str = "mars"
     data_root: str = ""  # "" = the built-in synthetic dataset under data/synthetic/<dataset>
     data_version: str = ""  # id of the generated data (grl.data.synthetic.data_version); "" for real data
+    data_size: str = "full"  # built-in sets' size preset (grl.data.synthetic.SIZE_PRESETS): "full" | "small"
     split: int = 0  # iLIDS-VID / PRID2011 split index (0..9)
     ilidsvid_test_first: bool = True  # common convention; False = the authors' release
     mars_gallery_includes_queries: bool = True  # the authors' release convention
@@ -85,6 +88,9 @@ class Config:
     # --- model (paper §3) ---
     backbone: str = "resnet50"
     pretrained: bool = True  # ImageNet weights; see grl.models.backbone for where they come from
+    # The tiny backbone's pretraining on synthetic people (grl.engine.pretrain), when pretrained=True.
+    pretrain_ids: int = 600
+    pretrain_steps: int = 1200
     use_gce: bool = True  # eq. 2-4; off = the Baseline (F^g only)
     use_trl: bool = True  # eq. 5-10; off = "+GCE" row of Table 2
     use_memory: bool = True  # eq. 8; off = "- Memory Block" (M_t = M_0)
@@ -146,6 +152,7 @@ class Config:
             "rrs_chunks": RRS_CHUNKS,
             "erasing": ERASINGS,
             "gce_head": GCE_HEADS,
+            "data_size": DATA_SIZES,
         }
         for f in fields(self):
             value = getattr(self, f.name)
@@ -160,7 +167,7 @@ class Config:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"config field {name!r} must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        for name in ("seq_len", "height", "width", "batch_size", "epochs"):
+        for name in ("seq_len", "height", "width", "batch_size", "epochs", "pretrain_ids", "pretrain_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(self, name)}")
         if self.batch_size % 2:

@@ -35,6 +35,10 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "grl-backward": {"direction": "backward"},
     "grl-v-oim": {"oim": "v"},
     "grl-f-oim": {"oim": "f"},
+    # Not in the paper: the CPU profiles' pretrained backbone switched off (Table 7, ours).
+    "baseline-scratch": {"use_gce": False, "use_trl": False, "oim": "v", "use_verification": False,
+                         "pretrained": False},
+    "grl-scratch": {"pretrained": False},
 }
 
 
@@ -48,30 +52,26 @@ class Profile:
     overrides: dict[str, Any]
     splits: dict[str, tuple[int, ...]]  # dataset -> split indices to train and average
     data: str  # "synthetic": built-in generated data unless a root is given; "real": roots required
-    # Non-empty: generate smaller synthetic sets (grl.data.synthetic sizes) under data/synthetic-<profile>/.
-    synthetic_sizes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_size: str = "full"  # the built-in sets' size preset (grl.data.synthetic.SIZE_PRESETS)
     seeds: tuple[int, ...] = (0,)  # every run of the catalogue is trained once per seed (--seeds overrides)
-
-    def synthetic_root(self, dataset: str) -> str:
-        """The generated dataset this profile trains on when no root is given ("" = the default sets)."""
-        return str(data_dir() / f"synthetic-{self.name}" / dataset) if self.synthetic_sizes else ""
 
     def config(self, experiment: str, dataset: str, *, split: int = 0, seed: int = 0, data_root: str = "",
                recipe: str | None = None) -> Config:
         """The Config of one run; ``recipe`` ("paper" | "release", default: the profile's) brings its choices
-        (grl.config.RECIPES) under the profile's and the experiment's own settings."""
+        (grl.config.RECIPES) under the profile's and the experiment's own settings. Without ``data_root`` a
+        synthetic profile's run names the built-in set (size preset and version), which it generates itself."""
         check_name(experiment, EXPERIMENTS, "experiment")
         check_name(dataset, DATASETS, "dataset")
         if recipe is not None:
             check_name(recipe, RECIPES, "recipe")
         values = {**self.overrides, **EXPERIMENTS[experiment], "dataset": dataset, "split": split, "seed": seed,
-                  "data_root": data_root or self.synthetic_root(dataset)}
+                  "data_root": data_root, "data_size": self.data_size}
         if recipe is not None:
             values["recipe"] = recipe
-        if self.data == "synthetic" and data_root in ("", self.synthetic_root(dataset)):
-            from grl.data.synthetic import data_version
+        if self.data == "synthetic" and not data_root:
+            from grl.data.synthetic import data_version, preset_sizes
 
-            values["data_version"] = data_version(dataset, **self.synthetic_sizes.get(dataset, {}))
+            values["data_version"] = data_version(dataset, **preset_sizes(self.data_size, dataset))
         return Config.from_dict(values)
 
 
@@ -80,8 +80,9 @@ _SPLIT0 = {"mars": (0,), "ilidsvid": (0,), "prid2011": (0,)}
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
-        description="seconds per run: tiny backbone from scratch, 32x16, a few steps (tests, nbval)",
-        overrides={"backbone": "tiny", "pretrained": False, "height": 32, "width": 16, "batch_size": 8,
+        description="seconds per run: tiny backbone pretrained on synthetic people, 32x16, a few steps (tests, nbval)",
+        overrides={"backbone": "tiny", "pretrained": True, "pretrain_ids": 64, "pretrain_steps": 60,
+                   "height": 32, "width": 16, "batch_size": 8,
                    "epochs": 2, "steps_per_epoch": 4, "optimizer": "adam", "lr": 1e-3, "lr_step": 100,
                    "device": "cpu",
                    "num_workers": 0, "amp": False, "channels_last": False,
@@ -91,19 +92,15 @@ PROFILES: dict[str, Profile] = {
         splits=_SPLIT0,
         data="synthetic",
         seeds=(0, 1),
-        # Small sets so that evaluation and first-time generation take seconds (CI's fresh clone).
-        synthetic_sizes={
-            "mars": dict(num_train_ids=24, num_test_ids=24, max_len=24, num_distractors=8, num_junk=4,
-                         height=64, width=32),
-            "ilidsvid": dict(num_ids=32, max_len=32, height=64, width=32),
-            "prid2011": dict(num_cam_a=32, num_cam_b=40, num_both=28, max_len=32, height=64, width=32),
-        },
+        data_size="small",  # small sets: evaluation and first-time generation take seconds (CI's fresh clone)
     ),
     "cpu": Profile(
         name="cpu",
-        description="the main job on 2 CPU cores: tiny backbone from scratch, 64x32, built-in synthetic data",
-        overrides={"backbone": "tiny", "pretrained": False, "height": 64, "width": 32, "batch_size": 16,
-                   "epochs": 16, "steps_per_epoch": 25, "optimizer": "adam", "lr": 1e-3, "lr_step": 12,
+        description="the main job on 2 CPU cores: tiny backbone pretrained on synthetic people, 64x32, built-in "
+                    "synthetic data",
+        overrides={"backbone": "tiny", "pretrained": True, "pretrain_ids": 600, "pretrain_steps": 1200,
+                   "height": 64, "width": 32, "batch_size": 16,
+                   "epochs": 8, "steps_per_epoch": 25, "optimizer": "adam", "lr": 1e-3, "lr_step": 6,
                    "lr_gamma": 0.1,
                    "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False, "rerank": True},
         splits=_SPLIT0,
@@ -163,11 +160,16 @@ def _catalogue() -> tuple[CatalogueRow, ...]:
     add(6, "GRL V-OIM", "grl-v-oim", "mars")
     add(6, "GRL F-OIM", "grl-f-oim", "mars")
     add(6, "GRL V&F-OIM", "grl", "mars")
+    add(7, "Baseline, pretrained backbone", "baseline", "mars", "g")
+    add(7, "Baseline, from scratch", "baseline-scratch", "mars", "g")
+    add(7, "GRL, pretrained backbone", "grl", "mars")
+    add(7, "GRL, from scratch", "grl-scratch", "mars")
     return tuple(rows)
 
 
 CATALOGUE: tuple[CatalogueRow, ...] = _catalogue()
-TABLES: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+TABLES: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # the paper's
+OUR_TABLES: tuple[int, ...] = (7,)  # not in the paper
 TABLE_TITLES = {
     1: "Table 1. Comparison with the state of the art (GRL rows)",
     2: "Table 2. Key components (test feature per row)",
@@ -175,6 +177,7 @@ TABLE_TITLES = {
     4: "Table 4. Sequence length T on MARS",
     5: "Table 5. Temporal direction on MARS",
     6: "Table 6. Multi-level OIM losses on MARS",
+    7: "Table 7 (ours, not in the paper). The pretrained backbone on MARS: with and without it",
 }
 
 
@@ -256,7 +259,7 @@ def make_run(experiment: str, dataset: str, profile: str = "quick", *, split: in
 
 
 def selection_names() -> list[str]:
-    return [f"table{t}" for t in TABLES] + list(EXPERIMENTS) + list(DATASETS)
+    return [f"table{t}" for t in TABLES + OUR_TABLES] + list(EXPERIMENTS) + list(DATASETS)
 
 
 def select_rows(only: str | None = None, dataset: str | None = None) -> list[CatalogueRow]:

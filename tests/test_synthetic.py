@@ -12,6 +12,7 @@ import scipy.io
 from PIL import Image, ImageDraw
 
 from grl.data import synthetic as S
+from grl.data.synthetic import sheet, writers
 
 SMALL = {
     "mars": dict(num_train_ids=8, num_test_ids=8, min_len=4, max_len=10, num_distractors=3, num_junk=2,
@@ -144,7 +145,7 @@ def test_second_call_is_skipped(roots, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("regenerated although the manifest matches")
 
-    monkeypatch.setitem(S._WRITERS, "ilidsvid", boom)
+    monkeypatch.setitem(writers.WRITERS, "ilidsvid", boom)
     assert S.generate("ilidsvid", root, seed=3, **SMALL["ilidsvid"]) == root
     assert S.ensure_synthetic("ilidsvid", root, seed=3, **SMALL["ilidsvid"]) == root
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
@@ -182,7 +183,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
         (root / "half.txt").write_text("x")
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(S._WRITERS, "ilidsvid", interrupted)
+    monkeypatch.setitem(writers.WRITERS, "ilidsvid", interrupted)
     with pytest.raises(KeyboardInterrupt):
         S.generate("ilidsvid", tmp_path / "d")
     assert not list(tmp_path.iterdir())
@@ -233,10 +234,37 @@ def test_hidden_cue_changes_pixels():
         assert (images[cue] != images[None]).any(), cue
 
 
-def test_contact_sheet(roots):
+def _owner(name: str, frame: str) -> tuple[int, int]:
+    """(pid, 0-based camera) of a generated frame, read off its path independently of the loader."""
+    path = Path(frame)
+    if name == "mars":
+        pid, cam = re.fullmatch(r"(\d{4})C(\d)T\d{4}F\d{3}\.jpg", path.name).groups()
+        return int(pid), int(cam) - 1
+    if name == "ilidsvid":
+        cam, pid = re.fullmatch(r"cam(\d)_person(\d{3})_\d{5}\.png", path.name).groups()
+        return int(pid), int(cam) - 1
+    assert re.fullmatch(r"\d{4}\.png", path.name)
+    return int(path.parent.name.removeprefix("person_")), "ab".index(path.parent.parent.name.removeprefix("cam_"))
+
+
+def test_contact_sheet_shows_each_identity_under_its_cameras(roots):
     for name in S.DATASETS:
-        sheet = S.contact_sheet(roots[name], name, num_ids=2, frames_per_tracklet=3)
-        assert isinstance(sheet, Image.Image) and sheet.width > 3 * 32 and sheet.height >= 4 * 64
+        rows = sheet.contact_sheet_rows(roots[name], name, num_ids=2)
+        image = S.contact_sheet(roots[name], name, num_ids=2, frames_per_tracklet=3)
+        assert isinstance(image, Image.Image) and image.size == (sheet.LABEL_WIDTH + 3 * (32 + sheet.GAP),
+                                                                  len(rows) * (64 + sheet.GAP))
+        pids = [pid for pid, _, _ in rows]
+        assert len(set(pids)) == 2 and all(pids.count(pid) >= 2 for pid in pids), rows  # two ids, >= 2 cameras each
+        pixels = np.asarray(image)
+        for r, (pid, camid, tracklet) in enumerate(rows):
+            # every frame of the row is this identity's, in this camera (as the file names say) ...
+            assert {_owner(name, f) for f in tracklet.frames} == {(pid, camid)}, (name, pid, camid)
+            # ... and the sheet shows those frames in the row: first, middle, last
+            for c, k in enumerate((0, (len(tracklet) - 1) / 2, len(tracklet) - 1)):
+                with Image.open(tracklet.frames[round(k)]) as frame:
+                    expected = np.asarray(frame.convert("RGB"))
+                y, x = r * (64 + sheet.GAP), sheet.LABEL_WIDTH + c * (32 + sheet.GAP)
+                assert (pixels[y:y + 64, x:x + 32] == expected).all(), (name, pid, camid, c)
 
 
 def test_cli(tmp_path, monkeypatch):
@@ -285,7 +313,7 @@ def test_outfit_groups_cover_the_generated_pids_and_group_look_alikes(roots):
         members.setdefault(g, []).append(pid)
     assert max(len(m) for m in members.values()) == size
     # one group = one outfit: the identities drawn for the test subset, in pid order, four by four
-    people = dict(S._mars_people(3, S.resolve_sizes("mars", **SMALL["mars"]))["test"])
+    people = dict(writers._mars_people(3, S.resolve_sizes("mars", **SMALL["mars"]))["test"])
     for m in members.values():
         if m[0] in people:
             assert len({(people[p].top, people[p].bottom, people[p].pattern) for p in m}) == 1

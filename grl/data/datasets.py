@@ -171,11 +171,20 @@ def load_dataset(
 
 
 def load_config_dataset(config: "Config") -> VideoReIDDataset:
-    """The dataset a run's config names; ``config.data_root == ""`` means the built-in synthetic one."""
+    """The dataset a run's config names. ``config.data_root == ""`` means the built-in synthetic one of size
+    ``config.data_size``, generated here when it is missing: a Config is all a run needs."""
     if config.data_root == "":
-        from grl.data.synthetic import ensure_synthetic  # lazy: rendering is only needed without real data
+        from grl.data import synthetic  # lazy: rendering is only needed without real data
 
-        root = ensure_synthetic(config.dataset)
+        sizes = synthetic.preset_sizes(config.data_size, config.dataset)
+        expected = synthetic.data_version(config.dataset, **sizes)
+        if config.data_version and config.data_version != expected:
+            raise ValueError(
+                f"config.data_version {config.data_version!r} is not what this code generates for the built-in "
+                f"{config.dataset!r} set of size {config.data_size!r} ({expected!r}): the run was configured with "
+                "another generator version. Rebuild the configuration (grl.experiments.make_run) to use today's data.")
+        root = synthetic.ensure_synthetic(config.dataset, root=synthetic.default_root(config.dataset, config.data_size),
+                                          **sizes)
     else:
         root = config.data_root
     dataset = load_dataset(

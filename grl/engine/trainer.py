@@ -312,7 +312,12 @@ def _build(config: Config, dataset, device: torch.device):
     from grl.losses import GRLObjective
     from grl.models import build_model
 
-    model = build_model(config)
+    weights = None
+    if config.pretrained and config.backbone == "tiny":  # the synthetic "ImageNet" of the CPU profiles
+        from grl.engine.pretrain import ensure_pretrained
+
+        weights = ensure_pretrained(config)
+    model = build_model(config, weights)
     objective = GRLObjective(config, dataset.num_train_ids, _feature_dims(model))
     model.to(device=device, dtype=config.torch_dtype)
     objective.to(device=device, dtype=config.torch_dtype)

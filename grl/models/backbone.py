@@ -4,7 +4,8 @@
   (layer4 stride 1, as in the paper's §4.2 following [25]); C = 2048, 256×128 → 16×8.
 * ``"resnet18"`` — likewise; C = 512.
 * ``"tiny"`` — a narrow ResNet of BasicBlocks (widths 32/64/128/256, total stride 16, last
-  stage stride 1); C = 256. Trained from scratch: the CPU default of this project.
+  stage stride 1); C = 256. The CPU profiles' backbone: ``pretrained=True`` loads the weights
+  :mod:`grl.engine.pretrain` makes on synthetic people (``weights_path``), ``False`` trains from scratch.
 
 The module maps ``(N, 3, H, W)`` to ``(N, C, H/16, W/16)``; avgpool and fc are removed.
 
@@ -40,12 +41,10 @@ class PretrainedWeightsError(FileNotFoundError):
 def build_backbone(name: str, pretrained: bool, weights_path: str | os.PathLike | None = None) -> tuple[nn.Module, int]:
     """Return ``(backbone, channels)``; the backbone maps (N,3,H,W) → (N,C,H/16,W/16)."""
     if name == "tiny":
+        net = TinyResNet()
         if pretrained:
-            raise PretrainedWeightsError(
-                "backbone 'tiny' has no ImageNet weights: it is trained from scratch. "
-                "Set pretrained=False (config field 'pretrained') or choose backbone 'resnet50'/'resnet18'."
-            )
-        return TinyResNet(), TinyResNet.channels
+            net.load_state_dict(_load_tiny_state(weights_path))
+        return net, TinyResNet.channels
     if name not in _TORCHVISION:
         raise ValueError(f"unknown backbone {name!r}; expected one of {list(BACKBONE_NAMES)}")
     factory, weights = _TORCHVISION[name]
@@ -102,6 +101,21 @@ def _load_imagenet_state(name: str, weights, weights_path) -> dict:
     except Exception as err:
         raise PretrainedWeightsError(f"cannot read ImageNet weights for {name!r} from {str(path)!r}: {err}") from err
     return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _load_tiny_state(weights_path) -> dict:
+    if weights_path is None:
+        raise PretrainedWeightsError(
+            "backbone 'tiny' has no ImageNet weights: its pretrained weights are made on synthetic people by "
+            "grl.engine.pretrain.ensure_pretrained(config) (the trainer calls it) and passed as weights_path. "
+            "Or train from scratch with pretrained=False (config field 'pretrained')."
+        )
+    try:
+        saved = torch.load(weights_path, map_location="cpu", weights_only=True)
+        return saved["state_dict"] if isinstance(saved, dict) and "state_dict" in saved else saved
+    except Exception as err:
+        raise PretrainedWeightsError(f"cannot read the tiny backbone's pretrained weights from {str(weights_path)!r}: "
+                                     f"{err}") from err
 
 
 # ---------------------------------------------------------------- tiny backbone

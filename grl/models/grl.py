@@ -377,9 +377,10 @@ class GRL(nn.Module):
         return out
 
 
-def build_model(config) -> GRL:
-    """GRL from a :class:`grl.config.Config` (backbone, pretrained and the §3 switches)."""
-    backbone, channels = build_backbone(config.backbone, config.pretrained)
+def build_model(config, weights_path=None) -> GRL:
+    """GRL from a :class:`grl.config.Config` (backbone, pretrained and the §3 switches); ``weights_path``:
+    the backbone's pretrained weights (the tiny backbone's come from grl.engine.pretrain.ensure_pretrained)."""
+    backbone, channels = build_backbone(config.backbone, config.pretrained, weights_path)
     return GRL(
         backbone,
         channels,
