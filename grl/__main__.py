@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
                                          "targets (README, 'Calibrating the built-in benchmark')")
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
     p.add_argument("--seeds", default=None, metavar="0,1,2", help="default: the profile's")
+    p.add_argument("--dataset", default=None, help=f"only this dataset: {', '.join(DATASETS)}")
     p.add_argument("--root", default=None, help="runs go here (default: reports/PROFILE, where the study reuses them)")
     p.add_argument("--jobs", type=int, default=None, metavar="N", help="runs at once (default: one per core)")
     p = sub.add_parser("train", help="train (or load) one experiment in-process and print its metrics")
@@ -217,7 +218,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from grl.report import results_frame
     from grl.stats import t_interval
 
-    runs = runs_for(args.profile, "baseline", seeds=parse_seeds(args.seeds), root=args.root)
+    runs = runs_for(args.profile, "baseline", args.dataset, seeds=parse_seeds(args.seeds), root=args.root)
     runs = [r for r in runs if r.experiment == "baseline"]
     out = profile_dir(args.profile, args.root)
     with reproduce.batch_lock(out):
@@ -228,6 +229,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"\nBaseline (F^g), profile {args.profile!r}, data {runs[0].config.data_version}: mean ± 95 % interval")
     met = not batch.failed
     for (dataset, metric), (low, high) in CALIBRATION_TARGETS.items():
+        if args.dataset and dataset != args.dataset:
+            continue
         values = ours[(ours.dataset == dataset) & (ours.feature == "g") & (ours.metric == metric)].value
         iv = t_interval(values.tolist()) if len(values) else None
         ok = iv is not None and low <= iv.mean <= high

@@ -448,10 +448,18 @@ def test_load_config_dataset_passes_protocol_options(tmp_path):
 
 
 def test_load_config_dataset_defaults_to_synthetic(tmp_path, monkeypatch):
+    from grl.data import synthetic
+
     root = make_prid(tmp_path, {1: 3, 2: 3}, {1: 3, 2: 3}, [{"train": ["person_0001"], "test": ["person_0002"]}])
     asked = []
-    fake = types.ModuleType("grl.data.synthetic")
-    fake.ensure_synthetic = lambda name: asked.append(name) or root
-    monkeypatch.setitem(sys.modules, "grl.data.synthetic", fake)
-    ds = load_config_dataset(Config(dataset="prid2011", data_root=""))
-    assert asked == ["prid2011"] and ds.root == os.path.abspath(root) and [t.pid for t in ds.query] == [2]
+
+    def ensure(name, root=None, **sizes):
+        asked.append((name, root, sizes))
+        return made
+
+    made = root
+    monkeypatch.setattr(synthetic, "ensure_synthetic", ensure)
+    ds = load_config_dataset(Config(dataset="prid2011", data_root="", frame_cache=False))
+    assert [a[0] for a in asked] == ["prid2011"] and asked[0][1] == synthetic.default_root("prid2011", "full")
+    assert asked[0][2] == synthetic.preset_sizes("full", "prid2011")
+    assert ds.root == os.path.abspath(root) and [t.pid for t in ds.query] == [2]

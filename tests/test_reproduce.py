@@ -31,6 +31,7 @@ run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=d
 if experiment == "grl-T6" and os.environ.get("GRL_FAKE_FAIL", "1") == "1":
     raise RuntimeError("deliberate failure of " + experiment)
 Path(output_dir).mkdir(parents=True, exist_ok=True)
+(Path(output_dir) / "threads.txt").write_text(os.environ.get("OMP_NUM_THREADS", ""))
 (Path(output_dir) / "result.json").write_text(json.dumps({"key": run.config.key(), "metrics": {}}))
 print("trained", experiment)
 """
@@ -134,3 +135,33 @@ def test_cli_help_list_and_bad_input(capsys, tmp_path, monkeypatch):
     assert "valid experiments:" in capsys.readouterr().err
     assert main(["reproduce", "--profile", "quick", "--only", "table9"]) == 2
     assert "valid names: table1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_parallel_batch_divides_the_cores_and_isolates_failures(fake_notebook, tmp_path, monkeypatch):
+    from grl.reproduce import cpu_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    table4 = runs_for("quick", only="table4", root=tmp_path / "reports")
+    runs = [table4[0], table4[3], table4[4]]  # grl, grl-T6 (fails), grl-T10
+    outcome = run_batch(runs, fake_notebook, status_path=tmp_path / "status.json", progress=False, jobs=2)
+    assert sorted(outcome.done) == sorted([runs[0].name, runs[2].name])
+    assert list(outcome.failed) == [runs[1].name]
+    jobs = min(2, cpu_cores())
+    expected = str(max(1, cpu_cores() // jobs)) if jobs > 1 else ""
+    for run in (runs[0], runs[2]):
+        assert (run.run_dir / "threads.txt").read_text() == expected  # never more threads in total than cores
+    assert "OMP_NUM_THREADS" not in __import__("os").environ  # the batch's own environment is restored
+    again = run_batch(runs[::2], fake_notebook, progress=False, jobs=2)
+    assert sorted(again.skipped) == sorted([runs[0].name, runs[2].name]) and not again.done
+
+
+def test_jobs_are_checked(capsys):
+    from grl.reproduce import check_jobs, cpu_cores
+
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ConfigError, match="--jobs must be a whole number >= 1"):
+            check_jobs(bad)
+    assert check_jobs(1) == 1
+    assert check_jobs(cpu_cores() + 3) == cpu_cores()
+    assert f"more than the {cpu_cores()} cores" in capsys.readouterr().err
