@@ -75,7 +75,10 @@ def check_data(runs: list[Run]) -> None:
             raise ConfigError(f"profile {run.profile!r} trains on the real {ds} dataset: give its root with "
                               f"--data-root {ds}=/path/to/{ds} (or use --profile cpu for the built-in data)")
         if not root:
-            load_config_dataset(run.config)  # generates the built-in set (and its frame cache) when missing
+            started = time.perf_counter()
+            load_config_dataset(run.config.replace(frame_cache=False))  # generates the built-in set when missing
+            if time.perf_counter() - started > 2:
+                print(f"built-in {ds} data ({run.config.data_size}): generated in {time.perf_counter() - started:.0f} s")
         else:
             load_dataset(ds, root, split=run.split)
     prepare_shared(runs)
@@ -94,12 +97,14 @@ def prepare_shared(runs: list[Run]) -> None:
             made.add(PretrainSpec.from_config(c))
             started = time.perf_counter()
             path = ensure_pretrained(c)
-            print(f"pretrained backbone {path.name}: ready in {time.perf_counter() - started:.1f} s")
+            if time.perf_counter() - started > 1:
+                print(f"pretrained backbone {path.name}: made in {time.perf_counter() - started:.0f} s")
         if c.frame_cache and c.data_version and (c.dataset, c.data_version, c.height, c.width) not in made:
             made.add((c.dataset, c.data_version, c.height, c.width))
             started = time.perf_counter()
             load_config_dataset(c)  # builds the frame cache when it is missing
-            print(f"frame cache {c.dataset} {c.height}x{c.width}: ready in {time.perf_counter() - started:.1f} s")
+            if time.perf_counter() - started > 1:
+                print(f"frame cache {c.dataset} {c.height}x{c.width}: made in {time.perf_counter() - started:.0f} s")
 
 
 def run_or_load(run: Run, progress: bool = True) -> dict:

@@ -178,6 +178,30 @@ def test_stale_generator_version_is_regenerated(tmp_path):
     assert S.read_manifest(root)["version"] == S.GENERATOR_VERSION
 
 
+def test_builtin_folder_follows_the_sizes_but_a_given_folder_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRL_DATA_DIR", str(tmp_path / "data"))
+    small = dict(num_ids=3, min_len=3, max_len=5, height=32, width=16)
+    builtin = S.default_root("ilidsvid", "small")
+    S.ensure_synthetic("ilidsvid", builtin, **small)
+    S.ensure_synthetic("ilidsvid", builtin, **{**small, "camera_strength": 0.5})  # e.g. a recalibrated preset
+    assert S.read_manifest(builtin)["sizes"]["camera_strength"] == 0.5
+    mine = S.generate("ilidsvid", tmp_path / "mine", **small)
+    with pytest.raises(ValueError, match="different synthetic dataset"):
+        S.ensure_synthetic("ilidsvid", mine, **{**small, "camera_strength": 0.5})
+
+
+def test_camera_strength_scales_how_cameras_differ():
+    from grl.data.synthetic.cameras import camera_style
+
+    native = camera_style(0, 1, 2, (32, 16), noise=0.0)
+    weak = camera_style(0, 1, 2, (32, 16), noise=0.0, strength=0.25)
+    neutral = camera_style(0, 1, 2, (32, 16), noise=0.0, strength=0.0)
+    assert np.allclose(neutral.scale, neutral.scale[..., :1])  # no colour cast left: channels scaled alike
+    assert np.abs(weak.scale - 1).mean() < np.abs(native.scale - 1).mean()
+    assert (neutral.background == 128).all() and native.background.std() > 5  # no camera-specific background
+    assert weak.blur == native.blur  # the same random draws: only the departures from neutral shrink
+
+
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     def interrupted(root, *args):
         (root / "half.txt").write_text("x")

@@ -136,10 +136,14 @@ def ensure_synthetic(name: str, root: str | os.PathLike | None = None, seed: int
     existing = read_manifest(root)
     if existing is not None and {k: existing.get(k) for k in request} == request:
         return root
-    # Written by an older version of this generator: a stale cache (its size parameters may differ too, as
-    # versions add knobs), regenerated in place.
+    # Written by an older version of this generator (its size parameters may differ too, as versions add
+    # knobs), or another request in a built-in folder (data/synthetic*/<name>, which this package owns): a stale
+    # cache, regenerated in place. Any other folder is never overwritten without being asked.
+    from grl.data.synthetic.sizes import SIZE_PRESETS
+
+    builtin = root.resolve() in {default_root(name, preset).resolve() for preset in SIZE_PRESETS}
     stale = existing is not None and existing.get("generator") == request["generator"] and \
-        existing.get("version") != request["version"]
+        (existing.get("version") != request["version"] or builtin)
     log.info("generating synthetic %s dataset (seed %d) into %s%s", name, seed, root,
              " (replacing one from an older generator version)" if stale else "")
     t0 = time.perf_counter()
