@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import numpy as np
-from scipy import stats
 
 CONFIDENCE = 0.95
 VERDICTS = ("agrees", "contradicts", "inconclusive")
@@ -68,7 +67,7 @@ def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> Inter
     sem = float(x.std(ddof=1)) / math.sqrt(n)
     if sem == 0.0:
         return Interval(mean, mean, mean, n)
-    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
+    low, high = _scipy_stats().t.interval(confidence, n - 1, loc=mean, scale=sem)
     return Interval(mean, float(low), float(high), n)
 
 
@@ -85,3 +84,10 @@ def verdict(difference: Interval, paper_difference: float) -> str:
     ours_sign = 1 if difference.low > 0 else -1
     paper_sign = (paper_difference > 0) - (paper_difference < 0)
     return "agrees" if ours_sign == paper_sign else "contradicts"
+
+
+def _scipy_stats():
+    # Imported on first use: scipy.stats costs ~0.7 s to import, paid by every experiment notebook otherwise.
+    from scipy import stats
+
+    return stats
