@@ -221,10 +221,11 @@ def _calibrate(args: argparse.Namespace) -> int:
     runs = runs_for(args.profile, "baseline", args.dataset, seeds=parse_seeds(args.seeds), root=args.root)
     runs = [r for r in runs if r.experiment == "baseline"]
     out = profile_dir(args.profile, args.root)
+    jobs = reproduce.check_jobs(reproduce.default_jobs(args.profile) if args.jobs is None else args.jobs)
     with reproduce.batch_lock(out):
+        reproduce.prepare_shared(runs, jobs)
         reproduce.check_data(runs)
-        batch = reproduce.run_batch(runs, status_path=None,
-                                    jobs=reproduce.default_jobs(args.profile) if args.jobs is None else args.jobs)
+        batch = reproduce.run_batch(runs, status_path=None, jobs=jobs)
     ours = results_frame([r for r in runs if r.is_done()])
     print(f"\nBaseline (F^g), profile {args.profile!r}, data {runs[0].config.data_version}: mean ± 95 % interval")
     met = not batch.failed

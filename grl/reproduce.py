@@ -81,24 +81,39 @@ def check_data(runs: list[Run]) -> None:
                 print(f"built-in {ds} data ({run.config.data_size}): generated in {time.perf_counter() - started:.0f} s")
         else:
             load_dataset(ds, root, split=run.split)
-    prepare_shared(runs)
 
 
-def prepare_shared(runs: list[Run]) -> None:
-    """Make once, before any run starts, what several runs share: the pretrained tiny backbone and the
-    decoded-frame caches of the built-in sets. Prints what each cost (it counts in the study's time)."""
+def prepare_shared(runs: list[Run], jobs: int = 1) -> None:
+    """Make once, before any run starts, what several runs share: the built-in data sets, the pretrained tiny
+    backbone and the decoded-frame caches. With ``jobs`` > 1 these independent pieces are made in ``jobs``
+    one-thread processes at once (data generation is single-threaded numpy; the pretraining a small network).
+    Prints what each cost: it counts in the study's time."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from grl.engine.pretrain import PretrainSpec
+
+    tasks: dict = {}
+    for run in runs:
+        c = run.config
+        if not c.data_root and c.data_version:
+            tasks.setdefault(("data", c.dataset, c.data_size), c)
+        if c.pretrained and c.backbone == "tiny":
+            tasks.setdefault(("pretrain", PretrainSpec.from_config(c)), c)
+    # The pretraining first: it is the longest piece.
+    order = sorted(tasks, key=lambda t: t[0] != "pretrain")
+    if jobs > 1 and len(order) > 1:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_worker) as pool:
+            futures = {t: pool.submit(_prepare_one, t[0], tasks[t].to_dict()) for t in order}
+            for t, future in futures.items():
+                _report_prepared(t, future.result())
+    else:
+        for t in order:
+            _report_prepared(t, _prepare_one(t[0], tasks[t].to_dict()))
     from grl.data import load_config_dataset
-    from grl.engine.pretrain import PretrainSpec, ensure_pretrained
 
     made: set = set()
     for run in runs:
         c = run.config
-        if c.pretrained and c.backbone == "tiny" and PretrainSpec.from_config(c) not in made:
-            made.add(PretrainSpec.from_config(c))
-            started = time.perf_counter()
-            path = ensure_pretrained(c)
-            if time.perf_counter() - started > 1:
-                print(f"pretrained backbone {path.name}: made in {time.perf_counter() - started:.0f} s")
         if c.frame_cache and c.data_version and (c.dataset, c.data_version, c.height, c.width) not in made:
             made.add((c.dataset, c.data_version, c.height, c.width))
             started = time.perf_counter()
@@ -106,6 +121,45 @@ def prepare_shared(runs: list[Run]) -> None:
             if time.perf_counter() - started > 1:
                 print(f"frame cache {c.dataset} {c.height}x{c.width}: made in {time.perf_counter() - started:.0f} s")
 
+
+def _one_thread_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _prepare_one(kind: str, values: dict) -> float:
+    """One piece of :func:`prepare_shared` (in a worker process): seconds it took, 0 when it was there."""
+    from grl.config import Config
+
+    config = Config.from_dict(values)
+    started = time.perf_counter()
+    if kind == "pretrain":
+        from grl.engine.pretrain import PretrainSpec, ensure_pretrained, read_pretrained
+
+        spec = PretrainSpec.from_config(config)
+        if read_pretrained(spec.path(), spec) is not None:
+            return 0.0
+        ensure_pretrained(config, progress=False)
+    else:
+        from grl.data import synthetic
+        from grl.data.synthetic.store import read_manifest
+
+        sizes = synthetic.preset_sizes(config.data_size, config.dataset)
+        root = synthetic.default_root(config.dataset, config.data_size)
+        manifest = read_manifest(root)
+        if manifest and manifest.get("version") == synthetic.GENERATOR_VERSION and \
+                manifest.get("sizes") == synthetic.resolve_sizes(config.dataset, **sizes):
+            return 0.0
+        synthetic.ensure_synthetic(config.dataset, root=root, **sizes)
+    return time.perf_counter() - started
+
+
+def _report_prepared(task: tuple, seconds: float) -> None:
+    if seconds > 0:
+        what = (f"pretrained backbone {task[1].path().name}" if task[0] == "pretrain"
+                else f"built-in {task[1]} data ({task[2]})")
+        print(f"{what}: made in {seconds:.0f} s", flush=True)
 
 def run_or_load(run: Run, progress: bool = True) -> dict:
     """The run's result: loaded if result.json holds its config, else trained now (resuming a checkpoint)."""
@@ -576,6 +630,9 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
         print(f"profile {profile!r}, seeds {','.join(map(str, seeds))}: {len(runs)} runs "
               f"({sum(r.is_done() for r in runs)} already done) -> {out}")
         try:
+            missing = [r for r in runs if not r.is_done()]
+            if missing:
+                prepare_shared(missing, jobs)  # data, pretrained backbone, frame caches: in parallel, timed
             check_data(runs)
         except KeyboardInterrupt:
             raise BatchInterrupted(step="data generation") from None
