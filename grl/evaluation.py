@@ -218,3 +218,17 @@ def first_ranked(distmat, q_pids, g_pids, q_camids, g_camids, groups: dict[int, 
     ]
     counts = {kind: int(mask.sum()) for kind, mask in kinds if mask.any()}
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def ranked_gallery(distances, query_pid: int, query_camid: int, g_pids, g_camids, k: int | None = None, *,
+                   junk_pid: int | None = -1) -> list[int]:
+    """The gallery indices one query is ranked against under the protocol above, nearest first (ties by
+    index): without the items of its own identity *and* camera and without junk. ``distances``: (G,)."""
+    distances = torch.as_tensor(distances)
+    g_pids, g_camids = torch.as_tensor(g_pids), torch.as_tensor(g_camids)
+    order = torch.argsort(distances.float(), stable=True)
+    keep = ~((g_pids[order] == query_pid) & (g_camids[order] == query_camid))
+    if junk_pid is not None:
+        keep &= g_pids[order] != junk_pid
+    ranked = order[keep].tolist()
+    return ranked if k is None else ranked[:k]

@@ -327,8 +327,3 @@ def runs_for(profile: str, only: str | None = None, dataset: str | None = None, 
                     seen_keys.add(run.config.key())
                     runs.append(run)
     return runs
-
-
-def runs_of_row(row: CatalogueRow, runs: list[Run]) -> list[Run]:
-    """The runs (one per split) whose trained model a catalogue row evaluates."""
-    return [r for r in runs if r.experiment == row.experiment and r.dataset == row.dataset]

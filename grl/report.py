@@ -472,6 +472,70 @@ def comparisons_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+# HTML tables (report.html, JupyterLab): pandas Styler, deterministic ids so nbval can compare them
+VERDICT_BACKGROUND = {"agrees": "#d9f2d9", "contradicts": "#f8d0d0", "inconclusive": ""}
+_TABLE_CSS = [
+    {"selector": "", "props": "border-collapse: collapse; font-size: 0.85em; margin-bottom: 1em"},
+    {"selector": "th, td", "props": "white-space: nowrap; padding: 2px 8px; border-bottom: 1px solid #ddd"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold; padding: 4px 0"},
+]
+
+
+def _html(styler) -> str:
+    return styler.set_table_styles(_TABLE_CSS).to_html()
+
+
+def styled_table(table_no: int, table: pd.DataFrame, agreement: pd.DataFrame | None = None, decimals: int = 1) -> str:
+    """One paper table as HTML: cells "ours ± 95 % half-interval / paper (ours - paper)", and each cell that is
+    compared with the table's reference row shaded by its verdict (green agrees, red contradicts)."""
+    wide = wide_table(table, decimals)
+    colours = pd.DataFrame("", index=wide.index, columns=wide.columns)
+    if agreement is not None and len(agreement):
+        for r in agreement[agreement.table == table_no].itertuples():
+            column = f"{DATASET_NAMES[r.dataset]} {METRIC_NAMES[r.metric]}"
+            if r.row in colours.index and column in colours.columns and VERDICT_BACKGROUND.get(r.verdict):
+                colours.loc[r.row, column] = f"background-color: {VERDICT_BACKGROUND[r.verdict]}"
+    caption = (f"{TABLE_TITLES[table_no]} — ours (mean ± 95 % interval half-width) / paper (difference)"
+               + ("; shaded: the comparison with the reference row agrees (green) or contradicts (red) the paper"
+                  if table_no in (2, 3, 4, 5, 6) else ""))
+    styler = wide.style.set_uuid(f"table{table_no}").set_caption(caption).apply(lambda _: colours, axis=None)
+    return _html(styler)
+
+
+def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:
+    """Every comparison of Tables 2-6 as an HTML table inside a collapsed <details> (the report's appendix)."""
+    if frame.empty:
+        return "<p>(no comparison yet)</p>"
+    shown = pd.DataFrame({
+        "table": frame.table, "row": frame.row, "vs": frame.vs, "dataset": frame.dataset.map(DATASET_NAMES),
+        "metric": frame.metric.map(METRIC_NAMES), "paper Δ": frame.paper_delta.map(lambda v: f"{v:+.{decimals}f}"),
+        "our Δ [95 % interval]": [
+            f"{r.ours_delta:+.{decimals}f} [{r.low:+.{decimals}f}, {r.high:+.{decimals}f}]" if r.n > 1
+            else f"{r.ours_delta:+.{decimals}f} (one sample)" for r in frame.itertuples()],
+        "verdict": frame.verdict,
+    })
+    styler = shown.style.set_uuid("comparisons").hide(axis="index").map(
+        lambda v: f"background-color: {VERDICT_BACKGROUND[v]}" if VERDICT_BACKGROUND.get(v) else "", subset=["verdict"])
+    return (f"<details><summary>Every comparison of Tables 2-6 ({len(frame)}): paired differences and verdicts"
+            f"</summary>{_html(styler)}</details>")
+
+
+def runs_table_html(runs: list[Run], metric: str = "mAP") -> str:
+    """A narrow table of the runs: experiment, dataset, seed, status, minutes, and the run's main metric."""
+    records = []
+    for run in runs:
+        result = load_result(run.run_dir, run.config.key())
+        main = (result or {}).get("metrics", {}).get(run.config.main_feature, {})
+        records.append({"experiment": run.experiment, "dataset": DATASET_NAMES[run.dataset], "seed": run.config.seed,
+                        "status": "done" if result else "missing",
+                        "minutes": f"{result['wall_time_s'] / 60:.1f}" if result else "",
+                        f"{METRIC_NAMES[metric]} ({run.config.main_feature})": f"{main[metric]:.1f}" if metric in main
+                        else ""})
+    styler = pd.DataFrame(records).style.set_uuid("runs").hide(axis="index")
+    return _html(styler)
+
+
+# ---------------------------------------------------------------------------------------
 # the Markdown report
 def pretraining_table(ours: pd.DataFrame, metrics=("mAP", "rank1")) -> pd.DataFrame:
     """Table 7 (ours, not in the paper): Baseline and GRL on MARS with and without the pretrained backbone
@@ -526,110 +590,3 @@ def report_markdown(profile: str, runs: list[Run], reference_path=None) -> str:
         "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),
         "## Did this study reproduce the reference?\n\n" + reference_section(profile, ours, reference_path),
     ]) + "\n"
-
-
-# ---------------------------------------------------------------------------------------
-# plots (seaborn; kept here so the notebook stays thin)
-def ablation_frame(tables: dict[int, pd.DataFrame], metrics=("mAP", "rank1")) -> pd.DataFrame:
-    """MARS rows of Tables 3-6 in long form for plotting: table, row, metric, source (paper/ours), value."""
-    parts = []
-    for t in (3, 4, 5, 6):
-        frame = tables.get(t)
-        if frame is None or frame.empty:
-            continue
-        frame = frame[(frame.dataset == "mars") & frame.metric.isin(metrics)]
-        long = frame.melt(id_vars=["row", "metric"], value_vars=["paper", "ours"], var_name="source")
-        parts.append(long.assign(table=f"Table {t}", metric=long.metric.map(METRIC_NAMES)))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def plot_ablations(tables: dict[int, pd.DataFrame], metric: str = "mAP"):
-    """Bar charts of the MARS ablations (Tables 3-6), ours beside the paper's number."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    data = ablation_frame(tables, (metric,))
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), sharey=True)
-    for ax, (name, part) in zip(axes, data.groupby("table", sort=True)):
-        sns.barplot(data=part, x="row", y="value", hue="source", ax=ax, palette="deep")
-        ax.set_title(name)
-        ax.set_xlabel("")
-        ax.set_ylabel(f"MARS {METRIC_NAMES.get(metric, metric)} (%)")
-        ax.tick_params(axis="x", rotation=35)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
-    fig.tight_layout()
-    return fig
-
-
-def read_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """metrics.jsonl of a run as a frame (one line per logged step or epoch); empty if absent.
-
-    A line that is not JSON (e.g. half-written when a machine died) is skipped with a warning naming
-    the file and line: one bad line never stops a report."""
-    import sys
-
-    path = Path(run_dir) / "metrics.jsonl"
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return pd.DataFrame()
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"warning: {path} cannot be read ({exc}); its training curve is left out", file=sys.stderr)
-        return pd.DataFrame()
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            print(f"warning: {path} line {number} is not a JSON record; skipped", file=sys.stderr)
-            continue
-        records.append(record)
-    return pd.json_normalize(records) if records else pd.DataFrame()
-
-
-def _curve_axes(frame: pd.DataFrame) -> tuple[str | None, list[str]]:
-    x = next((c for c in ("step", "global_step", "iteration", "epoch") if c in frame.columns), None)
-    ys = [c for c in frame.columns if "loss" in c.lower() and pd.api.types.is_numeric_dtype(frame[c])]
-    return x, ys
-
-
-def plot_training_curve(run_dir: str | Path, ax=None, title: str | None = None):
-    """Loss curves of one run from its metrics.jsonl."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    frame = read_metrics(run_dir)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
-    x, ys = _curve_axes(frame)
-    if frame.empty or not ys:
-        ax.text(0.5, 0.5, "no training curve logged", ha="center", va="center", transform=ax.transAxes)
-        return ax
-    frame = frame.reset_index().rename(columns={"index": "record"})
-    x = x or "record"
-    long = frame[[x, *ys]].dropna(subset=ys, how="all").melt(id_vars=[x], var_name="term", value_name="value")
-    sns.lineplot(data=long, x=x, y="value", hue="term", ax=ax)
-    ax.set_title(title or Path(run_dir).name)
-    return ax
-
-
-def plot_training_curves(runs: list[Run], max_runs: int = 6):
-    """Loss curves of the first ``max_runs`` finished runs, one panel each."""
-    import matplotlib.pyplot as plt
-
-    done = [r for r in runs if (r.run_dir / "metrics.jsonl").is_file()][:max_runs]
-    cols = 3
-    rows = max(1, -(-len(done) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(15, 3.4 * rows), squeeze=False)
-    for ax, run in zip(axes.flat, done):
-        plot_training_curve(run.run_dir, ax=ax, title=f"{run.experiment} / {DATASET_NAMES[run.dataset]}")
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(done):]:
-        ax.axis("off")
-    fig.tight_layout()
-    return fig

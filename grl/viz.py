@@ -1,4 +1,4 @@
-"""Figures: the paper's Figure 4, clips, training curves, ablation bars, ranked lists.
+"""Figures, all of them: the paper's Figure 4, clips, training curves, ablation differences, ranked lists.
 
 Every plotting function takes plain tensors / arrays / DataFrames and returns a
 matplotlib ``Figure`` (never calls ``plt.show``), so notebooks decide how to display
@@ -147,11 +147,13 @@ def heatmap_grid(
     alpha: float = 0.5,
     title: str | None = None,
     cell: float = 1.1,
+    colorbar: str | None = None,
 ) -> Figure:
     """Frames on top (optional) and one row of heat-map overlays per entry of ``rows``.
 
     ``frames``: (T, 3, H, W) in [0, 1] or (T, H, W, 3) uint8. ``rows``: label -> (T, h, w)
-    maps; ``scales``: label -> "raw" | "clip" | "frame" (default "clip").
+    maps; ``scales``: label -> "raw" | "clip" | "frame" (default "clip"). ``colorbar``: the label of a
+    colour bar (0-1, the overlay's colour map) beside the heat-map rows; None draws none.
     """
     imgs = [to_image(f) for f in frames]
     T = len(imgs)
@@ -174,6 +176,14 @@ def heatmap_grid(
                 ax.set_title(f"t={t + 1}", fontsize=9)
             if t == 0:
                 ax.set_ylabel(label, fontsize=9)
+    if colorbar is not None and maps:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        heat_axes = axes[1:, :] if frame_label else axes
+        bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap="jet"), ax=heat_axes, shrink=0.9, pad=0.01)
+        bar.set_label(colorbar, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     _finish(fig, title)
     return fig
 
@@ -206,7 +216,14 @@ def figure4(
         FIGURE4_ROWS[3]: np.stack([activation_map(m) for m in mb]),
     }
     scales = {FIGURE4_ROWS[1]: correlation_scale, FIGURE4_ROWS[2]: "raw", FIGURE4_ROWS[3]: "raw"}
-    return heatmap_grid(frames, rows, scales=scales, frame_label=FIGURE4_ROWS[0], alpha=alpha, title=title)
+    fig = heatmap_grid(frames, rows, scales=scales, frame_label=FIGURE4_ROWS[0], alpha=alpha, title=title,
+                       colorbar="0 = low, 1 = high (after the scaling below)")
+    how = {"clip": "min-max over the clip", "frame": "min-max per frame", "raw": "as computed (sigmoid output)"}
+    fig.text(0.01, -0.02, "Rows: the T test frames; $R_t$ = sigmoid(W_r[F~g, X_t]) (eq. 2), "
+             f"{how.get(correlation_scale, correlation_scale)}; $M^1_t$ / $M^2_t$: channel activation "
+             "(mean over channels of the squared memory, eq. 8), min-max per frame. Overlay: jet colour map, "
+             f"alpha {alpha}.", fontsize=7, ha="left", va="top", wrap=True)
+    return fig
 
 
 @torch.no_grad()
@@ -266,12 +283,41 @@ def show_clip(clip: Any, title: str | None = None, normalized: bool = True, cell
     return fig
 
 
-def read_metrics(paths: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F821
-    """metrics.jsonl files -> one DataFrame (nested dicts flattened with '.', plus a 'run'
-    column naming the run folder)."""
+def read_run_metrics(run_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
+    """metrics.jsonl of a run as a frame (one line per logged epoch; nested dicts flattened with '.');
+    empty if absent. A line that is not JSON (e.g. half-written when a machine died) is skipped with a
+    warning naming the file and line: one bad line never stops a report."""
+    import json
+    import sys
+
     import pandas as pd
 
-    from grl.report import read_metrics as read_run_metrics  # one parser of metrics.jsonl (skips bad lines)
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return pd.DataFrame()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"warning: {path} cannot be read ({exc}); its training curve is left out", file=sys.stderr)
+        return pd.DataFrame()
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            print(f"warning: {path} line {number} is not a JSON record; skipped", file=sys.stderr)
+            continue
+        records.append(record)
+    return pd.json_normalize(records) if records else pd.DataFrame()
+
+
+def read_metrics(paths: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F821
+    """metrics.jsonl files (or their run folders) -> one DataFrame with a 'run' column naming the run folder."""
+    import pandas as pd
 
     frames = []
     for p in paths:
@@ -285,16 +331,36 @@ def read_metrics(paths: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F8
     return pd.concat(frames, ignore_index=True)
 
 
-def _default_curve_keys(df, exclude: set) -> list[str]:
-    # Losses, learning rate and headline retrieval numbers; not timings ("*_s"), counters or
-    # every rank of every test feature (the trainer logs nested "eval.<feature>.<metric>").
+def curve_keys(df, exclude: set) -> list[str]:
+    """The columns worth a training-curve panel: each loss term, the learning rate and the headline
+    retrieval numbers -- but no column that is constant, has fewer than two points, or repeats another
+    (the Baseline's total loss *is* its one term), and no timings ("*_s") or counters."""
     import pandas as pd
 
     numeric = [c for c in df.columns if c not in exclude and c not in {"epoch", "step", "steps"}
-               and not c.endswith("_s") and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
-    headline = [c for c in numeric if c.startswith("loss") or c == "lr"
-                or c.split(".")[-1] in ("mAP", "rank1")]
-    return headline or numeric
+               and not c.endswith("_s") and pd.api.types.is_numeric_dtype(df[c])]
+    informative = [c for c in numeric if df[c].notna().sum() >= 2 and df[c].dropna().nunique() > 1]
+    headline = [c for c in informative if c.startswith("loss") or c.startswith("lr")
+                or c.split(".")[-1] in ("mAP", "rank1")] or informative
+    keys: list[str] = []
+    for c in headline:  # a column repeating another is left out (the named term is kept, not the total)
+        if c != "loss" and not any(df[c].equals(df[k]) for k in keys):
+            keys.append(c)
+    terms = [k for k in keys if k.startswith("loss_")]
+    total_is_a_term = len(terms) == 1 and "loss" in df and np.allclose(df["loss"].dropna(), df[terms[0]].dropna())
+    if "loss" in headline and not total_is_a_term and not any(df["loss"].equals(df[k]) for k in keys):
+        keys.insert(0, "loss")
+    return keys
+
+
+def _axis_label(key: str) -> str:
+    if key.startswith("loss"):
+        return "loss"
+    if key.startswith("lr"):
+        return "learning rate"
+    if key.split(".")[-1] in ("mAP", "rank1"):
+        return "%"
+    return key
 
 
 def plot_training_curves(
@@ -304,10 +370,9 @@ def plot_training_curves(
     title: str | None = None,
     run_col: str = "run",
 ) -> Figure:
-    """One panel per metric column against ``x`` (default "epoch", else "step", else the row
-    number); one line per run. ``metrics``: a DataFrame, or metrics.jsonl paths / run dirs.
-    ``keys`` default: losses, "lr" and mAP / rank-1 columns, else every numeric column except
-    counters and timings (names ending "_s")."""
+    """One panel per curve (:func:`curve_keys`: each loss term, lr, mAP / Rank-1 of the periodic
+    evaluations) against ``x`` (default "epoch", else "step", else the row number); one line per run.
+    ``metrics``: a DataFrame, or metrics.jsonl paths / run folders."""
     import pandas as pd
 
     if isinstance(metrics, (str, Path)):
@@ -320,13 +385,13 @@ def plot_training_curves(
         x = "row"
         df[x] = np.arange(len(df))
     if keys is None:
-        keys = _default_curve_keys(df, exclude={x, run_col})
+        keys = curve_keys(df, exclude={x, run_col})
     if not keys:
-        raise ValueError(f"plot_training_curves: no numeric columns to plot in {list(df.columns)}")
+        raise ValueError(f"plot_training_curves: no curve with two or more distinct points in {list(df.columns)}")
     n = len(keys)
-    cols = min(n, 3)
+    cols = min(n, 4)
     nrows = (n + cols - 1) // cols
-    fig, axes = _figure(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), pad=0.05)
+    fig, axes = _figure(nrows, cols, figsize=(3.3 * cols, 2.6 * nrows), pad=0.08)
     groups = df.groupby(run_col, sort=False) if run_col in df.columns else [("", df)]
     for ax, key in zip(axes.flat, keys):
         for name, g in groups:
@@ -334,56 +399,57 @@ def plot_training_curves(
             ax.plot(g[x], g[key], marker="o" if len(g) < 20 else None, ms=3, label=str(name) or None)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel(x, fontsize=8)
+        ax.set_ylabel(_axis_label(key), fontsize=8)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     if run_col in df.columns and df[run_col].nunique() > 1:
-        axes.flat[0].legend(fontsize=7)
+        axes.flat[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.25 if nrows == 1 else -0.35),
+                            ncol=min(4, df[run_col].nunique()), frameon=False)
     _finish(fig, title)
     return fig
 
 
-def plot_ablation(
-    df: "pandas.DataFrame",  # noqa: F821
-    label: str = "row",
-    sources: Sequence[str] = ("paper", "ours"),
-    metric_col: str | None = "metric",
-    title: str | None = None,
-    ylabel: str = "%",
-) -> Figure:
-    """Bar plot of our numbers next to the paper's for each table row.
+VERDICT_COLOURS = {"agrees": "#2ca02c", "contradicts": "#d62728", "inconclusive": "#7f7f7f"}
 
-    ``df`` is wide: a ``label`` column, one numeric column per entry of ``sources`` and,
-    optionally, a ``metric_col`` column (e.g. "mAP" / "rank1") giving one panel per metric.
-    Missing values (NaN, e.g. a row the paper does not report) simply draw no bar.
-    """
-    import pandas as pd
-    import seaborn as sns
 
-    missing = [c for c in (label, *sources) if c not in df.columns]
+def plot_ablation_differences(comparisons: "pandas.DataFrame", metric: str = "mAP",  # noqa: F821
+                              title: str | None = None) -> Figure:
+    """What can be compared with the paper: for every comparison (rows of ``grl.report.comparisons``),
+    our paired difference to the reference row with its 95 % interval (a dot and a bar, coloured by the
+    verdict) beside the paper's difference (a black cross), on one shared axis with 0 marked -- so
+    agreement in sign is visible at a glance. One line per comparison; the legend sits outside the axes."""
+    from matplotlib.lines import Line2D
+
+    need = {"table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta", "low", "high", "verdict"}
+    missing = sorted(need - set(comparisons.columns))
     if missing:
-        raise ValueError(f"plot_ablation: missing column(s) {missing}; have {list(df.columns)}")
-    id_vars = [label] + ([metric_col] if metric_col and metric_col in df.columns else [])
-    long = df.melt(id_vars=id_vars, value_vars=list(sources), var_name="source", value_name="value")
-    long["value"] = pd.to_numeric(long["value"], errors="coerce")
-    metrics = list(dict.fromkeys(long[metric_col])) if len(id_vars) == 2 else [None]
-    order = list(dict.fromkeys(df[label]))
-    fig, axes = _figure(1, len(metrics), figsize=(max(3.0, 0.9 * len(order) + 1.5) * len(metrics), 3.4), pad=0.05)
-    for ax, m in zip(axes[0], metrics):
-        data = long if m is None else long[long[metric_col] == m]
-        sns.barplot(data=data, x=label, y="value", hue="source", order=order, hue_order=list(sources), ax=ax)
-        for container in ax.containers:
-            ax.bar_label(container, fmt="%.1f", fontsize=6, padding=1)
-        ax.set_title(str(m) if m is not None else "", fontsize=9)
-        ax.set_xlabel("")
-        ax.set_ylabel(ylabel)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-        for tick in ax.get_xticklabels():
-            tick.set_horizontalalignment("right")
-        ax.set_ylim(0, max(100.0, float(np.nanmax(data["value"])) if data["value"].notna().any() else 100.0) * 1.08)
-        ax.get_legend().remove()
-    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    _finish(fig, title)
+        raise ValueError(f"plot_ablation_differences: missing column(s) {missing}; pass grl.report.comparisons(...)")
+    data = comparisons[comparisons.metric == metric].reset_index(drop=True)
+    if data.empty:
+        raise ValueError(f"plot_ablation_differences: no comparison of metric {metric!r}")
+    names = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}
+    labels = [f"T{r.table} {names.get(r.dataset, r.dataset)}: {r.row}  vs  {r.vs}" for r in data.itertuples()]
+    y = np.arange(len(data))[::-1]
+    fig = plt.figure(figsize=(11, 0.32 * len(data) + 1.4))
+    ax = fig.add_axes((0.42, 0.9 / (0.32 * len(data) + 1.4), 0.40, 1 - 1.2 / (0.32 * len(data) + 1.4)))
+    colours = [VERDICT_COLOURS.get(v, "#7f7f7f") for v in data.verdict]
+    low = (data.ours_delta - data.low).clip(lower=0).fillna(0)
+    high = (data.high - data.ours_delta).clip(lower=0).fillna(0)
+    for yi, mean, lo, hi, colour in zip(y, data.ours_delta, low, high, colours):
+        ax.errorbar(mean, yi, xerr=[[lo], [hi]], fmt="o", color=colour, ms=4, capsize=2, lw=1.2)
+    ax.scatter(data.paper_delta, y, marker="x", color="black", s=22, zorder=3)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_ylim(-0.7, len(data) - 0.3)
+    ax.set_xlabel(f"difference to the reference row, {metric} (percentage points)", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    handles = [Line2D([], [], color=c, marker="o", ls="-", label=f"ours, {v} (95 % interval)")
+               for v, c in VERDICT_COLOURS.items()]
+    handles.append(Line2D([], [], color="black", marker="x", ls="", label="paper"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

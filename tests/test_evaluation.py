@@ -160,3 +160,18 @@ def test_first_ranked_names_what_ranks_first():
     assert got == {"distractor": 1, "look-alike, same camera": 1, "match": 1, "other id, other camera": 1}
     # without groups the look-alike is just another id
     assert first_ranked(dist[:1], [7], g_pids, [0], g_cams) == {"other id, same camera": 1}
+
+
+def test_ranked_gallery_follows_the_protocol():
+    from grl.evaluation import ranked_gallery
+
+    # gallery: 0 same id same cam (removed), 1 junk (removed), 2 other id, 3 same id other cam, 4 tie with 2
+    dist = torch.tensor([0.0, 0.1, 0.3, 0.5, 0.3])
+    pids = torch.tensor([7, -1, 2, 7, 3])
+    cams = torch.tensor([1, 0, 1, 0, 2])
+    assert ranked_gallery(dist, 7, 1, pids, cams) == [2, 4, 3]  # ties by index, as evaluate_ranking
+    assert ranked_gallery(dist, 7, 1, pids, cams, k=2) == [2, 4]
+    assert ranked_gallery(dist, 7, 1, pids, cams, junk_pid=None) == [1, 2, 4, 3]
+    # the first remaining match's position is what evaluate_ranking's Rank-k counts
+    result = evaluate_ranking(dist[None], torch.tensor([7]), pids, torch.tensor([1]), cams)
+    assert result["rank1"] == 0 and result["rank5"] == 100

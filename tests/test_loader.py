@@ -6,7 +6,7 @@ from PIL import Image
 
 from grl.config import Config
 from grl.data.datasets import CorruptFrameError, Tracklet, VideoReIDDataset
-from grl.data.loader import ClipDataset, build_test_loader, build_train_loader, mean_by_index
+from grl.data.loader import ClipDataset, build_test_loader, build_train_loader
 from grl.data.sampling import dense_chunks, rrs_indices
 from grl.data.transforms import ClipTransform
 
@@ -102,12 +102,6 @@ def test_test_loader_dense_yields_every_frame_by_chunk(tiny):
             frames_by_tracklet.setdefault(k, []).extend(f for _, f in codes)
     for k, t in enumerate(tiny.gallery):
         assert frames_by_tracklet[k] == [i for chunk in dense_chunks(len(t.frames), 4) for i in chunk]
-
-
-def test_mean_by_index_averages_chunk_features():
-    feats = torch.tensor([[1.0, 2.0], [3.0, 4.0], [10.0, 10.0]])
-    out = mean_by_index(feats, torch.tensor([0, 0, 2]), 3)
-    torch.testing.assert_close(out, torch.tensor([[2.0, 3.0], [0.0, 0.0], [10.0, 10.0]]))
 
 
 def test_corrupt_frame_is_named(tmp_path):

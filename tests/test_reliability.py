@@ -18,7 +18,7 @@ import pytest
 
 from grl.__main__ import main
 from grl.experiments import load_result, make_run, runs_for
-from grl.report import read_metrics
+from grl.viz import read_run_metrics
 from grl.reproduce import (BatchError, BatchInterrupted, ParameterError, batch_lock, preflight,
                            refuse_undeclared_parameters, run_batch)
 from grl.utils import set_aside
@@ -39,7 +39,7 @@ def test_a_garbage_result_is_set_aside_and_the_run_counts_as_not_done(tmp_path, 
 
 def test_a_half_written_metrics_line_is_skipped_with_a_warning(tmp_path, capsys):
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "loss": 2.0}\n{"epoch": 2, "lo')
-    frame = read_metrics(tmp_path)  # was: "Expecting ',' delimiter" in every report build
+    frame = read_run_metrics(tmp_path)  # was: "Expecting ',' delimiter" in every report build
     assert list(frame.epoch) == [1]
     assert f"{tmp_path / 'metrics.jsonl'} line 2 is not a JSON record" in capsys.readouterr().err
     from grl import viz

@@ -100,8 +100,32 @@ def test_markdown_export(tmp_path):
     full = report_markdown("quick", runs)
     assert "## Tables 1-6" in full and "Table 6." in full
     assert "- MARS: mAP 60.0 vs 40.0, difference +20.0 [+20.0, +20.0]: **better**" in full
-    assert "**Runs**: 36 of 36 done" in full and "abc123" in full and "**Seeds**: 0, 1" in full
+    assert "**Runs**: 40 of 40 done" in full and "abc123" in full and "**Seeds**: 0, 1" in full
     assert "## Did this study reproduce the reference?" in full
+
+
+def test_html_tables_are_real_tables_with_verdict_shading(tmp_path):
+    import re
+
+    from grl.report import comparisons, comparisons_html, runs_table_html, styled_table
+
+    runs = runs_for("quick", root=tmp_path)
+    write_fake_results(runs, grl_wins)
+    ours = results_frame(runs)
+    tables, agreement = assemble_tables(ours), comparisons(ours)
+    html = styled_table(3, tables[3], agreement)
+    assert html.count("<table") == 1 and "<caption>Table 3." in html
+    assert html == styled_table(3, tables[3], agreement)  # deterministic: nbval compares it
+    assert "white-space: nowrap" in html  # no cell wraps mid-word
+    assert "60.0 ± 0.0 / 84.8 (-24.8)" in html
+    # a comparison's verdict shades its cell: the rows that agree with the paper are green
+    agree = agreement[(agreement.table == 3) & (agreement.verdict == "agrees")]
+    assert len(agree) and "background-color: #d9f2d9" in html
+    assert "background-color" not in styled_table(1, tables[1], agreement).split("</style>")[0].split("caption")[-1]
+    appendix = comparisons_html(agreement)
+    assert appendix.startswith("<details><summary>Every comparison") and appendix.count("<tr") == len(agreement) + 1
+    narrow = runs_table_html(runs)
+    assert re.search(r"<th[^>]*>mAP \(h\+l\)</th>", narrow) and narrow.count("<tr") == len(runs) + 1
 
 
 def test_grl_vs_baseline_is_a_paired_interval_per_dataset(tmp_path):
@@ -143,7 +167,7 @@ def test_provenance_states_profile_data_seeds_and_gallery(tmp_path):
     runs = runs_for("quick", only="table3", root=tmp_path)
     write_fake_results(runs[:1], grl_wins, wall=120.0)
     text = provenance("quick", runs)
-    assert "`quick`" in text and "(built-in synthetic, reduced sizes)" in text and "**Seeds**: 0, 1" in text
+    assert "`quick`" in text and "(built-in synthetic, small)" in text and "**Seeds**: 0, 1" in text
     assert "**Runs**: 1 of 8 done" in text and "2.0 min" in text
     assert "gallery **includes** the query tracklets" in text
     assert f"generator version mars {runs[0].config.data_version}" in text

@@ -68,8 +68,11 @@ def test_figure4_layout():
     g = torch.Generator().manual_seed(0)
     fig = viz.figure4(torch.rand(T, 3, 16, 8, generator=g), torch.rand(T, h, w, generator=g),
                       torch.randn(T, C, h, w, generator=g), torch.randn(T, C, h, w, generator=g), title="tracklet 0")
-    axes = np.array(fig.axes).reshape(4, T)
-    assert axes.shape == (4, T)
+    axes = np.array(fig.axes[: 4 * T]).reshape(4, T)
+    colorbar = fig.axes[4 * T]  # one colour bar for the heat-map rows, labelled, 0 to 1
+    assert colorbar.get_ylabel().startswith("0 = low") and colorbar.get_ylim() == pytest.approx((0, 1))
+    caption = " ".join(t.get_text() for t in fig.texts)
+    assert "min-max over the clip" in caption and "min-max per frame" in caption  # the scaling is stated
     assert [ax.get_title() for ax in axes[0]] == [f"t={t}" for t in range(1, T + 1)]
     assert [ax.get_ylabel() for ax in axes[:, 0]] == list(viz.FIGURE4_ROWS)
     assert fig._suptitle.get_text() == "tracklet 0"
@@ -88,7 +91,7 @@ def test_figure4_memory_row_follows_the_activation():
     mf = np.zeros((T, 2, h, w))
     mf[2, 1, 3, 0] = 2.0
     fig = viz.figure4(frames, np.zeros((T, h, w)), mf, np.zeros((T, 2, h, w)))
-    img = np.asarray(np.array(fig.axes).reshape(4, T)[2, 2].images[0].get_array()).astype(int)
+    img = np.asarray(np.array(fig.axes[: 4 * T]).reshape(4, T)[2, 2].images[0].get_array()).astype(int)
     redness = img[..., 0] - img[..., 2]
     y, x = np.unravel_index(redness.argmax(), redness.shape)
     assert y >= 12 and x < 4  # bottom-left cell of the 4x2 map
@@ -125,27 +128,46 @@ def test_plot_training_curves_from_jsonl(tmp_path):
     for run, offset in (("a", 0.0), ("b", 1.0)):
         d = tmp_path / run
         d.mkdir()
-        lines = [{"epoch": e, "steps": 4, "loss": 3.0 - e + offset, "loss_video_oim": 1.0 / e, "lr": 0.05,
-                  "train_time_s": 0.5, "clips_per_s": 9.0,
-                  "eval": {"h+l": {"mAP": 10.0 * e, "rank1": 20.0, "rank5": 30.0}}} for e in (1, 2, 3)]
+        lines = [{"epoch": e, "steps": 4, "loss": 3.0 - e + offset, "loss_video_oim": 1.0 / e,
+                  "loss_frame_oim": 2.0 / e, "lr": 0.05, "train_time_s": 0.5, "clips_per_s": 9.0,
+                  "eval": {"h+l": {"mAP": 10.0 * e, "rank1": 20.0 + e, "rank5": 30.0}}} for e in (1, 2, 3)]
         (d / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     fig = viz.plot_training_curves([tmp_path / "a" / "metrics.jsonl", tmp_path / "b"])
-    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
-    assert titles == ["loss", "loss_video_oim", "lr", "eval.h+l.mAP", "eval.h+l.rank1"]
-    assert len(fig.axes[0].lines) == 2
-    assert list(fig.axes[0].lines[1].get_ydata()) == [3.0, 2.0, 1.0]
-    assert list(fig.axes[3].lines[0].get_xdata()) == [1, 2, 3]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    # one panel per term; the constant learning rate gets none
+    assert [ax.get_title() for ax in axes] == ["loss", "loss_video_oim", "loss_frame_oim", "eval.h+l.mAP",
+                                               "eval.h+l.rank1"]
+    assert [ax.get_ylabel() for ax in axes] == ["loss", "loss", "loss", "%", "%"]
+    assert all(ax.get_xlabel() == "epoch" for ax in axes)
+    assert len(axes[0].lines) == 2
+    assert list(axes[0].lines[1].get_ydata()) == [3.0, 2.0, 1.0]
     # no headline columns: every numeric column that is not a timing / counter
     fig = viz.plot_training_curves(pd.DataFrame({"step": [1, 2], "acc": [0.1, 0.2], "time_s": [1.0, 2.0]}))
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["acc"]
 
 
-def test_plot_ablation_bars():
-    df = pd.DataFrame({"row": ["Baseline", "GRL"] * 2, "metric": ["mAP"] * 2 + ["rank1"] * 2,
-                       "paper": [80.0, 84.8, 87.0, 91.0], "ours": [10.0, 12.5, float("nan"), 20.0]})
-    fig = viz.plot_ablation(df, title="Table 2")
-    assert [ax.get_title() for ax in fig.axes] == ["mAP", "rank1"]
-    heights = sorted(p.get_height() for p in fig.axes[0].patches if p.get_height() == p.get_height() and p.get_width())
-    assert heights == pytest.approx(sorted([80.0, 84.8, 10.0, 12.5]))
-    with pytest.raises(ValueError, match="ours"):
-        viz.plot_ablation(df.drop(columns="ours"))
+def test_curves_leave_out_duplicates_constants_and_single_points():
+    # the Baseline: its total loss is its one term; an evaluation logged once is a point, not a curve
+    df = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "loss_video_oim": [3.0, 2.0, 1.5],
+                       "lr": [0.1, 0.1, 0.1], "eval.g.mAP": [None, None, 12.0]})
+    assert viz.curve_keys(df, exclude={"epoch"}) == ["loss_video_oim"]
+    with pytest.raises(ValueError, match="no curve"):
+        viz.plot_training_curves(df.drop(columns=["loss", "loss_video_oim"]))
+
+
+def test_ablation_differences_show_ours_beside_the_papers_on_one_axis():
+    df = pd.DataFrame({"table": [3, 4], "row": ["- Memory Block", "GRL (T=4)"], "vs": ["GRL", "GRL"],
+                       "dataset": ["mars", "mars"], "metric": ["mAP", "mAP"], "paper_delta": [-0.6, -1.8],
+                       "ours_delta": [1.5, -3.0], "low": [-0.5, -4.0], "high": [3.5, -2.0], "n": [3, 3],
+                       "verdict": ["inconclusive", "agrees"]})
+    fig = viz.plot_ablation_differences(df)
+    ax = fig.axes[0]
+    ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
+    assert ticks["T3 MARS: - Memory Block  vs  GRL"] > ticks["T4 MARS: GRL (T=4)  vs  GRL"]  # table order, top down
+    crosses = ax.collections[-1].get_offsets()
+    assert sorted(crosses[:, 0].tolist()) == pytest.approx([-1.8, -0.6])  # the paper's differences
+    dots = sorted(line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o")
+    assert dots == pytest.approx([-3.0, 1.5])  # ours
+    assert ax.get_legend() is not None and ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1
+    with pytest.raises(ValueError, match="missing column"):
+        viz.plot_ablation_differences(df.drop(columns="paper_delta"))

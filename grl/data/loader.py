@@ -185,7 +185,7 @@ def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_
     """Ordered DataLoader of ``(clips (B,T,3,H,W), index (B,))``; ``index`` = tracklet index.
 
     ``sampling="dense"`` yields one item per chunk, so a tracklet's features are the
-    mean over the items sharing its index (:func:`mean_by_index`).
+    mean over the items sharing its index (grl.engine.features.extract_features averages them).
     """
     if sampling not in ("rrs", "dense"):
         raise ValueError(f"sampling must be 'rrs' or 'dense', got {sampling!r}")
@@ -195,12 +195,3 @@ def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_
     return DataLoader(
         clips, batch_size=batch_size or config.batch_size, shuffle=False, collate_fn=_collate_test, **_loader_kwargs(config, config.seed)
     )
-
-
-def mean_by_index(features: torch.Tensor, index: torch.Tensor, num: int) -> torch.Tensor:
-    """Average rows of ``features`` (N,D) sharing ``index`` (N,) -> (num, D) (dense test)."""
-    if features.shape[0] != index.shape[0]:
-        raise ValueError(f"features has {features.shape[0]} rows but index has {index.shape[0]}")
-    sums = torch.zeros(num, features.shape[1], dtype=features.dtype).index_add_(0, index, features)
-    counts = torch.bincount(index, minlength=num).clamp_min(1).to(features.dtype)
-    return sums / counts[:, None]

@@ -11,6 +11,8 @@ and normalising makes rrs and dense features directly comparable).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import contextlib
 from pathlib import Path
 from typing import Sequence
@@ -99,16 +101,32 @@ def extract_features(
     return {name: F.normalize(s / counts[:, None], dim=1) for name, s in sums.items()}
 
 
-def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str, dict]:
-    """CMC + mAP (percent) of every test feature of config, cosine distance, config.test_sampling;
-    with ``config.rerank`` also of the main feature after k-reciprocal re-ranking ("h+l+rerank").
+@dataclass
+class TestSet:
+    """A model's test features of a dataset, ready to rank: per feature name, the query rows and the gallery
+    rows (L2-normalised), with their identities and cameras."""
 
-    Returns {feature: metrics} with the keys of grl.evaluation.evaluate_ranking. The gallery
-    convention (e.g. MARS gallery including the queries) is the dataset's: see dataset.protocol.
-    A tracklet that is both a query and a gallery item is extracted once.
-    """
-    from grl.evaluation import evaluate_ranking, pairwise_distance
+    query: dict[str, torch.Tensor]  # name -> (Q, D)
+    gallery: dict[str, torch.Tensor]  # name -> (G, D)
+    q_pids: torch.Tensor
+    g_pids: torch.Tensor
+    q_cams: torch.Tensor
+    g_cams: torch.Tensor
 
+    def distance(self, name: str) -> torch.Tensor:
+        """(Q, G) cosine distance of feature ``name``."""
+        from grl.evaluation import pairwise_distance
+
+        return pairwise_distance(self.query[name], self.gallery[name], metric="cosine")
+
+    def ids(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q_pids, g_pids, q_cams, g_cams), in the argument order of grl.evaluation's functions."""
+        return self.q_pids, self.g_pids, self.q_cams, self.g_cams
+
+
+def encode_test_set(model: torch.nn.Module, dataset, config: Config) -> TestSet:
+    """Every test feature of config for the dataset's queries and gallery, each tracklet encoded once (MARS'
+    gallery holds the queries too), with config.test_sampling and the dataset's frame cache if it has one."""
     if not dataset.query or not dataset.gallery:
         raise ValueError(
             f"evaluate_model: dataset {getattr(dataset, 'name', '?')!r} has an empty query "
@@ -122,21 +140,34 @@ def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str,
                                  frames=getattr(dataset, "frame_cache", None))
     q_idx = torch.tensor([unique[t] for t in dataset.query])
     g_idx = torch.tensor([unique[t] for t in dataset.gallery])
-    q_pids = torch.tensor([t.pid for t in dataset.query])
-    g_pids = torch.tensor([t.pid for t in dataset.gallery])
-    q_cams = torch.tensor([t.camid for t in dataset.query])
-    g_cams = torch.tensor([t.camid for t in dataset.gallery])
+    return TestSet(query={n: f[q_idx] for n, f in feats.items()}, gallery={n: f[g_idx] for n, f in feats.items()},
+                   q_pids=torch.tensor([t.pid for t in dataset.query]),
+                   g_pids=torch.tensor([t.pid for t in dataset.gallery]),
+                   q_cams=torch.tensor([t.camid for t in dataset.query]),
+                   g_cams=torch.tensor([t.camid for t in dataset.gallery]))
+
+
+def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str, dict]:
+    """CMC + mAP (percent) of every test feature of config, cosine distance, config.test_sampling;
+    with ``config.rerank`` also of the main feature after k-reciprocal re-ranking ("h+l+rerank").
+
+    Returns {feature: metrics} with the keys of grl.evaluation.evaluate_ranking. The gallery
+    convention (e.g. MARS gallery including the queries) is the dataset's: see dataset.protocol.
+    """
+    from grl.evaluation import evaluate_ranking, pairwise_distance
+
+    test = encode_test_set(model, dataset, config)
     results = {}
-    for name, feat in feats.items():
-        dist = pairwise_distance(feat[q_idx], feat[g_idx], metric="cosine")
-        results[name] = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams)
+    for name in test.query:
+        dist = test.distance(name)
+        results[name] = evaluate_ranking(dist, *test.ids())
         if config.rerank and name == config.main_feature:  # k-reciprocal re-ranking (Zhong et al. 2017)
             from grl.reranking import re_ranking
 
+            q, g = test.query[name], test.gallery[name]
             with torch_threads(config.threads):
-                final = re_ranking(dist, pairwise_distance(feat[q_idx], feat[q_idx]),
-                                   pairwise_distance(feat[g_idx], feat[g_idx]))
-            results[f"{name}+rerank"] = evaluate_ranking(final, q_pids, g_pids, q_cams, g_cams)
+                final = re_ranking(dist, pairwise_distance(q, q), pairwise_distance(g, g))
+            results[f"{name}+rerank"] = evaluate_ranking(final, *test.ids())
     return results
 
 
