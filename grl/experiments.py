@@ -100,7 +100,7 @@ PROFILES: dict[str, Profile] = {
                     "synthetic data",
         overrides={"backbone": "tiny", "pretrained": True, "pretrain_ids": 600, "pretrain_steps": 1200,
                    "height": 64, "width": 32, "batch_size": 16,
-                   "epochs": 6, "steps_per_epoch": 25, "optimizer": "adam", "lr": 1e-3, "lr_step": 5,
+                   "epochs": 3, "steps_per_epoch": 25, "optimizer": "adam", "lr": 1e-3, "lr_step": 2,
                    "lr_gamma": 0.1,
                    "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False, "rerank": True},
         splits=_SPLIT0,
