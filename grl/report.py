@@ -576,10 +576,57 @@ def pretraining_section(runs: list[Run], ours: pd.DataFrame) -> str:
     return f"{text}\n\n**{TABLE_TITLES[7]}** — mean ± 95 % interval half-width over seeds\n\n{body}\n"
 
 
-def report_markdown(profile: str, runs: list[Run], reference_path=None) -> str:
+FIGURES = {  # file in the profile's folder -> caption in report.md
+    "figure4_query*.png": "Figure 4 (GRL on MARS, first seed): frames, R_t, forward and backward memories",
+    "ablation_differences_mAP.png": "Every comparison of Tables 2-6, mAP: our paired difference (95 % interval) and the paper's (x)",
+    "ablation_differences_rank1.png": "The same for Rank-1",
+    "training_curves.png": "Training on MARS (first seed): one panel per loss term",
+}
+
+
+def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
+    """The report's plots as PNG files in ``out`` (report.md shows them): the ablation differences and the
+    training curves. Figure 4 is written by figure4.ipynb."""
+    import matplotlib.pyplot as plt
+
+    from grl import viz
+
+    out = Path(out)
+    ours = results_frame(runs)
+    agreement = comparisons(ours)
+    written = []
+    for metric in ("mAP", "rank1"):
+        if len(agreement) and (agreement.metric == metric).any():
+            fig = viz.plot_ablation_differences(agreement, metric)
+            written.append(viz.save(fig, out / f"ablation_differences_{metric}.png"))
+            plt.close(fig)
+    shown = [r for r in runs if r.dataset == "mars" and r.experiment in ("baseline", "gce", "grl")
+             and r.seed == runs[0].seed and (r.run_dir / "metrics.jsonl").is_file()] if runs else []
+    if shown:
+        try:
+            fig = viz.plot_training_curves([r.run_dir for r in shown])
+        except ValueError:  # nothing with two distinct points to draw
+            fig = None
+        if fig is not None:
+            written.append(viz.save(fig, out / "training_curves.png"))
+            plt.close(fig)
+    return written
+
+
+def figures_markdown(out: str | Path) -> str:
+    """Links to the report's PNG figures that exist in ``out``, with their captions."""
+    lines = []
+    for pattern, caption in FIGURES.items():
+        for path in sorted(Path(out).glob(pattern)):
+            lines.append(f"![{caption}]({path.name})\n\n*{caption}* (`{path.name}`)")
+    return "\n\n".join(lines) if lines else "(no figure generated yet: `python -m grl reproduce` makes them)"
+
+
+def report_markdown(profile: str, runs: list[Run], reference_path=None, figures_dir: str | Path | None = None) -> str:
     ours = results_frame(runs)
     tables = assemble_tables(ours)
     agreement = comparisons(ours)
+    figures = ["## Figures\n\n" + figures_markdown(figures_dir)] if figures_dir else []
     return "\n\n".join([
         f"# GRL reproduction report — profile `{profile}`",
         provenance(profile, runs),
@@ -588,5 +635,6 @@ def report_markdown(profile: str, runs: list[Run], reference_path=None) -> str:
         "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
         "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
         "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),
+        *figures,
         "## Did this study reproduce the reference?\n\n" + reference_section(profile, ours, reference_path),
     ]) + "\n"

@@ -671,7 +671,10 @@ def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_par
               {"profile": profile, "run_dir": str(grl_run.run_dir), "output_dir": str(out)}, failures)
 
     fault_point("before-report")
-    markdown = report_markdown(profile, runs, reference)
+    from grl.report import save_figures
+
+    save_figures(out, runs)
+    markdown = report_markdown(profile, runs, reference, figures_dir=out)
     report_nb = out / "report.ipynb"
     if _step("report", nb_dir / "report.ipynb", report_nb, report_parameters, failures):
         html = export_html_text(report_nb)

@@ -247,3 +247,16 @@ def test_compare_command(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("x\n1\n")
     assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "bad.csv")]) == 2
     assert "bad.csv: not a results table" in capsys.readouterr().err
+
+
+def test_report_md_shows_the_figures_it_has(tmp_path):
+    from grl.report import figures_markdown, report_markdown, save_figures
+
+    runs = runs_for("quick", root=tmp_path)
+    write_fake_results(runs, grl_wins)
+    written = save_figures(tmp_path, runs)
+    assert {p.name for p in written} >= {"ablation_differences_mAP.png", "ablation_differences_rank1.png"}
+    assert all(p.stat().st_size > 1000 for p in written)
+    md = report_markdown("quick", runs, figures_dir=tmp_path)
+    assert "## Figures" in md and "![Every comparison of Tables 2-6, mAP" in md and "(ablation_differences_mAP.png)" in md
+    assert "figure4" not in figures_markdown(tmp_path)  # only what exists is linked
