@@ -85,3 +85,14 @@ def test_bad_pretrained_files_are_rebuilt_with_a_warning(data_dir, caplog):
 def test_tiny_backbone_without_weights_says_what_to_do():
     with pytest.raises(PretrainedWeightsError, match="ensure_pretrained"):
         build_backbone("tiny", pretrained=True)
+
+
+def test_making_the_file_leaves_the_callers_random_state_alone(data_dir):
+    """A run that makes the pretrained file must initialise its own layers like one that finds it made."""
+    config = Config(**{**SMALL, "pretrain_steps": 3})
+    torch.manual_seed(7)
+    made_here = build_model(config)  # the file does not exist yet: pretraining runs inside
+    torch.manual_seed(7)
+    found = build_model(config)  # now it exists
+    for (name, a), b in zip(made_here.state_dict().items(), found.state_dict().values()):
+        assert torch.equal(a, b), name

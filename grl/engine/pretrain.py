@@ -89,7 +89,11 @@ def ensure_pretrained(config: Config, progress: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):  # parallel jobs of one study make it once
         if read_pretrained(path, spec) is None:
-            pretrain(spec, path, threads=config.threads, progress=progress)
+            pretrain(spec, path, threads=config.threads, progress=progress)  # leaves the random state alone
+            # Read back what was written. This also draws from the random state exactly as finding the file
+            # does (the check builds a network), so a run's own layers start the same either way.
+            if read_pretrained(path, spec) is None:
+                raise RuntimeError(f"the pretrained backbone {path} cannot be read back right after it was written")
     return path
 
 
@@ -132,7 +136,9 @@ def pretrain(spec: PretrainSpec, path: Path, *, threads: int = 0, progress: bool
 
     started = time.perf_counter()
     dtype = getattr(torch, spec.dtype)
-    with torch_threads(threads):
+    # fork_rng: the caller's random state is left as it was, so a run that happens to make this file first
+    # initialises its own layers exactly like a run that finds the file made.
+    with torch_threads(threads), torch.random.fork_rng(devices=[]):
         frames, labels = population_frames(spec.ids, size=(2 * spec.height, 2 * spec.width), seed=spec.seed,
                                            progress=progress)  # (N, 2H, 2W, 3) uint8, (N,)
         # Resized once, exactly as the fine-tuning's loader resizes a frame.
