@@ -1,4 +1,4 @@
-"""``python -m grl.bench [evaluation|data|model ...] [--quick]``: print every benchmark table.
+"""``python -m grl.bench [evaluation|data|model|run ...] [--quick]``: print every benchmark table.
 
 Benchmarks print tables; they never pass or fail. Timings on a shared machine are noisy:
 compare the ratios printed in one run (e.g. vectorised vs per-query evaluation).
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SECTIONS = ("evaluation", "data", "model")
+SECTIONS = ("evaluation", "data", "model", "run")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sections", nargs="*", metavar="SECTION",
                         help=f"which benchmarks: {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--quick", action="store_true",
-                        help="skip the slow parts (per-query reference; ResNet-50 step)")
+                        help="skip the slow parts (per-query reference; ResNet-50 step; repetitions)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections or SECTIONS:
         print(f"\n=== grl.bench.{section} ===", flush=True)
         module = importlib.import_module(f"grl.bench.{section}")
-        extra = {"evaluation": ["--no-reference", "--no-rerank"], "model": ["--quick"], "data": ["--batches", "3"]}[section]
+        extra = {"evaluation": ["--no-reference", "--no-rerank"], "model": ["--quick"], "data": ["--batches", "3"],
+                 "run": ["--quick"]}[section]
         module.main(extra if args.quick else [])
     return 0
 
