@@ -456,11 +456,9 @@ def _same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
                 and ((x.value - y.value).abs() < 5e-6).all())
 
 
-def comparisons_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
-    """Every comparison as a Markdown table: the paper's difference, ours with its interval, the verdict."""
-    if frame.empty:
-        return "(no comparison yet)"
-    shown = pd.DataFrame({
+def _comparisons_shown(frame: pd.DataFrame, decimals: int) -> pd.DataFrame:
+    """The comparisons as the report shows them: named datasets and metrics, signed differences, the verdict."""
+    return pd.DataFrame({
         "table": frame.table, "row": frame.row, "vs": frame.vs, "dataset": frame.dataset.map(DATASET_NAMES),
         "metric": frame.metric.map(METRIC_NAMES), "paper Δ": frame.paper_delta.map(lambda v: f"{v:+.{decimals}f}"),
         "our Δ [95 % interval]": [
@@ -468,6 +466,13 @@ def comparisons_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
             else f"{r.ours_delta:+.{decimals}f} (one sample)" for r in frame.itertuples()],
         "verdict": frame.verdict,
     })
+
+
+def comparisons_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
+    """Every comparison as a Markdown table: the paper's difference, ours with its interval, the verdict."""
+    if frame.empty:
+        return "(no comparison yet)"
+    shown = _comparisons_shown(frame, decimals)
     return shown.to_markdown(index=False)
 
 
@@ -506,14 +511,7 @@ def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:
     """Every comparison of Tables 2-6 as an HTML table inside a collapsed <details> (the report's appendix)."""
     if frame.empty:
         return "<p>(no comparison yet)</p>"
-    shown = pd.DataFrame({
-        "table": frame.table, "row": frame.row, "vs": frame.vs, "dataset": frame.dataset.map(DATASET_NAMES),
-        "metric": frame.metric.map(METRIC_NAMES), "paper Δ": frame.paper_delta.map(lambda v: f"{v:+.{decimals}f}"),
-        "our Δ [95 % interval]": [
-            f"{r.ours_delta:+.{decimals}f} [{r.low:+.{decimals}f}, {r.high:+.{decimals}f}]" if r.n > 1
-            else f"{r.ours_delta:+.{decimals}f} (one sample)" for r in frame.itertuples()],
-        "verdict": frame.verdict,
-    })
+    shown = _comparisons_shown(frame, decimals)
     styler = shown.style.set_uuid("comparisons").hide(axis="index").map(
         lambda v: f"background-color: {VERDICT_BACKGROUND[v]}" if VERDICT_BACKGROUND.get(v) else "", subset=["verdict"])
     return (f"<details><summary>Every comparison of Tables 2-6 ({len(frame)}): paired differences and verdicts"
