@@ -44,7 +44,7 @@ def test_cached_clips_are_bit_identical(noisy, tmp_path):
     assert len(cache) == len(frame_paths(noisy)) and cache.array.shape[1:] == (3, 16, 8)
     config = _config()
     for epoch in (0, 1):  # training clips: random crops, flips and erasing drawn identically
-        plain = _batches(build_train_loader(noisy, config, seed=5), epoch)
+        plain = _batches(build_train_loader(noisy, config, seed=5), epoch)  # no cache on the dataset: decoded
         cached = _batches(build_train_loader(noisy, config, seed=5, frames=cache), epoch)
         assert len(plain) == len(cached) > 0
         assert all(torch.equal(a, b) for a, b in zip(plain, cached))
@@ -78,3 +78,13 @@ def test_truncated_or_mismatched_cache_is_rebuilt_with_a_warning(noisy, tmp_path
     with caplog.at_level(logging.WARNING, logger="grl.data.frame_cache"):
         other = load_or_build(fewer, "v-test", 16, 8, path=file)  # another frame list: the index does not match
     assert "does not match" in caplog.text and len(other) == len(frame_paths(fewer))
+
+
+def test_the_train_loader_reads_the_datasets_own_cache(noisy, tmp_path):
+    import dataclasses
+
+    cache = load_or_build(noisy, "v-test", 16, 8, path=tmp_path / "frames.npy")
+    cached = dataclasses.replace(noisy, frame_cache=cache)
+    loader = build_train_loader(cached, _config(), seed=5)
+    assert loader.dataset.frames is cache  # what the trainer gets from load_config_dataset
+    assert build_train_loader(noisy, _config(), seed=5).dataset.frames is None

@@ -171,9 +171,12 @@ def build_train_loader(dataset, config, seed: int, frames=None) -> DataLoader:
     Batches come from :class:`PairedBatchSampler` (``config.batch_size``;
     ``config.steps_per_epoch`` > 0 fixes the epoch length). Call
     ``loader.batch_sampler.set_epoch(epoch)`` before each epoch. ``frames``: a FrameCache
-    (:func:`grl.data.frame_cache.load_or_build`) to read resized frames from instead of decoding.
+    (:func:`grl.data.frame_cache.load_or_build`) to read resized frames from instead of decoding;
+    default: the dataset's ``frame_cache`` (None: decode).
     """
     transform = ClipTransform.for_config(config, train=True)
+    if frames is None:  # the dataset's own cache (load_config_dataset sets it for the built-in sets)
+        frames = getattr(dataset, "frame_cache", None)
     clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed, chunks=config.rrs_chunks,
                         frames=frames)
     sampler = PairedBatchSampler(dataset.train, config.batch_size, seed, steps=config.steps_per_epoch or None)
