@@ -60,7 +60,7 @@ def test_catalogue_covers_tables_1_to_6():
 
 def test_grl_full_mars_is_one_run_for_all_tables(tmp_path):
     rows = [r for r in CATALOGUE if r.experiment == "grl" and r.dataset == "mars"]
-    assert {r.table for r in rows} == {1, 2, 3, 4, 5, 6}
+    assert {r.table for r in rows} == {1, 2, 3, 4, 5, 6, 7}
     runs = runs_for("quick", seeds=(0,), root=tmp_path)
     assert len(runs) == 20  # 14 MARS trainings (2 from scratch) + (GRL, Baseline, +GCE) on iLIDS-VID and PRID2011
     assert len({r.config.key() for r in runs}) == len(runs)
@@ -108,8 +108,8 @@ def test_profiles_state_their_seeds_and_bad_seeds_are_refused():
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ConfigError, match="valid profiles: quick, cpu, paper"):
         runs_for("laptop")
-    with pytest.raises(ConfigError, match=r"'table7'.*table1.*grl-T4.*mars"):
-        runs_for("quick", only="table1,table7")
+    with pytest.raises(ConfigError, match=r"'table8'.*table1.*table7.*grl-T4.*mars"):
+        runs_for("quick", only="table1,table8")
     with pytest.raises(ConfigError, match="valid experiments:.*grl-no-memory"):
         make_run("grl-nope", "mars", "quick")
     with pytest.raises(ConfigError, match="valid datasets: mars, ilidsvid, prid2011"):
