@@ -32,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default=None, metavar="RESULTS.csv",
                    help="compare with this per-seed results table (default: the committed reports/PROFILE/results.csv)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="train N runs at once, the cores divided among them (default: one per core for the CPU "
-                        "profiles, 1 otherwise)")
+                   help="train N runs at once, the cores divided among them (default 1; `make study` uses one per "
+                        "core). A Ctrl-C with N > 1 stops the runs in flight by killing their kernels")
     p = sub.add_parser("compare", help="did a study reproduce the reference? (per-seed results tables)")
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
     p.add_argument("--root", default=None, help="the study's folder (default: reports/PROFILE)")
@@ -117,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         roots = reproduce.parse_data_roots(args.data_root)
         return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds),
                                    root=args.root, reference=args.reference, recipe=args.recipe,
-                                   jobs=reproduce.default_jobs(args.profile) if args.jobs is None else args.jobs)
+                                   jobs=1 if args.jobs is None else args.jobs)
     if args.command == "compare":
         return _compare(args)
     if args.command == "list":

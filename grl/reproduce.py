@@ -457,13 +457,30 @@ def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1) -> Ba
                     finish(run)
                 if interrupted.is_set():
                     raise BatchInterrupted(next(iter(running.values()), run))
-        except BaseException:
-            interrupted.set()  # the other jobs stop at their next check; their kernels are shut down
+        except BaseException as exc:
+            interrupted.set()  # no new run starts
             for future in running:
                 future.cancel()
+            _stop_kernels()  # the running kernels end now (their threads then return), not when their runs finish
+            if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, BatchInterrupted):
+                raise BatchInterrupted(next(iter(running.values()), None)) from None
             raise
     bar.close()
     return outcome
+
+
+def _stop_kernels() -> None:
+    """Kill this process's child processes (the running notebooks' kernels): a stopped batch must not wait for
+    the runs in flight; each resumes from its last checkpoint on the next batch."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=10)
 
 
 def _one_run(run: Run, notebook: Path, outcome: BatchResult, status: dict, interrupted, lock) -> None:
