@@ -431,41 +431,42 @@ def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1) -> Ba
                 except OSError as exc:
                     raise BatchError(_os_error_message(exc, Path(status_path))) from None
 
-    if jobs == 1:
-        for run in runs:
-            bar.set_postfix_str(run.name)
-            _one_run(run, notebook, outcome, status, interrupted, lock)
-            if interrupted.is_set():
-                raise BatchInterrupted(run)
-            finish(run)
-        bar.close()
-        return outcome
-    # Several at once: each run's notebook in its own kernel; the first error that stops a batch stops this one.
-    pending = list(runs)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        running: dict = {}
-        try:
-            while pending or running:
-                while pending and len(running) < jobs and not interrupted.is_set():
-                    run = pending.pop(0)
-                    running[pool.submit(_one_run, run, notebook, outcome, status, interrupted, lock)] = run
-                bar.set_postfix_str(", ".join(r.name.split("-split")[0] for r in running.values()))
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in finished:
-                    run = running.pop(future)
-                    future.result()  # BatchError / BatchInterrupted propagate
-                    finish(run)
+    try:  # the bar is closed before the caller's one-line message, not redrawn after it
+        if jobs == 1:
+            for run in runs:
+                bar.set_postfix_str(run.name)
+                _one_run(run, notebook, outcome, status, interrupted, lock)
                 if interrupted.is_set():
-                    raise BatchInterrupted(next(iter(running.values()), run))
-        except BaseException as exc:
-            interrupted.set()  # no new run starts
-            for future in running:
-                future.cancel()
-            _stop_kernels()  # the running kernels end now (their threads then return), not when their runs finish
-            if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, BatchInterrupted):
-                raise BatchInterrupted(next(iter(running.values()), None)) from None
-            raise
-    bar.close()
+                    raise BatchInterrupted(run)
+                finish(run)
+            return outcome
+        # Several at once: each run's notebook in its own kernel; the first error that stops a batch stops this one.
+        pending = list(runs)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            running: dict = {}
+            try:
+                while pending or running:
+                    while pending and len(running) < jobs and not interrupted.is_set():
+                        run = pending.pop(0)
+                        running[pool.submit(_one_run, run, notebook, outcome, status, interrupted, lock)] = run
+                    bar.set_postfix_str(", ".join(r.name.split("-split")[0] for r in running.values()))
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        run = running.pop(future)
+                        future.result()  # BatchError / BatchInterrupted propagate
+                        finish(run)
+                    if interrupted.is_set():
+                        raise BatchInterrupted(next(iter(running.values()), run))
+            except BaseException as exc:
+                interrupted.set()  # no new run starts
+                for future in running:
+                    future.cancel()
+                _stop_kernels()  # the running kernels end now (their threads then return), not when their runs finish
+                if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, BatchInterrupted):
+                    raise BatchInterrupted(next(iter(running.values()), None)) from None
+                raise
+    finally:
+        bar.close()
     return outcome
 
 

@@ -117,9 +117,6 @@ def test_two_batches_on_one_folder(reference):
     assert _outcome(root) == expected  # no epoch logged twice, nothing done twice
 
 
-@pytest.mark.xfail(reason="KNOWN REGRESSION (this session): since the batch gained --jobs and the shared "
-                   "preparation, the batch process does not exit within 60 s after Ctrl-C; the issue notes say so. "
-                   "Not skipped: it still runs, and an XPASS will show when it is fixed.", strict=False)
 def test_ctrl_c_stops_the_batch_within_seconds_in_one_line(reference):
     base, expected = reference
     root, log = base / "ctrl-c", base / "ctrl-c.log"
