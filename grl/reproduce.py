@@ -270,11 +270,14 @@ def _assignments(source: str) -> dict:
     return values
 
 
-def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str | Path | None = None) -> Path:
+def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str | Path | None = None,
+            kernel: "Kernel | None" = None) -> Path:
     """Execute ``notebook`` with papermill to a temp file beside ``output``, then rename it into place.
 
     Also on failure the executed copy (with its error cell) is renamed to ``output`` before the
-    ``PapermillExecutionError`` propagates, so the error can be read where the run lives.
+    ``PapermillExecutionError`` propagates, so the error can be read where the run lives. With a
+    :class:`Kernel` the notebook runs in that (already started) kernel after its namespace is reset;
+    without, in a fresh kernel of its own.
     """
     import papermill
 
@@ -282,10 +285,11 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.stem}.running.ipynb")
+    engine = {} if kernel is None else {"engine_name": _register_reused_engine(), "kernel": kernel}
     try:
         papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL,
                                    cwd=str(cwd or Path(notebook).parent), progress_bar=False,
-                                   extra_arguments=KERNEL_ARGS, shutdown_kernel="immediate")
+                                   extra_arguments=KERNEL_ARGS, shutdown_kernel="immediate", **engine)
     except papermill.PapermillExecutionError:
         if tmp.exists():
             os.replace(tmp, output)
@@ -295,6 +299,76 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str
     return output
 
 
+class Kernel:
+    """One started Jupyter kernel that executes several runs' notebooks, one after another.
+
+    Starting a kernel and importing torch and grl took most of a quick run (a few seconds each);
+    a batch keeps one kernel per job instead. Before each notebook the kernel's namespace and
+    input history are reset (IPython ``reset(new_session=True)``), so a notebook sees no name of
+    the previous one and ``refuse_undeclared_parameters`` reads only its own cells; imported
+    modules stay loaded, which is the saving. Every run seeds its own random state
+    (:func:`grl.engine.train`), so its numbers do not depend on what ran before in the kernel
+    (tests/test_reliability.py checks this against fresh kernels). A kernel that died is restarted.
+    """
+
+    def __init__(self, cwd: str | Path):
+        from jupyter_client.manager import AsyncKernelManager
+
+        self.cwd = str(cwd)
+        self.manager = AsyncKernelManager(kernel_name=KERNEL)
+        self.runs = 0
+
+    def ensure_started(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self.manager.has_kernel and run_sync(self.manager.is_alive)():
+            return
+        if self.manager.has_kernel:  # it died (e.g. out of memory in the previous run): start afresh
+            run_sync(self.manager.shutdown_kernel)(now=True)
+        run_sync(self.manager.start_kernel)(extra_arguments=KERNEL_ARGS, cwd=self.cwd)
+
+    def shutdown(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self.manager.has_kernel:
+            with contextlib.suppress(Exception):
+                run_sync(self.manager.shutdown_kernel)(now=True)
+
+
+def _register_reused_engine() -> str:
+    """A papermill engine that executes in a given :class:`Kernel` and leaves it running."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class ReusedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kernel: Kernel = kwargs["kernel"]
+            kernel.ensure_started()
+            client = PapermillNotebookClient(nb_man, km=kernel.manager, timeout=execution_timeout,
+                                             startup_timeout=start_timeout, kernel_name=kernel_name,
+                                             log_output=log_output, stdout_file=stdout_file,
+                                             stderr_file=stderr_file)
+
+            async def reset_namespace(**_):
+                msg_id = client.kc.execute("get_ipython().reset(new_session=True)", silent=True,
+                                           store_history=False)
+                await client.async_wait_for_reply(msg_id)
+
+            client.on_notebook_start = reset_namespace
+            try:
+                return client.execute()
+            finally:
+                kernel.runs += 1
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register(_REUSED_ENGINE, ReusedKernelEngine)
+    return _REUSED_ENGINE
+
+
+_REUSED_ENGINE = "grl-reused-kernel"
 
 
 def notebook_ok(path: Path) -> bool:
@@ -431,16 +505,22 @@ def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1) -> Ba
                 except OSError as exc:
                     raise BatchError(_os_error_message(exc, Path(status_path))) from None
 
+    import queue
+
+    kernels: queue.Queue = queue.Queue()  # one started kernel per job, reused by its runs (see Kernel)
+    for _ in range(jobs):
+        kernels.put(Kernel(notebook.parent))
+    every_kernel = list(kernels.queue)
     try:  # the bar is closed before the caller's one-line message, not redrawn after it
         if jobs == 1:
             for run in runs:
                 bar.set_postfix_str(run.name)
-                _one_run(run, notebook, outcome, status, interrupted, lock)
+                _one_run(run, notebook, outcome, status, interrupted, lock, kernels)
                 if interrupted.is_set():
                     raise BatchInterrupted(run)
                 finish(run)
             return outcome
-        # Several at once: each run's notebook in its own kernel; the first error that stops a batch stops this one.
+        # Several at once: each run's notebook in its job's kernel; the first error that stops a batch stops this one.
         pending = list(runs)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             running: dict = {}
@@ -448,7 +528,8 @@ def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1) -> Ba
                 while pending or running:
                     while pending and len(running) < jobs and not interrupted.is_set():
                         run = pending.pop(0)
-                        running[pool.submit(_one_run, run, notebook, outcome, status, interrupted, lock)] = run
+                        running[pool.submit(_one_run, run, notebook, outcome, status, interrupted, lock,
+                                            kernels)] = run
                     bar.set_postfix_str(", ".join(r.name.split("-split")[0] for r in running.values()))
                     finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     for future in finished:
@@ -465,8 +546,13 @@ def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1) -> Ba
                 if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, BatchInterrupted):
                     raise BatchInterrupted(next(iter(running.values()), None)) from None
                 raise
+    except BaseException:
+        _stop_kernels()  # a kernel busy training would not answer a polite shutdown request
+        raise
     finally:
         bar.close()
+        for kernel in every_kernel:
+            kernel.shutdown()
     return outcome
 
 
@@ -484,8 +570,9 @@ def _stop_kernels() -> None:
     psutil.wait_procs(children, timeout=10)
 
 
-def _one_run(run: Run, notebook: Path, outcome: BatchResult, status: dict, interrupted, lock) -> None:
-    """Execute one run's notebook (or skip a finished one), recording the outcome under ``lock``."""
+def _one_run(run: Run, notebook: Path, outcome: BatchResult, status: dict, interrupted, lock, kernels=None) -> None:
+    """Execute one run's notebook (or skip a finished one), recording the outcome under ``lock``; the
+    notebook runs in a kernel taken from the queue ``kernels`` (and put back), or in a fresh one."""
     import papermill
     from tqdm import tqdm
 
@@ -504,7 +591,12 @@ def _one_run(run: Run, notebook: Path, outcome: BatchResult, status: dict, inter
         return
     started = time.time()
     try:
-        execute(notebook, output, experiment_parameters(run), cwd=notebook.parent)
+        kernel = kernels.get() if kernels is not None else None
+        try:
+            execute(notebook, output, experiment_parameters(run), cwd=notebook.parent, kernel=kernel)
+        finally:
+            if kernel is not None:
+                kernels.put(kernel)
         if not run.is_done():
             raise RuntimeError(f"the notebook ended without writing {run.result_path}")
         with lock:

@@ -122,7 +122,7 @@ def test_a_full_disk_during_the_batch_stops_it_with_the_path(tmp_path, monkeypat
 
     runs = runs_for("quick", only="grl-T4", seeds=(0,), root=tmp_path)
 
-    def full(notebook, output, parameters, cwd=None):
+    def full(notebook, output, parameters, cwd=None, kernel=None):
         raise OSError(errno.ENOSPC, "No space left on device", str(output))
 
     monkeypatch.setattr(reproduce, "execute", full)
@@ -140,7 +140,7 @@ def test_a_finished_run_without_its_notebook_gets_it_again_without_retraining(tm
     (run.run_dir / ".experiment.running.ipynb").write_bytes(b"")  # what a kill before the rename left
     executed = []
 
-    def fake_execute(notebook, output, parameters, cwd=None):
+    def fake_execute(notebook, output, parameters, cwd=None, kernel=None):
         executed.append(parameters["output_dir"])
         nbformat.write(nbformat.v4.new_notebook(), output)
         return output

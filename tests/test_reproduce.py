@@ -165,3 +165,26 @@ def test_jobs_are_checked(capsys):
     assert check_jobs(1) == 1
     assert check_jobs(cpu_cores() + 3) == cpu_cores()
     assert f"more than the {cpu_cores()} cores" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_runs_sharing_a_kernel_equal_runs_in_fresh_kernels(tmp_path):
+    """A batch executes its runs one after another in one kernel (Kernel): a run must not see the names or the
+    random state the previous run left there, so its every number equals a run in a kernel of its own."""
+    from grl.reproduce import notebooks_dir
+
+    def outcome(runs):
+        return {r.name: (json.loads(r.result_path.read_text())["metrics"],
+                         [{k: v for k, v in json.loads(line).items() if not k.endswith("_s") and k != "clips_per_s"}
+                          for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]) for r in runs}
+
+    shared = runs_for("quick", only="baseline,grl-T4", dataset="mars", seeds=(0,), root=tmp_path / "shared")
+    assert run_batch(shared, progress=False).done == [r.name for r in shared]  # grl-T4 after the baseline
+    fresh = runs_for("quick", only="grl-T4,baseline", dataset="mars", seeds=(0,), root=tmp_path / "fresh")
+    for run in reversed(fresh):  # the other order, each in a new kernel
+        execute(notebooks_dir() / "experiment.ipynb", run.run_dir / "experiment.ipynb", experiment_parameters(run))
+    assert outcome(shared) == outcome(fresh)
+    second = nbformat.read(shared[1].run_dir / "experiment.ipynb", as_version=4)
+    assert not [o for c in second.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    counts = [c.execution_count for c in second.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))  # its own cells counted from 1: a new session in the kernel
