@@ -503,8 +503,24 @@ def styled_table(table_no: int, table: pd.DataFrame, agreement: pd.DataFrame | N
     caption = (f"{TABLE_TITLES[table_no]} — ours (mean ± 95 % interval half-width) / paper (difference)"
                + ("; shaded: the comparison with the reference row agrees (green) or contradicts (red) the paper"
                   if table_no in (2, 3, 4, 5, 6) else ""))
-    styler = wide.style.set_uuid(f"table{table_no}").set_caption(caption).apply(lambda _: colours, axis=None)
-    return _html(styler)
+    # A cell reads "42.7 ± 12.2 / 85.5 (-42.8)": past six such columns a table outgrows a 1280-px page (and
+    # an A4 print), so a wide table (Table 1: three datasets) becomes one table per dataset.
+    parts = [list(wide.columns)]
+    if len(wide.columns) > MAX_TABLE_COLUMNS:
+        by_dataset: dict[str, list] = {}
+        for column in wide.columns:
+            by_dataset.setdefault(str(column).split(" ")[0], []).append(column)
+        parts = list(by_dataset.values())
+    html = []
+    for i, columns in enumerate(parts):
+        part_caption = caption if len(parts) == 1 else f"{caption} — {str(columns[0]).split(' ')[0]}"
+        styler = (wide[columns].style.set_uuid(f"table{table_no}" + (f"-{i}" if len(parts) > 1 else ""))
+                  .set_caption(part_caption).apply(lambda _, c=columns: colours[c], axis=None))
+        html.append(_html(styler))
+    return "\n".join(html)
+
+
+MAX_TABLE_COLUMNS = 6
 
 
 def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:

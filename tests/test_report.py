@@ -122,6 +122,10 @@ def test_html_tables_are_real_tables_with_verdict_shading(tmp_path):
     agree = agreement[(agreement.table == 3) & (agreement.verdict == "agrees")]
     assert len(agree) and "background-color: #d9f2d9" in html
     assert "background-color" not in styled_table(1, tables[1], agreement).split("</style>")[0].split("caption")[-1]
+    # Table 1's ten columns (three datasets) would be wider than a page: one table per dataset instead
+    table1 = styled_table(1, tables[1], agreement)
+    assert table1.count("<table") == 3 and "Table 1." in table1 and "— PRID2011</caption>" in table1
+    assert all(len(t.split("<th class=\"col_heading")) - 1 <= 6 for t in table1.split("<table")[1:])
     appendix = comparisons_html(agreement)
     assert appendix.startswith("<details><summary>Every comparison") and appendix.count("<tr") == len(agreement) + 1
     narrow = runs_table_html(runs)
