@@ -173,12 +173,19 @@ def _train(args: argparse.Namespace) -> int:
     from grl.report import metrics_table
     from grl.reproduce import check_data, run_or_load
 
+    from grl.engine import distributed
+
     run = make_run(args.experiment, args.dataset, args.profile, split=args.split, seed=args.seed,
                    data_root=args.data_root, recipe=args.recipe)
-    check_data([run])
-    print(f"{run.name}: {run.run_dir}")
-    result = run_or_load(run)
-    print(metrics_table(result).to_markdown())
+    # Under torchrun every rank runs this; they train the run together and rank 0 alone speaks.
+    with distributed.session(run.config.device):
+        with distributed.main_first():
+            check_data([run])
+        if distributed.is_main():
+            print(f"{run.name}: {run.run_dir}")
+        result = run_or_load(run, progress=distributed.is_main())
+        if distributed.is_main():
+            print(metrics_table(result).to_markdown())
     return 0
 
 
