@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:  # user input errors: one clear line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank meets it: rank 0 says it once
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:  # DatasetNotFoundError says what is expected where
         print(f"error: {exc}", file=sys.stderr)

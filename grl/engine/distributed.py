@@ -107,8 +107,9 @@ def check_world_size(batch_size: int, world: int) -> None:
         raise ConfigError(
             f"batch_size={batch_size} cannot be shared by world size {world}: every process needs "
             f"batch_size / {world} clips made of whole probe/partner pairs, i.e. batch_size must be a multiple of "
-            f"2 x {world} = {2 * world}; choose batch_size {2 * world * max(1, round(batch_size / (2 * world)))} "
-            f"or run a number of processes (--nproc_per_node) that divides batch_size / 2 = {batch_size // 2}"
+            f"2 x {world} = {2 * world}; run a number of processes (torchrun --nproc_per_node) that divides "
+            f"batch_size / 2 = {batch_size // 2}, or set the Config's (the profile's) batch_size to e.g. "
+            f"{2 * world * max(1, round(batch_size / (2 * world)))}"
         )
 
 
