@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -95,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:  # user input errors: one clear line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank meets it: rank 0 says it once
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:  # DatasetNotFoundError says what is expected where
         print(f"error: {exc}", file=sys.stderr)
@@ -173,12 +175,19 @@ def _train(args: argparse.Namespace) -> int:
     from grl.report import metrics_table
     from grl.reproduce import check_data, run_or_load
 
+    from grl.engine import distributed
+
     run = make_run(args.experiment, args.dataset, args.profile, split=args.split, seed=args.seed,
                    data_root=args.data_root, recipe=args.recipe)
-    check_data([run])
-    print(f"{run.name}: {run.run_dir}")
-    result = run_or_load(run)
-    print(metrics_table(result).to_markdown())
+    # Under torchrun every rank runs this; they train the run together and rank 0 alone speaks.
+    with distributed.session(run.config.device):
+        with distributed.main_first():
+            check_data([run])
+        if distributed.is_main():
+            print(f"{run.name}: {run.run_dir}")
+        result = run_or_load(run, progress=distributed.is_main())
+        if distributed.is_main():
+            print(metrics_table(result).to_markdown())
     return 0
 
 

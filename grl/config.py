@@ -59,7 +59,7 @@ _NOT_IN_KEY = frozenset({"num_workers", "frame_cache", "data_size", "device", "d
 # Fields added after runs were first keyed: left out of the key while at their default, so that adding
 # a switch does not invalidate every finished run. Never change the default of a field listed here.
 _KEY_OMITS_DEFAULT = frozenset({"pretrain_ids", "pretrain_steps", "recipe", "rrs_chunks", "random_crop", "erasing", "gce_head", "pool_normalized",
-                                "pool_bn_halves", "oim_pooled", "release_feature", "select_best"})
+                                "pool_bn_halves", "oim_pooled", "release_feature", "select_best", "sync_bn"})
 
 
 class ConfigError(ValueError):
@@ -121,6 +121,9 @@ class Config:
     device: str = "auto"
     amp: bool = True  # CUDA only
     channels_last: bool = True  # CUDA only
+    # BatchNorm statistics over the global batch when several processes train one run (torchrun); off as in
+    # the release, where each GPU normalises its own share. No effect in a single process.
+    sync_bn: bool = False
     # --- arithmetic (what makes a run's numbers portable across CPUs; README "What is identical where") ---
     dtype: str = "float32"  # "float64": the quick profile, identical on every x86-64 CPU
     threads: int = 0  # torch threads while training / evaluating; 0 = leave torch's setting alone

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from grl.data.datasets import read_frame as _read_frame  # raises CorruptFrameError naming the file
-from grl.data.sampling import PairedBatchSampler, dense_chunks, rrs_indices
+from grl.data.sampling import PairedBatchSampler, dense_chunks, rrs_indices, shard_pairs
 from grl.data.transforms import ClipTransform, frames_to_tensor
 
 MODES = ("train", "rrs", "dense")
@@ -110,10 +110,15 @@ def _one_thread():
 
 
 class _KeyedBatchSampler:
-    """Wraps a :class:`PairedBatchSampler`: yields ``(index, epoch, position)`` keys."""
+    """Wraps a :class:`PairedBatchSampler`: yields ``(index, epoch, position)`` keys.
 
-    def __init__(self, sampler: PairedBatchSampler):
+    With ``world_size`` > 1 it yields process ``rank``'s whole pairs of each global batch; positions
+    are those in the global batch, so each clip gets the frames and augmentation it gets in a single
+    process."""
+
+    def __init__(self, sampler: PairedBatchSampler, rank: int = 0, world_size: int = 1):
         self.sampler = sampler
+        self.rank, self.world_size = int(rank), int(world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
@@ -128,7 +133,8 @@ class _KeyedBatchSampler:
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         epoch, size = self.sampler.epoch, self.sampler.batch_size
         for step, batch in enumerate(self.sampler):
-            yield [(index, epoch, step * size + slot) for slot, index in enumerate(batch)]
+            keys = [(index, epoch, step * size + slot) for slot, index in enumerate(batch)]
+            yield keys if self.world_size == 1 else shard_pairs(keys, self.rank, self.world_size)
 
 
 def seed_worker(worker_id: int) -> None:
@@ -165,22 +171,26 @@ def _loader_kwargs(config, seed: int) -> dict:
     )
 
 
-def build_train_loader(dataset, config, seed: int, frames=None) -> DataLoader:
+def build_train_loader(dataset, config, seed: int, frames=None, rank: int = 0, world_size: int = 1) -> DataLoader:
     """DataLoader over ``dataset.train``: ``(clips (B,T,3,H,W), pids (B,), camids (B,))``.
 
     Batches come from :class:`PairedBatchSampler` (``config.batch_size``;
     ``config.steps_per_epoch`` > 0 fixes the epoch length). Call
     ``loader.batch_sampler.set_epoch(epoch)`` before each epoch. ``frames``: a FrameCache
     (:func:`grl.data.frame_cache.load_or_build`) to read resized frames from instead of decoding;
-    default: the dataset's ``frame_cache`` (None: decode).
+    default: the dataset's ``frame_cache`` (None: decode). ``rank`` / ``world_size``: this process's
+    whole pairs of each global batch of ``config.batch_size`` clips (DistributedDataParallel).
     """
+    from grl.engine.distributed import check_world_size
+
+    check_world_size(config.batch_size, world_size)
     transform = ClipTransform.for_config(config, train=True)
     if frames is None:  # the dataset's own cache (load_config_dataset sets it for the built-in sets)
         frames = getattr(dataset, "frame_cache", None)
     clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed, chunks=config.rrs_chunks,
                         frames=frames)
     sampler = PairedBatchSampler(dataset.train, config.batch_size, seed, steps=config.steps_per_epoch or None)
-    return DataLoader(clips, batch_sampler=_KeyedBatchSampler(sampler), collate_fn=_collate_train, **_loader_kwargs(config, seed))
+    return DataLoader(clips, batch_sampler=_KeyedBatchSampler(sampler, rank, world_size), collate_fn=_collate_train, **_loader_kwargs(config, seed))
 
 
 def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_size: int | None = None,

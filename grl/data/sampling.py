@@ -9,6 +9,7 @@
 - :func:`dense_chunks`: every frame, in consecutive ``seq_len``-frame chunks (dense test).
 - :class:`PairedBatchSampler`: half a batch of random tracklets, each followed (at
   ``i + B/2``) by a partner of the same identity seen by a *different* camera.
+- :func:`shard_pairs`: one process's share of a paired batch (DistributedDataParallel).
 """
 from __future__ import annotations
 
@@ -168,3 +169,17 @@ class PairedBatchSampler:
                 seen.add(self.pids[i])
             pool.extendleft(reversed(deferred))
             yield probes
+
+
+def shard_pairs(batch: Sequence, rank: int, world_size: int) -> list:
+    """Process ``rank``'s whole pairs of a paired batch: probes ``[r·h, (r+1)·h)`` then their partners.
+
+    ``h = B / (2·world_size)``. The local batch keeps the paired layout (partner of local ``i`` at
+    ``i + h``), and the ranks' shares together are the batch. ``B`` must be a multiple of ``2·world_size``
+    (grl.engine.distributed.check_world_size says so by name)."""
+    half, per = len(batch) // 2, len(batch) // (2 * world_size)
+    if world_size < 1 or not 0 <= rank < world_size or len(batch) % (2 * world_size):
+        raise ValueError(f"cannot shard a paired batch of {len(batch)} into {world_size} shares of whole pairs "
+                         f"(rank {rank})")
+    start = rank * per
+    return list(batch[start:start + per]) + list(batch[half + start:half + start + per])

@@ -12,6 +12,10 @@ A run lives in one folder ``out_dir``:
 Repeatability: every epoch reseeds torch/numpy/python from (seed, epoch) and tells the paired
 sampler its epoch, so an epoch's data order and augmentations are a pure function of
 (seed, epoch) and a resumed run reproduces an uninterrupted one bit-for-bit on CPU.
+
+Several processes (``torchrun``, grl.engine.distributed): each rank trains on its whole pairs of the
+global batch inside DistributedDataParallel; rank 0 alone evaluates and writes the files above while
+the others wait at a barrier; every rank resumes from the same checkpoint.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import torch
 from tqdm import tqdm  # text bars: no ipywidgets needed, same look in a terminal, JupyterLab and papermill
 
 from grl.config import Config
+from grl.engine import distributed
 from grl.provenance import machine_info
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
 from grl.utils import (atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything,
@@ -49,8 +54,9 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> di
     If out_dir/result.json already holds this configuration's result, it is returned unchanged.
     `dataset` defaults to grl.data.load_config_dataset(config). Runs with config.threads torch threads
     and in config.dtype (float64 makes the numbers identical on every x86-64 CPU; README).
+    Under torchrun (WORLD_SIZE > 1) the ranks train the run together (grl.engine.distributed).
     """
-    with torch_threads(config.threads):
+    with distributed.session(config.device), torch_threads(config.threads):
         return _train(config, Path(out_dir), progress, dataset)
 
 
@@ -58,19 +64,36 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = config.key()
-    done = _load_result(out_dir / RESULT, key)
+    world, main = distributed.world_size(), distributed.is_main()
+    distributed.check_world_size(config.batch_size, world)
+    with distributed.main_first():  # rank 0 alone sets unreadable files aside
+        done = _load_result(out_dir / RESULT, key)
+        ckpt = _load_checkpoint(out_dir / CHECKPOINT, key, config) if done is None else None
     if done is not None:
         return done
-    ckpt = _load_checkpoint(out_dir / CHECKPOINT, key, config)
 
     started = time.perf_counter()
     device = resolve_device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", distributed.local_rank())
     seed_everything(config.seed)
-    if dataset is None:
-        from grl.data import load_config_dataset
+    with distributed.main_first():  # rank 0 alone builds what the ranks share (frame caches, pretrained backbone)
+        if dataset is None:
+            from grl.data import load_config_dataset
 
-        dataset = load_config_dataset(config)
-    model, objective = _build(config, dataset, device)
+            dataset = load_config_dataset(config)
+        model, objective = _build(config, dataset, device)
+    joint = None
+    if world > 1:
+        if config.sync_bn:
+            model = distributed.convert_sync_batchnorm(model)
+        # Not broadcast_buffers: the OIM tables are identical by construction (and the tests check it);
+        # without sync_bn each rank keeps its own BatchNorm running statistics, and rank 0's are saved.
+        # Without the video-level OIM (Table 6's F-OIM) F^l's integration layers are in no loss: DDP must then look
+        # for unused parameters (an extra graph traversal per step, not needed by any other ablation).
+        joint = torch.nn.parallel.DistributedDataParallel(
+            distributed.GatheredObjective(model, objective), device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False, find_unused_parameters="v" not in config.oim)
     optimizer = build_optimizer(config, model, objective)
     scheduler = build_scheduler(config, optimizer)
     use_scaler = device.type == "cuda" and config.amp and amp_dtype(device) == torch.float16
@@ -78,7 +101,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
 
     from grl.data.loader import build_train_loader
 
-    loader = build_train_loader(dataset, config, config.seed)
+    loader = build_train_loader(dataset, config, config.seed, rank=distributed.rank(), world_size=world)
     steps = config.steps_per_epoch or len(loader)
     if steps < 1:
         raise ValueError(f"train: the train loader of dataset {dataset.name!r} yields no batch (batch_size={config.batch_size})")
@@ -94,21 +117,28 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         _set_rng_states(ckpt["rng"])
         start_epoch, history = ckpt["epoch"], list(ckpt["history"])
         wall_before, last_eval, best = ckpt["wall_time_s"], ckpt.get("eval"), ckpt.get("best")
-        _write_history(out_dir / METRICS, history)
-    elif (out_dir / METRICS).exists():
+        if ckpt.get("world_size", 1) != world:
+            print(f"warning: {out_dir / CHECKPOINT} was written by {ckpt.get('world_size', 1)} process(es), this run has "
+                  f"{world}; the epochs that follow see the same global batches"
+                  f"{'' if config.sync_bn else ' but BatchNorm statistics over a different share of them'}",
+                  file=sys.stderr)
+        if main:
+            _write_history(out_dir / METRICS, history)
+    elif main and (out_dir / METRICS).exists():
         (out_dir / METRICS).unlink()  # left by a run that died before its first checkpoint
 
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
+        extra = {"joint": joint} if joint is not None else {}
         record = train_one_epoch(
-            config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress
+            config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress and main, **extra
         )
         record["lr"] = optimizer.param_groups[0]["lr"]
         record["lr_new"] = optimizer.param_groups[-1]["lr"]
         scheduler.step()
         last = epoch + 1 == config.epochs
         last_eval = None
-        if last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0):
+        if main and (last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
             last_eval = evaluate_model(model, dataset, config)
             record["eval"] = {f: _headline(m) for f, m in last_eval.items()}
             if config.select_best:
@@ -116,6 +146,10 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         record["epoch_time_s"] = time.perf_counter() - t0
         record["wall_time_s"] = wall_before + time.perf_counter() - started
         history.append(record)
+        if not main:
+            distributed.barrier()  # rank 0 evaluates and writes the checkpoint
+            fault_point("after-checkpoint")
+            continue
         atomic_torch_save(
             {
                 "key": key,
@@ -131,13 +165,18 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
                 "eval": last_eval if last else None,
                 "best": best,
                 "wall_time_s": record["wall_time_s"],
+                **({"world_size": world} if world > 1 else {}),
             },
             out_dir / CHECKPOINT,
         )
         with open(out_dir / METRICS, "a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
+        distributed.barrier()
         fault_point("after-checkpoint")  # tests only (GRL_FAULT_PAUSE): a kill between two epochs
 
+    if not main:
+        distributed.barrier()  # rank 0 evaluates and writes model.pt and result.json
+        return _load_result(out_dir / RESULT, key)
     metrics = last_eval if last_eval is not None else evaluate_model(model, dataset, config)
     selection = None
     if config.select_best and best is not None:
@@ -161,8 +200,10 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         "machine": machine_info(),
         "selection": selection,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({"world_size": world} if world > 1 else {}),
     }
     atomic_write_json(out_dir / RESULT, result)
+    distributed.barrier()
     return result
 
 
@@ -186,14 +227,17 @@ def complete_evaluation(config: Config, out_dir, dataset=None) -> dict | None:
         from grl.data import load_config_dataset
 
         dataset = load_config_dataset(config)
-    try:
-        _, model = load_run(out_dir)
-    except (FileNotFoundError, ValueError) as exc:  # a result without its model: nothing to evaluate
-        print(f"warning: cannot add {wanted} to {out_dir / RESULT}: {exc}", file=sys.stderr)
-        return result
-    with torch_threads(config.threads):
-        result["metrics"][wanted] = evaluate_model(model, dataset, config)[wanted]
-    atomic_write_json(out_dir / RESULT, result)
+    with distributed.main_first():  # evaluation once, by rank 0; the others then read its result
+        if not distributed.is_main():
+            return load_result(out_dir, config.key())
+        try:
+            _, model = load_run(out_dir)
+        except (FileNotFoundError, ValueError) as exc:  # a result without its model: nothing to evaluate
+            print(f"warning: cannot add {wanted} to {out_dir / RESULT}: {exc}", file=sys.stderr)
+            return result
+        with torch_threads(config.threads):
+            result["metrics"][wanted] = evaluate_model(model, dataset, config)[wanted]
+        atomic_write_json(out_dir / RESULT, result)
     return result
 
 
@@ -238,8 +282,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 1) % 2**31
 
 
-def train_one_epoch(config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress) -> dict:
-    """Run `steps` optimisation steps; return the epoch's mean loss parts and throughput."""
+def train_one_epoch(config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress,
+                    joint=None) -> dict:
+    """Run `steps` optimisation steps; return the epoch's mean loss parts and throughput.
+
+    ``joint``: the DistributedDataParallel module of a run on several processes (see train_step);
+    losses are then those of the global batch and ``clips_per_s`` counts every rank's clips."""
     seed_everything(epoch_seed(config.seed, epoch))
     sampler = getattr(loader, "batch_sampler", None)
     for candidate in (sampler, getattr(loader, "sampler", None)):
@@ -260,12 +308,14 @@ def train_one_epoch(config, model, objective, optimizer, scaler, loader, device,
     with bar:
         while step < steps:
             for clips, pids, _camids in loader:
-                loss_value, parts = train_step(config, model, objective, optimizer, scaler, clips, pids, device)
+                extra = {"joint": joint} if joint is not None else {}
+                loss_value, parts = train_step(config, model, objective, optimizer, scaler, clips, pids, device, **extra)
                 loss_sum += loss_value
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
-                clips_seen += clips.shape[0]
+                clips_seen += clips.shape[0] * distributed.world_size()
                 step += 1
+                fault_point("train-step")  # tests only (GRL_FAULT_PAUSE=train-step:n): a kill in the middle of an epoch
                 rate = clips_seen / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss_value:.3f}", clips_s=f"{rate:.1f}", refresh=False)
                 bar.update(1)
@@ -284,13 +334,19 @@ def train_one_epoch(config, model, objective, optimizer, scaler, loader, device,
     return record
 
 
-def train_step(config, model, objective, optimizer, scaler, clips, pids, device) -> tuple[float, dict]:
-    """One forward/backward/update; returns (loss value, loss parts). One host sync (loss.item())."""
+def train_step(config, model, objective, optimizer, scaler, clips, pids, device, joint=None) -> tuple[float, dict]:
+    """One forward/backward/update; returns (loss value, loss parts). One host sync (loss.item()).
+
+    With ``joint`` (DistributedDataParallel over grl.engine.distributed.GatheredObjective) the loss is the
+    global batch's, the same on every rank, and DDP averages the gradients."""
     clips = clips.to(device, dtype=config.torch_dtype, non_blocking=True)
     pids = pids.to(device, non_blocking=True)
     with autocast_context(config, device):
-        output = model(clips)
-        loss, parts = objective(output, pids)
+        if joint is not None:
+            loss, parts = joint(clips, pids)
+        else:
+            output = model(clips)
+            loss, parts = objective(output, pids)
     optimizer.zero_grad(set_to_none=True)
     if scaler.is_enabled():
         scaler.scale(loss).backward()
