@@ -765,6 +765,17 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
 
 
 def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures) -> None:
+    kernel = Kernel(nb_dir)  # one kernel for both notebooks: the second one skips the start and the imports
+    try:
+        _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference, report_parameters, failures)
+    except BaseException:
+        _stop_kernels()
+        raise
+    finally:
+        kernel.shutdown()
+
+
+def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference, report_parameters, failures) -> None:
     from grl.report import report_markdown, results_frame, write_results_csv
 
     write_results_csv(out / "results.csv", results_frame(runs))
@@ -778,7 +789,7 @@ def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_par
         print("skipping Figure 4: no finished GRL run in this selection")
     else:
         _step("Figure 4", figure4, out / "figure4.ipynb",
-              {"profile": profile, "run_dir": str(grl_run.run_dir), "output_dir": str(out)}, failures)
+              {"profile": profile, "run_dir": str(grl_run.run_dir), "output_dir": str(out)}, failures, kernel)
 
     fault_point("before-report")
     from grl.report import save_figures
@@ -786,7 +797,7 @@ def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_par
     save_figures(out, runs)
     markdown = report_markdown(profile, runs, reference, figures_dir=out)
     report_nb = out / "report.ipynb"
-    if _step("report", nb_dir / "report.ipynb", report_nb, report_parameters, failures):
+    if _step("report", nb_dir / "report.ipynb", report_nb, report_parameters, failures, kernel):
         html = export_html_text(report_nb)
         atomic_write_bytes(out / "report.html", html.encode())  # the two together: one right after the other
         atomic_write_bytes(out / "report.md", markdown.encode())
@@ -797,12 +808,12 @@ def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_par
               file=sys.stderr)
 
 
-def _step(what: str, notebook: Path, output: Path, parameters: dict, failures: dict) -> bool:
+def _step(what: str, notebook: Path, output: Path, parameters: dict, failures: dict, kernel=None) -> bool:
     import papermill
 
     print(f"executing {notebook.name} -> {output}")
     try:
-        execute(notebook, output, parameters, cwd=notebook.parent)
+        execute(notebook, output, parameters, cwd=notebook.parent, kernel=kernel)
         return True
     except papermill.PapermillExecutionError as exc:
         _stop_if_out_of_space(exc, output.parent)
