@@ -12,7 +12,7 @@ DEPS_HASH := $(shell sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml | sha25
 VENV ?= $(HOME)/.cache/grl/venv-$(DEPS_HASH)
 PY := $(VENV)/bin/python
 
-.PHONY: env study quick test unit bench notebooks portability
+.PHONY: env browser study quick test unit bench notebooks portability
 
 $(VENV)/.installed:
 	@echo ">> creating $(VENV) (first time only: torch is a large download, ~2-5 min)"
@@ -37,7 +37,18 @@ study: env
 quick:
 	$(MAKE) study PROFILE=quick
 
-test: env
+# Debian's Chromium for the real-browser checks (tests/test_browser.py; Playwright itself is a Python dependency).
+# Where it cannot be installed, those tests fail and say so: they never skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo ">> installing Debian's chromium for tests/test_browser.py (first time only)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null 2>&1 && \
+		  $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } || \
+		echo "warning: could not install chromium (apt-get); tests/test_browser.py will fail saying so"; }
+
+test: env browser
 	$(PY) -m pytest -q tests --nbval-lax notebooks -p no:cacheprovider
 
 unit: env

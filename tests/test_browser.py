@@ -1,0 +1,176 @@
+"""What a reader sees, checked in a real browser: Debian's Chromium driven by Playwright.
+
+1. The committed report (reports/cpu/report.html) at 1280 px: the paper's tables are HTML tables, every
+   image loads, no table is wider than the page, and it prints to a PDF.
+2. JupyterLab on a free loopback port: tour.ipynb opened, "Run All Cells" through the UI, the notebook
+   saved through the UI; the saved file has every code cell executed and no error output.
+
+Screenshots (and the PDF) are kept in ``build/test-artifacts/browser/`` (``GRL_TEST_ARTIFACTS`` moves
+it). Without Chromium or Playwright the tests FAIL with the command that installs them
+(``make browser``); they never skip.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "reports" / "cpu" / "report.html"
+# Without the background-networking flags Chromium keeps dialling Google's hosts, which this closed network
+# refuses many at a time; --no-sandbox because CI runs as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.slow
+
+
+def chromium_path() -> str:
+    for name in (os.environ.get("GRL_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    pytest.fail("Chromium is not installed: the browser checks need it. Run `make browser` (Debian's chromium "
+                "package: apt-get install chromium) or set GRL_CHROMIUM to a Chromium/Chrome executable.",
+                pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright for Python is not installed in this environment: run `make browser` "
+                    "(pip install playwright; the browser is Debian's chromium, no download).", pytrace=False)
+    executable = chromium_path()
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    folder = Path(os.environ.get("GRL_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts")) / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# ---- the report --------------------------------------------------------------------------------
+def test_report_renders_tables_and_images_and_prints(browser, artifacts):
+    assert REPORT.is_file(), f"{REPORT} is missing: it is committed (make study writes it)"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(REPORT.as_uri())
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(artifacts / "report.png"), full_page=True)
+    tables = page.eval_on_selector_all("table", "ts => ts.map(t => t.rows.length)")
+    assert len(tables) >= 6 and all(rows >= 2 for rows in tables), f"HTML tables and their rows: {tables}"
+    text = page.inner_text("body")
+    for table in range(1, 7):
+        assert f"Table {table}" in text
+    assert "|---" not in text and "**Table" not in text  # no Markdown printed as text
+    images = page.eval_on_selector_all("img", "is => is.map(i => [i.getAttribute('src').slice(0, 60), "
+                                              "i.complete && i.naturalWidth > 0])")
+    assert images and all(ok for _, ok in images), f"images that did not load: {[s for s, ok in images if not ok]}"
+    page_width = page.evaluate("document.documentElement.clientWidth")
+    too_wide = page.eval_on_selector_all(
+        "table", f"ts => ts.filter(t => t.getBoundingClientRect().right > {page_width} + 1).length")
+    assert too_wide == 0, f"{too_wide} tables wider than the {page_width}-px page"
+    pdf = artifacts / "report.pdf"
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    assert pdf.stat().st_size > 50_000 and pdf.read_bytes().startswith(b"%PDF")
+    page.close()
+
+
+# ---- JupyterLab --------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """A JupyterLab server on a free loopback port serving a copy of notebooks/ (the committed ones stay
+    untouched); stopped at the end."""
+    folder = tmp_path_factory.mktemp("lab")
+    notebook = json.loads((ROOT / "notebooks" / "tour.ipynb").read_text())
+    for cell in notebook["cells"]:  # cleared: what the test then reads back was computed in this browser
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    (folder / "tour.ipynb").write_text(json.dumps(notebook))
+    port, token = _free_port(), "grl-browser-test"
+    log = open(folder / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder}", "--allow-root",
+         "--LabApp.news_url=", "--LabServerApp.announcements_url=", "--ServerApp.open_browser=False"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, "JUPYTER_NO_CONFIG": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.time() > deadline:
+                server.kill()
+                pytest.fail(f"JupyterLab did not start on {url}:\n{(folder / 'jupyterlab.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield url, token, folder
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+def test_tour_runs_every_cell_in_jupyterlab(browser, jupyterlab, artifacts):
+    url, token, folder = jupyterlab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab/tree/tour.ipynb?token={token}&reset")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    try:  # JupyterLab may ask which kernel to start: the notebook's own (the dialog's default)
+        page.click(".jp-Dialog .jp-mod-accept", timeout=10_000)
+    except Exception:  # playwright's TimeoutError: no dialog, the kernel starts by itself
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    status = page.inner_text(".jp-StatusBar-Widget")
+    page.screenshot(path=str(artifacts / "tour-opened.png"))
+    assert "Python 3" in page.inner_text("#jp-main-statusbar"), f"no kernel started; status bar: {status!r}"
+    page.click("text=Run", timeout=30_000)  # the menu bar, as a user would
+    page.click("li[data-command='runmenu:run-all']")
+    # Every code cell numbered and the kernel idle again: the whole notebook ran.
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
+            const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p)) && idle !== null;
+        }""", timeout=300_000)
+    errors = page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                                       "os => os.map(o => o.textContent).filter(t => t.includes('Traceback'))")
+    page.screenshot(path=str(artifacts / "tour-run.png"), full_page=True)
+    page.keyboard.press("Control+s")
+    saved = folder / "tour.ipynb"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        notebook = json.loads(saved.read_text())
+        cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+        if all(c.get("execution_count") for c in cells):
+            break
+        time.sleep(0.5)
+    page.close()
+    assert not errors, f"tracebacks shown in JupyterLab:\n{errors[0][-2000:]}"
+    assert all(c.get("execution_count") for c in cells), "the saved notebook has cells that did not run"
+    failed = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not failed, f"error outputs: {[(o['ename'], o['evalue']) for o in failed]}"
+    images = sum("image/png" in o.get("data", {}) for c in cells for o in c.get("outputs", []))
+    assert images >= 5, f"the tour's figures: {images} PNG outputs"
