@@ -166,6 +166,22 @@ def test_a_killed_job_is_resubmitted_by_the_next_batch_and_resumes(fake_notebook
     assert not list(runs[0].run_dir.glob(".*running*"))
 
 
+@pytest.mark.slow
+def test_a_job_out_of_time_is_requeued_by_submitit_and_resumes(fake_notebook, tmp_path, monkeypatch):
+    """SLURM signals a job before its time limit (and on preemption); submitit then requeues the checkpointable
+    RunJob, whose notebook resumes. The local executor sends the same signal at timeout - signal_delay_s."""
+    run = three_runs(tmp_path)[0]
+    monkeypatch.setenv("GRL_FAKE_SLEEP", "grl")
+    executor = submitit.LocalExecutor(tmp_path / "reports" / "slurm")
+    executor.update_parameters(timeout_min=0.5, signal_delay_s=15)  # the signal 15 s after the start
+    outcome = run_jobs([run], fake_notebook, options=LOCAL, executor=executor, progress=False, poll_s=0.2)
+    assert outcome.done == [run.name] and not outcome.failed  # one job, requeued within itself
+    assert load_result(run.run_dir)["resumed"] is True and (run.run_dir / "checkpoint.txt").exists()
+    log = "".join(p.read_text() for p in (tmp_path / "reports" / "slurm").glob("*_log.err"))
+    assert "this job is timed-out" in log
+    assert not list(run.run_dir.glob(".*running*"))
+
+
 def test_reproduce_dispatches_to_the_cluster_and_builds_the_report_here(tmp_path, monkeypatch):
     from grl import reproduce
     from grl.reproduce import BatchResult
