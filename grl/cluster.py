@@ -124,13 +124,17 @@ def check_executor(executor: str, slurm: SlurmOptions | None) -> SlurmOptions | 
     except ImportError:
         raise ConfigError("--executor slurm needs the submitit package: pip install submitit (in the environment "
                           f"of {sys.executable}), or run without --executor slurm") from None
-    if slurm.cluster == "slurm" and shutil.which("sbatch") is None:
-        raise ConfigError("--executor slurm: sbatch is not on PATH, so no SLURM cluster is reachable from this "
-                          "machine. Run the command on the cluster's login node (SLURM must be reachable from where "
-                          "you submit), or drop --executor slurm to run here. (The tests use submitit's local "
-                          "executor instead of SLURM.)")
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None] if slurm.cluster == "slurm" else []
+    if missing:  # submitit submits with sbatch and starts the job's task with srun
+        raise ConfigError(f"--executor slurm: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not on "
+                          "PATH, so no SLURM cluster is reachable from this machine. Run the command on the cluster's "
+                          "login node (SLURM must be reachable from where you submit), or drop --executor slurm to "
+                          "run here. (The tests use submitit's local executor instead of SLURM.)")
     if slurm.cluster not in ("slurm", "local"):
         raise ConfigError(f"SlurmOptions.cluster must be 'slurm' (or 'local' in tests), got {slurm.cluster!r}")
+    if slurm.gpus_per_run > 1:
+        print(f"warning: --slurm-gpus-per-run {slurm.gpus_per_run}: a run trains on one device (the batch does not "
+              "launch runs with torchrun yet), so the other GPUs of each job stay idle", file=sys.stderr)
     return slurm
 
 

@@ -8,6 +8,7 @@ killed; run again, it finds the checkpoint and finishes, marking its result as r
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -232,7 +233,8 @@ def test_bad_input_gets_one_clear_message(tmp_path, monkeypatch, capsys):
 
     which = cluster.shutil.which
     monkeypatch.setattr(cluster.shutil, "which", lambda name, *a, **k: None if name == "sbatch" else which(name, *a, **k))
-    with pytest.raises(ConfigError, match=r"sbatch is not on PATH.*SLURM must be reachable.*local executor"):
+    with pytest.raises(ConfigError, match=r"--executor slurm: sbatch( and srun are| is) not on PATH.*SLURM must be "
+                                          r"reachable.*local executor"):
         check_executor("slurm", None)
     assert check_executor("slurm", LOCAL) is LOCAL  # the tests' local executor needs no sbatch
     with monkeypatch.context() as m:
@@ -242,7 +244,7 @@ def test_bad_input_gets_one_clear_message(tmp_path, monkeypatch, capsys):
 
     # Through the command line (still no sbatch): exit 2 and one line, before any run is looked at.
     monkeypatch.setenv("GRL_REPORTS_DIR", str(tmp_path))
-    cases = [(["--executor", "slurm"], "sbatch is not on PATH"),
+    cases = [(["--executor", "slurm"], "not on PATH, so no SLURM cluster is reachable"),
              (["--executor", "kubernetes"], "unknown executor"),
              (["--slurm-time", "60"], "--slurm-time applies only to SLURM jobs"),
              (["--executor", "slurm", "--slurm-option", "mem"], "--slurm-option expects KEY=VALUE"),
@@ -252,3 +254,20 @@ def test_bad_input_gets_one_clear_message(tmp_path, monkeypatch, capsys):
         assert main(["reproduce", "--profile", "quick", "--only", "table4", *extra]) == 2, extra
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (extra, err)
+
+
+def test_the_sbatch_script_carries_the_options(tmp_path, monkeypatch):
+    """What SLURM would get, rendered by submitit with stand-ins for sbatch and srun (never called)."""
+    for tool in ("sbatch", "srun"):
+        (tmp_path / tool).write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    options = check_executor("slurm", slurm_options("slurm", "gpu", 90, 1, ["account=abc", "mem=64G",
+                                                                            "cpus_per_task=8"]))
+    executor = cluster.make_executor(tmp_path / "slurm", options)
+    executor.update_parameters(name="grl-mars-split0-seed0-abc")
+    script = executor._executor._make_submission_file_text("python -u -m submitit.core._submit x", "uid")
+    for line in ("--partition=gpu", "--time=90", "--gpus-per-node=1", "--nodes=1", "--ntasks-per-node=1",
+                 "--account=abc", "--mem=64G", "--cpus-per-task=8", "--job-name=grl-mars-split0-seed0-abc",
+                 "--signal=USR2@90", f"--output={tmp_path / 'slurm'}/%j_0_log.out"):
+        assert f"#SBATCH {line}\n" in script, line
