@@ -231,8 +231,9 @@ def test_bad_input_gets_one_clear_message(tmp_path, monkeypatch, capsys):
     options = slurm_options("slurm", "gpu", 90, 2, ["account=abc"])
     assert options == SlurmOptions("gpu", 90, 2, {"account": "abc"})
 
-    which = cluster.shutil.which
-    monkeypatch.setattr(cluster.shutil, "which", lambda name, *a, **k: None if name == "sbatch" else which(name, *a, **k))
+    which = cluster.shutil.which  # no sbatch from here on, even on a SLURM login node
+    monkeypatch.setattr(cluster.shutil, "which", lambda name, *a, **k: None if name == "sbatch" else which(name, *a,
+                                                                                                            **k))
     with pytest.raises(ConfigError, match=r"--executor slurm: sbatch( and srun are| is) not on PATH.*SLURM must be "
                                           r"reachable.*local executor"):
         check_executor("slurm", None)
