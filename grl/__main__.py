@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="train N runs at once, the cores divided among them (default 1; `make study` uses one per "
                         "core). A Ctrl-C with N > 1 stops the runs in flight by killing their kernels")
+    p.add_argument("--executor", default="local",
+                   help="local (default): the runs on this machine; slurm: each unfinished run as one SLURM job "
+                        "through submitit (the report is then built here)")
+    p.add_argument("--slurm-partition", default=None, metavar="P", help="SLURM partition (default: the cluster's)")
+    p.add_argument("--slurm-time", type=int, default=None, metavar="MINUTES",
+                   help="time limit of each job (default 720); a job out of time is requeued and resumes")
+    p.add_argument("--slurm-gpus-per-run", type=int, default=None, metavar="N", help="GPUs per job (default 1)")
+    p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra sbatch option, e.g. account=myproject or mem=64G (repeatable)")
     p = sub.add_parser("compare", help="did a study reproduce the reference? (per-seed results tables)")
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
     p.add_argument("--root", default=None, help="the study's folder (default: reports/PROFILE)")
@@ -116,10 +125,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from grl import reproduce
 
     if args.command == "reproduce":
+        from grl import cluster
+
         roots = reproduce.parse_data_roots(args.data_root)
+        slurm = cluster.slurm_options(args.executor, args.slurm_partition, args.slurm_time, args.slurm_gpus_per_run,
+                                      args.slurm_option)
         return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds),
                                    root=args.root, reference=args.reference, recipe=args.recipe,
-                                   jobs=1 if args.jobs is None else args.jobs)
+                                   jobs=1 if args.jobs is None else args.jobs, executor=args.executor, slurm=slurm)
     if args.command == "compare":
         return _compare(args)
     if args.command == "list":

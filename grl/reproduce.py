@@ -716,13 +716,19 @@ def preflight(out: Path, runs: list[Run]) -> None:
 def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
               data_roots: dict[str, str] | None = None, seeds: tuple[int, ...] | None = None,
               root: str | Path | None = None, reference: str | Path | None = None, recipe: str | None = None,
-              jobs: int = 1) -> int:
+              jobs: int = 1, executor: str = "local", slurm=None) -> int:
     """Run the selected catalogue for every seed (``jobs`` runs at once), then Figure 4 and the report; return a
     process exit code.
+
+    ``executor="slurm"`` submits each unfinished run as a SLURM job instead (:mod:`grl.cluster`, with the
+    :class:`grl.cluster.SlurmOptions` ``slurm``); the report is built here the same way when they end.
 
     The report (report.html, report.md, results.csv) describes exactly this selection and never
     trains anything itself; report.html and report.md are written together, or neither is.
     """
+    from grl import cluster
+
+    slurm = cluster.check_executor(executor, slurm)  # before anything else: a missing sbatch is said at once
     out = profile_dir(profile, root)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
     runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
@@ -750,7 +756,11 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
             if isinstance(exc, FileNotFoundError):
                 raise
             raise BatchError(_os_error_message(exc, out)) from None
-        batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json", jobs=jobs)
+        if slurm is not None:
+            batch = cluster.run_jobs(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json",
+                                     options=slurm, folder=out / cluster.LOGS)
+        else:
+            batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json", jobs=jobs)
         failures = dict(batch.failed)
         try:
             _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures)
