@@ -311,10 +311,10 @@ class Kernel:
     (tests/test_reliability.py checks this against fresh kernels). A kernel that died is restarted.
     """
 
-    def __init__(self, cwd: str | Path):
+    def __init__(self, cwd: str | Path, gpu: str | None = None):
         from jupyter_client.manager import AsyncKernelManager
 
-        self.cwd = str(cwd)
+        self.cwd, self.gpu = str(cwd), gpu  # gpu: this job's CUDA_VISIBLE_DEVICES (one GPU per job)
         self.manager = AsyncKernelManager(kernel_name=KERNEL)
         self.runs = 0
 
@@ -325,7 +325,8 @@ class Kernel:
             return
         if self.manager.has_kernel:  # it died (e.g. out of memory in the previous run): start afresh
             run_sync(self.manager.shutdown_kernel)(now=True)
-        run_sync(self.manager.start_kernel)(extra_arguments=KERNEL_ARGS, cwd=self.cwd)
+        env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": self.gpu} if self.gpu is not None else {})}
+        run_sync(self.manager.start_kernel)(extra_arguments=KERNEL_ARGS, cwd=self.cwd, env=env)
 
     def shutdown(self) -> None:
         from jupyter_core.utils import run_sync
@@ -414,8 +415,33 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
     for run in runs:
         validate_parameters(notebook, experiment_parameters(run))
     jobs = check_jobs(jobs)
+    gpus = gpu_per_job(runs, jobs)
     with _sigint_noted() as interrupted, kernel_threads(jobs):
-        return _run_batch(runs, notebook, status_path, progress, interrupted, jobs)
+        return _run_batch(runs, notebook, status_path, progress, interrupted, jobs, gpus)
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as CUDA_VISIBLE_DEVICES names them (empty without CUDA)."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return (listed or [str(i) for i in range(count)])[:count]
+
+
+def gpu_per_job(runs: list[Run], jobs: int) -> list[str] | None:
+    """On a GPU machine each job's kernel sees one GPU of its own (CUDA_VISIBLE_DEVICES), so ``jobs`` runs
+    train at once, one per GPU; None where the runs train on the CPU."""
+    if all(run.config.device == "cpu" for run in runs):
+        return None
+    gpus = visible_gpus()
+    if not gpus:
+        return None  # device "auto" without CUDA: the CPU
+    if jobs > len(gpus):
+        raise ConfigError(f"--jobs {jobs} is more than the {len(gpus)} visible GPU(s) ({','.join(gpus)}): each job "
+                          f"trains on a GPU of its own. Pass --jobs {len(gpus)} or fewer, or make more GPUs visible "
+                          "(CUDA_VISIBLE_DEVICES).")
+    return gpus[:jobs]
 
 
 def cpu_cores() -> int:
@@ -485,7 +511,7 @@ def _sigint_noted():
         signal.signal(signal.SIGINT, previous)
 
 
-def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1) -> BatchResult:
+def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1, gpus=None) -> BatchResult:
     import threading
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -508,8 +534,8 @@ def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1) -> Ba
     import queue
 
     kernels: queue.Queue = queue.Queue()  # one started kernel per job, reused by its runs (see Kernel)
-    for _ in range(jobs):
-        kernels.put(Kernel(notebook.parent))
+    for job in range(jobs):
+        kernels.put(Kernel(notebook.parent, gpus[job] if gpus else None))
     every_kernel = list(kernels.queue)
     try:  # the bar is closed before the caller's one-line message, not redrawn after it
         if jobs == 1:

@@ -188,3 +188,28 @@ def test_runs_sharing_a_kernel_equal_runs_in_fresh_kernels(tmp_path):
     assert not [o for c in second.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     counts = [c.execution_count for c in second.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1))  # its own cells counted from 1: a new session in the kernel
+
+
+def test_each_job_kernel_sees_one_gpu_of_its_own(tmp_path, monkeypatch):
+    import dataclasses
+
+    from grl import reproduce
+    from grl.reproduce import gpu_per_job
+
+    notebook = tmp_path / "gpu.ipynb"
+    nb = new_notebook(cells=[
+        new_code_cell(PARAMS, metadata={"tags": ["parameters"]}),
+        new_code_cell("import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
+                      "(Path(output_dir) / 'gpu.txt').write_text(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, notebook)
+    cpu_runs = runs_for("quick", only="grl-T4,baseline", dataset="mars", seeds=(0,), root=tmp_path)
+    gpu_runs = [dataclasses.replace(r, config=dataclasses.replace(r.config, device="auto")) for r in cpu_runs]
+    monkeypatch.setattr(reproduce, "visible_gpus", lambda: ["3", "5"])
+    run_batch(gpu_runs, notebook, progress=False, jobs=2)  # no result.json: "failed", only the pinning is read
+    assert sorted((r.run_dir / "gpu.txt").read_text() for r in gpu_runs) == ["3", "5"]
+    with pytest.raises(ConfigError, match=r"--jobs 3 is more than the 2 visible GPU\(s\) \(3,5\).*--jobs 2 or fewer"):
+        gpu_per_job(gpu_runs, 3)
+    assert gpu_per_job(cpu_runs, 2) is None  # CPU runs: no pinning, the cores are divided instead
+    monkeypatch.setattr(reproduce, "visible_gpus", lambda: [])
+    assert gpu_per_job(gpu_runs, 2) is None  # device "auto" without CUDA trains on the CPU
