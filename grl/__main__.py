@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="train N runs at once, the cores divided among them (default 1; `make study` uses one per "
                         "core). A Ctrl-C with N > 1 stops the runs in flight by killing their kernels")
+    p.add_argument("--procs-per-run", type=int, default=1, metavar="N",
+                   help="train each run on N processes together (torchrun, DistributedDataParallel; on a GPU machine "
+                        "N GPUs per job). Default 1")
     p.add_argument("--executor", default="local",
                    help="local (default): the runs on this machine; slurm: each unfinished run as one SLURM job "
                         "through submitit (the report is then built here)")
@@ -66,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default="", help="the dataset's root (default: built-in synthetic data)")
     p.add_argument("--recipe", default=None, help="paper | release (the authors' released code); default: the profile's")
+    p.add_argument("--run-dir", default="", help="the run's folder (default: the catalogue's, reports/PROFILE/runs/NAME)")
     sub.add_parser("synth", help="generate the built-in synthetic datasets (grl.data.synthetic)", add_help=False)
     sub.add_parser("bench", help="run the benchmarks (grl.bench)", add_help=False)
     p = sub.add_parser("refresh-notebooks", help="re-execute the committed notebooks in place (quick defaults), for nbval")
@@ -132,7 +136,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                                       args.slurm_option)
         return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds),
                                    root=args.root, reference=args.reference, recipe=args.recipe,
-                                   jobs=1 if args.jobs is None else args.jobs, executor=args.executor, slurm=slurm)
+                                   jobs=1 if args.jobs is None else args.jobs, executor=args.executor, slurm=slurm,
+                                   procs_per_run=args.procs_per_run)
     if args.command == "compare":
         return _compare(args)
     if args.command == "list":
@@ -191,7 +196,7 @@ def _train(args: argparse.Namespace) -> int:
     from grl.engine import distributed
 
     run = make_run(args.experiment, args.dataset, args.profile, split=args.split, seed=args.seed,
-                   data_root=args.data_root, recipe=args.recipe)
+                   data_root=args.data_root, recipe=args.recipe, run_dir=args.run_dir or None)
     # Under torchrun every rank runs this; they train the run together and rank 0 alone speaks.
     with distributed.session(run.config.device):
         with distributed.main_first():

@@ -171,7 +171,43 @@ def run_or_load(run: Run, progress: bool = True) -> dict:
     from grl.engine import train
 
     check_data([run])  # cheap when the data are there; generates the built-in sets otherwise
+    procs = procs_per_run()
+    if procs > 1 and "WORLD_SIZE" not in os.environ:
+        return _train_with_torchrun(run, procs)
     return train(run.config, run.run_dir, progress=progress)
+
+
+PROCS_PER_RUN = "GRL_PROCS_PER_RUN"  # set by `reproduce --procs-per-run N` for the kernels it starts
+
+
+def procs_per_run() -> int:
+    value = os.environ.get(PROCS_PER_RUN, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{PROCS_PER_RUN}={value!r}: expected a whole number >= 1 (processes per run, "
+                          "`reproduce --procs-per-run`)")
+    return int(value)
+
+
+def _train_with_torchrun(run: Run, procs: int) -> dict:
+    """Train ``run`` on ``procs`` processes together (DistributedDataParallel, grl.engine.distributed): the
+    notebook's kernel launches ``torchrun --standalone --nproc_per_node procs -m grl train`` and waits."""
+    import subprocess
+
+    from grl.engine import distributed
+
+    distributed.check_world_size(run.config.batch_size, procs)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+               "-m", "grl", "train", "--experiment", run.experiment, "--profile", run.profile,
+               "--dataset", run.dataset, "--split", str(run.split), "--seed", str(run.config.seed),
+               "--data-root", run.config.data_root, "--run-dir", str(run.run_dir), "--recipe", run.config.recipe]
+    print(f"training {run.name} on {procs} processes: {' '.join(command[2:])}", flush=True)
+    done = subprocess.run(command, env={k: v for k, v in os.environ.items() if k != PROCS_PER_RUN})
+    if done.returncode != 0:
+        raise RuntimeError(f"torchrun exited with {done.returncode} training {run.name} (its output is above)")
+    result = load_result(run.run_dir, run.config.key())
+    if result is None:
+        raise RuntimeError(f"torchrun ended without writing {run.result_path}")
+    return result
 
 
 def ensure_run(experiment: str, dataset: str, profile: str = "quick", split: int = 0, seed: int = 0,
@@ -402,7 +438,7 @@ class BatchResult:
 
 
 def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: str | Path | None = None,
-              progress: bool = True, jobs: int = 1) -> BatchResult:
+              progress: bool = True, jobs: int = 1, procs_per_run: int = 1) -> BatchResult:
     """Execute the experiment notebook once per unfinished run, ``jobs`` at a time (:func:`check_jobs`).
 
     Parameters of every run are validated before the first kernel starts. A failing run
@@ -415,9 +451,30 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
     for run in runs:
         validate_parameters(notebook, experiment_parameters(run))
     jobs = check_jobs(jobs)
-    gpus = gpu_per_job(runs, jobs)
-    with _sigint_noted() as interrupted, kernel_threads(jobs):
+    if isinstance(procs_per_run, bool) or not isinstance(procs_per_run, int) or procs_per_run < 1:
+        raise ConfigError(f"--procs-per-run must be a whole number >= 1, got {procs_per_run!r}")
+    for run in runs:
+        from grl.engine.distributed import check_world_size
+
+        check_world_size(run.config.batch_size, procs_per_run)
+    gpus = gpu_per_job(runs, jobs, procs_per_run)
+    with _sigint_noted() as interrupted, kernel_threads(jobs * procs_per_run), _procs_env(procs_per_run):
         return _run_batch(runs, notebook, status_path, progress, interrupted, jobs, gpus)
+
+
+@contextlib.contextmanager
+def _procs_env(procs: int):
+    """The kernels started inside see ``GRL_PROCS_PER_RUN`` (read by :func:`run_or_load`)."""
+    saved = os.environ.get(PROCS_PER_RUN)
+    if procs > 1:
+        os.environ[PROCS_PER_RUN] = str(procs)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(PROCS_PER_RUN, None)
+        else:
+            os.environ[PROCS_PER_RUN] = saved
 
 
 def visible_gpus() -> list[str]:
@@ -429,19 +486,21 @@ def visible_gpus() -> list[str]:
     return (listed or [str(i) for i in range(count)])[:count]
 
 
-def gpu_per_job(runs: list[Run], jobs: int) -> list[str] | None:
-    """On a GPU machine each job's kernel sees one GPU of its own (CUDA_VISIBLE_DEVICES), so ``jobs`` runs
-    train at once, one per GPU; None where the runs train on the CPU."""
+def gpu_per_job(runs: list[Run], jobs: int, procs_per_run: int = 1) -> list[str] | None:
+    """On a GPU machine each job's kernel sees GPUs of its own (CUDA_VISIBLE_DEVICES: ``procs_per_run`` of
+    them, one per torchrun process), so ``jobs`` runs train at once; None where the runs train on the CPU."""
     if all(run.config.device == "cpu" for run in runs):
         return None
     gpus = visible_gpus()
     if not gpus:
         return None  # device "auto" without CUDA: the CPU
-    if jobs > len(gpus):
-        raise ConfigError(f"--jobs {jobs} is more than the {len(gpus)} visible GPU(s) ({','.join(gpus)}): each job "
-                          f"trains on a GPU of its own. Pass --jobs {len(gpus)} or fewer, or make more GPUs visible "
+    if jobs * procs_per_run > len(gpus):
+        per = f" × --procs-per-run {procs_per_run}" if procs_per_run > 1 else ""
+        raise ConfigError(f"--jobs {jobs}{per} needs {jobs * procs_per_run} GPUs but {len(gpus)} are visible "
+                          f"({','.join(gpus)}): each job trains on GPUs of its own. Pass --jobs "
+                          f"{max(1, len(gpus) // procs_per_run)} or fewer, or make more GPUs visible "
                           "(CUDA_VISIBLE_DEVICES).")
-    return gpus[:jobs]
+    return [",".join(gpus[j * procs_per_run:(j + 1) * procs_per_run]) for j in range(jobs)]
 
 
 def cpu_cores() -> int:
@@ -742,7 +801,7 @@ def preflight(out: Path, runs: list[Run]) -> None:
 def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
               data_roots: dict[str, str] | None = None, seeds: tuple[int, ...] | None = None,
               root: str | Path | None = None, reference: str | Path | None = None, recipe: str | None = None,
-              jobs: int = 1, executor: str = "local", slurm=None) -> int:
+              jobs: int = 1, executor: str = "local", slurm=None, procs_per_run: int = 1) -> int:
     """Run the selected catalogue for every seed (``jobs`` runs at once), then Figure 4 and the report; return a
     process exit code.
 
@@ -786,7 +845,8 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
             batch = cluster.run_jobs(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json",
                                      options=slurm, folder=out / cluster.LOGS)
         else:
-            batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json", jobs=jobs)
+            batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json", jobs=jobs,
+                              procs_per_run=procs_per_run)
         failures = dict(batch.failed)
         try:
             _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures)

@@ -208,8 +208,28 @@ def test_each_job_kernel_sees_one_gpu_of_its_own(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "visible_gpus", lambda: ["3", "5"])
     run_batch(gpu_runs, notebook, progress=False, jobs=2)  # no result.json: "failed", only the pinning is read
     assert sorted((r.run_dir / "gpu.txt").read_text() for r in gpu_runs) == ["3", "5"]
-    with pytest.raises(ConfigError, match=r"--jobs 3 is more than the 2 visible GPU\(s\) \(3,5\).*--jobs 2 or fewer"):
+    with pytest.raises(ConfigError, match=r"--jobs 3 needs 3 GPUs but 2 are visible \(3,5\).*--jobs 2 or fewer"):
         gpu_per_job(gpu_runs, 3)
+    assert gpu_per_job(gpu_runs, 1, procs_per_run=2) == ["3,5"]  # a run on 2 processes: 2 GPUs for its kernel
+    with pytest.raises(ConfigError, match=r"--jobs 2 × --procs-per-run 2 needs 4 GPUs but 2 are visible.*--jobs 1 "):
+        gpu_per_job(gpu_runs, 2, procs_per_run=2)
     assert gpu_per_job(cpu_runs, 2) is None  # CPU runs: no pinning, the cores are divided instead
     monkeypatch.setattr(reproduce, "visible_gpus", lambda: [])
     assert gpu_per_job(gpu_runs, 2) is None  # device "auto" without CUDA trains on the CPU
+
+
+@pytest.mark.slow
+def test_a_batch_run_on_two_processes_trains_under_torchrun(tmp_path, monkeypatch):
+    """--procs-per-run 2: the notebook's kernel launches torchrun, two gloo processes train the run together
+    (grl.engine.distributed) and rank 0 writes its result; the batch sees it done."""
+    run = runs_for("quick", only="grl-T4", dataset="mars", seeds=(0,), root=tmp_path)[0]
+    outcome = run_batch([run], progress=False, procs_per_run=2)
+    assert outcome.done == [run.name] and not outcome.failed
+    result = json.loads(run.result_path.read_text())
+    assert result["world_size"] == 2 and result["key"] == run.config.key()
+    executed = nbformat.read(run.run_dir / "experiment.ipynb", as_version=4)
+    assert "on 2 processes" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    with pytest.raises(ConfigError, match="procs-per-run must be a whole number"):
+        run_batch([run], progress=False, procs_per_run=0)
+    with pytest.raises(ConfigError, match="batch_size"):  # 8 clips cannot give 3 processes whole pairs
+        run_batch([run], progress=False, procs_per_run=3)
