@@ -13,9 +13,7 @@ import sys
 import threading
 import time
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from grl.__main__ import main
 from grl.config import ConfigError
@@ -23,6 +21,7 @@ from grl.experiments import load_result, runs_for
 
 submitit = pytest.importorskip("submitit")
 
+from fake_notebooks import write_fake_notebook  # noqa: E402
 from grl import cluster  # noqa: E402
 from grl.cluster import SlurmOptions, check_executor, parse_slurm_options, run_jobs, slurm_options  # noqa: E402
 
@@ -48,21 +47,12 @@ if experiment == os.environ.get("GRL_FAKE_SLEEP") and not resumed:
 (out / "result.json").write_text(json.dumps({"key": run.config.key(), "metrics": {}, "resumed": resumed,
                                              "job": os.environ.get("SUBMITIT_LOCAL_JOB_ID", "")}))
 """
-PARAMS = ('experiment: str = "grl"\nprofile: str = "quick"\ndataset: str = "mars"\ndata_root: str = ""\n'
-          'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""\nrecipe: str = ""')
 LOCAL = SlurmOptions(time_min=5, gpus_per_run=1, cluster="local")
 
 
 @pytest.fixture
 def fake_notebook(tmp_path):
-    params = new_code_cell(PARAMS)
-    params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[params, new_code_cell(FAKE_BODY)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / "notebooks" / "fake_experiment.ipynb"
-    path.parent.mkdir()
-    nbformat.write(nb, path)
-    return path
+    return write_fake_notebook(tmp_path / "notebooks" / "fake_experiment.ipynb", FAKE_BODY)
 
 
 class Recording:

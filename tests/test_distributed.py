@@ -18,13 +18,13 @@ import numpy as np
 import psutil
 import pytest
 import torch
-from PIL import Image
 
 from grl.config import Config, ConfigError
 from grl.data.datasets import Tracklet, VideoReIDDataset
 from grl.data.loader import build_train_loader
 from grl.data.sampling import PairedBatchSampler, shard_pairs
 from grl.engine.distributed import check_world_size
+from tiny_data import colour_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "tests" / "ddp_worker.py"
@@ -34,27 +34,13 @@ CONFIG = dict(backbone="tiny", pretrained=False, height=H, width=W, seq_len=4, b
               dtype="float64", threads=1, sync_bn=True)
 
 
-def _write_tracklet(folder, pid, cam, num_frames, rng, colour):
-    folder.mkdir(parents=True)
-    paths = []
-    for f in range(num_frames):
-        path = folder / f"{f:04d}.png"
-        Image.fromarray(np.clip(colour + rng.normal(0, 25, (H, W, 3)), 0, 255).astype(np.uint8)).save(path)
-        paths.append(str(path))
-    return Tracklet(tuple(paths), pid, cam)
-
-
 @pytest.fixture(scope="module")
 def dataset_file(tmp_path_factory):
     """8 train ids on 2 cameras, 4 test ids; pickled for the worker processes."""
     root = tmp_path_factory.mktemp("ddp-data")
-    rng = np.random.default_rng(0)
-    colours = rng.uniform(30, 225, (12, 3))
-    train = [_write_tracklet(root / f"tr{p}c{c}", p, c, 6 + p % 3, rng, colours[p]) for p in range(8) for c in range(2)]
-    query = [_write_tracklet(root / f"q{p}", p, 0, 7, rng, colours[p]) for p in range(8, 12)]
-    gallery = [_write_tracklet(root / f"g{p}", p, 1, 9, rng, colours[p]) for p in range(8, 12)]
+    dataset = colour_dataset(root, 8, 4)
     path = root / "dataset.pkl"
-    path.write_bytes(pickle.dumps(VideoReIDDataset("mars", str(root), train, query, gallery)))
+    path.write_bytes(pickle.dumps(dataset))
     return path
 
 

@@ -13,33 +13,17 @@ from grl.data.datasets import Tracklet, VideoReIDDataset
 from grl.engine import RunMismatchError, evaluate_model, extract_features, load_run, train
 from grl.engine import trainer as trainer_mod
 from grl.engine.trainer import build_optimizer, build_scheduler
+from tiny_data import colour_dataset
 
 H, W = 32, 16
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 
-def _write_tracklet(folder, pid, cam, num_frames, rng, colour):
-    folder.mkdir(parents=True)
-    paths = []
-    for f in range(num_frames):
-        img = np.clip(colour + rng.normal(0, 25, (H, W, 3)), 0, 255).astype(np.uint8)
-        path = folder / f"{f:04d}.png"
-        Image.fromarray(img).save(path)
-        paths.append(str(path))
-    return Tracklet(tuple(paths), pid, cam)
-
-
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
     """6 train ids and 4 test ids, 2 cameras, one noisy colour per identity."""
-    root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    colours = rng.uniform(30, 225, (10, 3))
-    train = [_write_tracklet(root / f"tr{p}c{c}", p, c, 6 + p % 3, rng, colours[p]) for p in range(6) for c in range(2)]
-    query = [_write_tracklet(root / f"q{p}", p, 0, 7, rng, colours[p]) for p in range(6, 10)]
-    gallery = [_write_tracklet(root / f"g{p}", p, 1, 9, rng, colours[p]) for p in range(6, 10)]
-    return VideoReIDDataset("mars", str(root), train, query, gallery, protocol={"gallery": "tiny test set"})
+    return colour_dataset(tmp_path_factory.mktemp("tiny"), 6, 4, protocol={"gallery": "tiny test set"})
 
 
 def _config(**changes) -> Config:

@@ -5,8 +5,8 @@ import json
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
+from fake_notebooks import write_fake_notebook
 from grl.__main__ import main
 from grl.config import ConfigError
 from grl.experiments import make_run, runs_for
@@ -35,19 +35,11 @@ Path(output_dir).mkdir(parents=True, exist_ok=True)
 (Path(output_dir) / "result.json").write_text(json.dumps({"key": run.config.key(), "metrics": {}}))
 print("trained", experiment)
 """
-PARAMS = ('experiment: str = "grl"\nprofile: str = "quick"\ndataset: str = "mars"\ndata_root: str = ""\n'
-          'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""\nrecipe: str = ""')
 
 
 @pytest.fixture
 def fake_notebook(tmp_path):
-    params = new_code_cell(PARAMS)
-    params.metadata["tags"] = ["parameters"]
-    nb = new_notebook(cells=[params, new_code_cell(FAKE_BODY)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / "fake_experiment.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write_fake_notebook(tmp_path / "fake_experiment.ipynb", FAKE_BODY)
 
 
 def test_parameters_are_validated_by_name_and_type(fake_notebook, tmp_path):
@@ -196,13 +188,9 @@ def test_each_job_kernel_sees_one_gpu_of_its_own(tmp_path, monkeypatch):
     from grl import reproduce
     from grl.reproduce import gpu_per_job
 
-    notebook = tmp_path / "gpu.ipynb"
-    nb = new_notebook(cells=[
-        new_code_cell(PARAMS, metadata={"tags": ["parameters"]}),
-        new_code_cell("import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
-                      "(Path(output_dir) / 'gpu.txt').write_text(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, notebook)
+    notebook = write_fake_notebook(tmp_path / "gpu.ipynb", (
+        "import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
+        "(Path(output_dir) / 'gpu.txt').write_text(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"))
     cpu_runs = runs_for("quick", only="grl-T4,baseline", dataset="mars", seeds=(0,), root=tmp_path)
     gpu_runs = [dataclasses.replace(r, config=dataclasses.replace(r.config, device="auto")) for r in cpu_runs]
     monkeypatch.setattr(reproduce, "visible_gpus", lambda: ["3", "5"])
