@@ -359,8 +359,12 @@ class Kernel:
 
         if self.manager.has_kernel and run_sync(self.manager.is_alive)():
             return
-        if self.manager.has_kernel:  # it died (e.g. out of memory in the previous run): start afresh
-            run_sync(self.manager.shutdown_kernel)(now=True)
+        if self.manager.has_kernel:  # it died (e.g. out of memory in the previous run): a new manager, a new kernel
+            from jupyter_client.manager import AsyncKernelManager
+
+            with contextlib.suppress(Exception):
+                run_sync(self.manager.shutdown_kernel)(now=True)
+            self.manager = AsyncKernelManager(kernel_name=KERNEL)  # the old one's sockets are closed for good
         env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": self.gpu} if self.gpu is not None else {})}
         run_sync(self.manager.start_kernel)(extra_arguments=KERNEL_ARGS, cwd=self.cwd, env=env)
 

@@ -221,3 +221,16 @@ def test_a_batch_run_on_two_processes_trains_under_torchrun(tmp_path, monkeypatc
         run_batch([run], progress=False, procs_per_run=0)
     with pytest.raises(ConfigError, match="batch_size"):  # 8 clips cannot give 3 processes whole pairs
         run_batch([run], progress=False, procs_per_run=3)
+
+
+def test_a_run_that_kills_its_kernel_fails_alone_and_the_next_run_gets_a_new_kernel(tmp_path):
+    body = ("import json, os\nfrom pathlib import Path\nfrom grl.experiments import make_run\n"
+            "if experiment == 'grl-T4':\n    os._exit(1)  # as the out-of-memory killer would\n"
+            "run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, "
+            "run_dir=output_dir, recipe=recipe or None)\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
+            "(Path(output_dir) / 'result.json').write_text(json.dumps({'key': run.config.key(), 'metrics': {}}))")
+    notebook = write_fake_notebook(tmp_path / "dies.ipynb", body)
+    runs = runs_for("quick", only="grl-T4,baseline", dataset="mars", seeds=(0,), root=tmp_path)
+    runs = sorted(runs, key=lambda r: r.experiment != "grl-T4")  # the dying run first, in the batch's one kernel
+    outcome = run_batch(runs, notebook, progress=False)
+    assert list(outcome.failed) == [runs[0].name] and outcome.done == [runs[1].name]
