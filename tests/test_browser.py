@@ -86,6 +86,14 @@ def test_report_renders_tables_and_images_and_prints(browser, artifacts):
     pdf = artifacts / "report.pdf"
     page.pdf(path=str(pdf), format="A4", print_background=True)
     assert pdf.stat().st_size > 50_000 and pdf.read_bytes().startswith(b"%PDF")
+    # Printed on A4 (about 718 CSS px between the default margins): nothing may be cut at the right edge.
+    page.emulate_media(media="print")
+    page.set_viewport_size({"width": 718, "height": 1000})
+    cut = page.eval_on_selector_all(
+        "table, pre, img", "es => es.filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth"
+                           " + 1 || e.scrollWidth > e.clientWidth + 1).map(e => e.tagName + ': ' + "
+                           "(e.innerText || e.src || '').slice(0, 60))")
+    assert not cut, f"cut off at the right edge of an A4 page: {cut}"
     page.close()
 
 
