@@ -137,7 +137,8 @@ def plan_profile(profile: str = "paper") -> list[PlannedRun]:
 def project(runs: list[PlannedRun], step_s: float, seq_len: int, batch_size: int, gpus: int) -> dict:
     """Projected seconds of a MARS epoch and of the whole list of runs, on 1 and on ``gpus`` GPUs.
 
-    The MARS epoch is one of ``batch_size`` clips. Every step costs ``step_s`` scaled by the run's T / ``seq_len`` (Table 4's T = 4, 6, 10 runs; the cheaper
+    The MARS epoch is one of ``batch_size`` clips. Every step costs ``step_s`` scaled by the run's T / ``seq_len``
+    (Table 4's T = 4, 6, 10 runs; the cheaper
     Baseline is counted at the GRL step: an upper bound). On ``gpus`` GPUs: the profile with ``reproduce --jobs
     gpus`` (``total / gpus``, and ``makespan``: the runs started in the batch's order, each on the first GPU that
     frees up); one MARS epoch with ``torchrun --nproc_per_node gpus`` at ideal scaling (``epoch / gpus``).
@@ -341,7 +342,8 @@ def run(*, tiny: bool | None = None, gpus: int | None = None, warmup: int | None
     runs = plan_profile(profile)
     return {"device": name or str(device), "cuda": cuda, "tiny": tiny, "config": config, "known_peak": known,
             "matmul_tflops": matmul, "variants": variants, "trainer": trainer, "loader": loader, "verdict": verdict,
-            "effective_step_s": effective, "projection": project(runs, effective, config.seq_len, config.batch_size, gpus),
+            "effective_step_s": effective,
+            "projection": project(runs, effective, config.seq_len, config.batch_size, gpus),
             "visible_gpus": visible, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
 
 
