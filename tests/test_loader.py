@@ -130,3 +130,15 @@ def test_items_load_single_threaded_and_restore_the_thread_count(tiny, monkeypat
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_pinned_memory_on_cuda_only(monkeypatch):
+    """The GPU path pins batches (fast, asynchronous host-to-device copies); CPU runs never do."""
+    from grl.data import loader
+
+    assert loader._loader_kwargs(_config(device="cpu", num_workers=2), 0)["pin_memory"] is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for device in ("cuda", "auto"):
+        kwargs = loader._loader_kwargs(_config(device=device, num_workers=4), 0)
+        assert kwargs["pin_memory"] is True and kwargs["num_workers"] == 4
+    assert loader._loader_kwargs(_config(device="cpu", num_workers=2), 0)["pin_memory"] is False

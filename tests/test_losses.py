@@ -45,6 +45,28 @@ def test_oim_logits_and_lookup_update_follow_the_formula():
     assert torch.equal(oim.lookup_table, before)  # no update at eval
 
 
+def test_oim_under_bf16_autocast_keeps_fp32_logits_and_the_fp32_table_update():
+    """The GPU path's bf16 autocast: logits come out float32, the table stays float32, and its update equals
+    the fp32 update on the same features (the bf16 features' values, promoted)."""
+    table = F.normalize(torch.randn(6, 32), dim=1)
+    feats = torch.randn(10, 32).to(torch.bfloat16)
+    labels = torch.tensor([0, 1, 2, 0, 3, 1, 0, 5, 5, 2])
+    amp, ref = OIMLoss(6, 32).train(), OIMLoss(6, 32).train()
+    amp.lookup_table.copy_(table)
+    ref.lookup_table.copy_(table)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = amp.logits(feats)
+        loss = amp(feats, labels)
+    ref_logits = ref.logits(feats.float())
+    ref_loss = ref(feats.float(), labels)
+    assert logits.dtype == torch.float32 and loss.dtype == torch.float32
+    torch.testing.assert_close(logits, ref_logits)
+    torch.testing.assert_close(loss, ref_loss)
+    assert amp.lookup_table.dtype == torch.float32
+    torch.testing.assert_close(amp.lookup_table, ref.lookup_table, rtol=0, atol=0)  # bit-identical update
+    assert not torch.equal(amp.lookup_table, table)  # it did update
+
+
 def test_oim_update_vectorised_equals_loop_with_many_repeats():
     oim = OIMLoss(5, 6, momentum=0.3)
     x, y = torch.randn(40, 6), torch.randint(0, 5, (40,))

@@ -1,4 +1,4 @@
-"""``python -m grl.bench [evaluation|data|model|run ...] [--quick]``: print every benchmark table.
+"""``python -m grl.bench [evaluation|data|model|run|gpu ...] [--quick]``: print every benchmark table.
 
 Benchmarks print tables; they never pass or fail. Timings on a shared machine are noisy:
 compare the ratios printed in one run (e.g. vectorised vs per-query evaluation).
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SECTIONS = ("evaluation", "data", "model", "run")
+SECTIONS = ("evaluation", "data", "model", "run", "gpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n=== grl.bench.{section} ===", flush=True)
         module = importlib.import_module(f"grl.bench.{section}")
         extra = {"evaluation": ["--no-reference", "--no-rerank"], "model": ["--quick"], "data": ["--batches", "3"],
-                 "run": ["--quick"]}[section]
+                 "run": ["--quick"], "gpu": ["--tiny"]}[section]
         module.main(extra if args.quick else [])
     return 0
 
