@@ -19,6 +19,7 @@ Tested with submitit's local executor only (``SlurmOptions(cluster="local")``, o
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -109,7 +110,7 @@ def check_executor_name(executor: str) -> None:
                           "(local: on this machine, slurm: one SLURM job per run)")
 
 
-def check_executor(executor: str, slurm: SlurmOptions | None) -> SlurmOptions | None:
+def check_executor(executor: str, slurm: SlurmOptions | None, procs_per_run: int = 1) -> SlurmOptions | None:
     """Refuse, before any work, an unknown executor, SLURM options for the local one, and a SLURM executor where
     submitit or sbatch is missing. Returns the options to submit with (None: the local batch)."""
     check_executor_name(executor)
@@ -132,9 +133,14 @@ def check_executor(executor: str, slurm: SlurmOptions | None) -> SlurmOptions | 
                           "run here. (The tests use submitit's local executor instead of SLURM.)")
     if slurm.cluster not in ("slurm", "local"):
         raise ConfigError(f"SlurmOptions.cluster must be 'slurm' (or 'local' in tests), got {slurm.cluster!r}")
-    if slurm.gpus_per_run > 1:
-        print(f"warning: --slurm-gpus-per-run {slurm.gpus_per_run}: a run trains on one device (the batch does not "
-              "launch runs with torchrun yet), so the other GPUs of each job stay idle", file=sys.stderr)
+    if procs_per_run > slurm.gpus_per_run:
+        raise ConfigError(f"--procs-per-run {procs_per_run} trains each run on {procs_per_run} processes, one GPU "
+                          f"each, but --slurm-gpus-per-run is {slurm.gpus_per_run}: pass --slurm-gpus-per-run "
+                          f"{procs_per_run}")
+    if slurm.gpus_per_run > procs_per_run:
+        print(f"warning: --slurm-gpus-per-run {slurm.gpus_per_run}: a run trains on {procs_per_run} device(s) "
+              f"(--procs-per-run {procs_per_run}), so the other GPUs of each job stay idle; pass --procs-per-run "
+              f"{slurm.gpus_per_run} to train each run on all of them (torchrun)", file=sys.stderr)
     return slurm
 
 
@@ -156,10 +162,13 @@ class RunJob:
     requeues the same call, and the notebook's training resumes from the run's checkpoint.
     """
 
-    def __call__(self, name: str, notebook: str, output: str, parameters: dict, cwd: str) -> dict:
+    def __call__(self, name: str, notebook: str, output: str, parameters: dict, cwd: str, procs_per_run: int = 1) -> dict:
         import papermill
 
-        from grl.reproduce import execute
+        from grl.reproduce import PROCS_PER_RUN, execute
+
+        if procs_per_run > 1:  # the notebook's kernel inherits it and trains the run under torchrun
+            os.environ[PROCS_PER_RUN] = str(procs_per_run)
 
         output_path = Path(output)
         stale = output_path.with_name(f".{output_path.stem}.running.ipynb")
@@ -200,7 +209,7 @@ def finished(run: Run) -> bool:
 
 def run_jobs(runs: list[Run], notebook: str | Path, status_path: str | Path | None = None,
              options: SlurmOptions | None = None, folder: str | Path | None = None, progress: bool = True,
-             executor=None, poll_s: float | None = None):
+             executor=None, poll_s: float | None = None, procs_per_run: int = 1):
     """Submit one job per unfinished run, wait for them all (one progress bar over runs), return a
     :class:`grl.reproduce.BatchResult` as :func:`grl.reproduce.run_batch` does.
 
@@ -238,7 +247,7 @@ def run_jobs(runs: list[Run], notebook: str | Path, status_path: str | Path | No
         for run in todo:
             executor.update_parameters(name=run.name)
             job = executor.submit(RunJob(), run.name, str(notebook), str(run.run_dir / "experiment.ipynb"),
-                                  experiment_parameters(run), str(notebook.parent))
+                                  experiment_parameters(run), str(notebook.parent), procs_per_run)
             jobs[job] = run
             status[run.name] = {"status": "submitted", "job": str(job.job_id), "log": str(job.paths.stderr)}
         save()

@@ -817,7 +817,7 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
     """
     from grl import cluster
 
-    slurm = cluster.check_executor(executor, slurm)  # before anything else: a missing sbatch is said at once
+    slurm = cluster.check_executor(executor, slurm, procs_per_run)  # before anything else: a missing sbatch is said at once
     out = profile_dir(profile, root)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
     runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
@@ -847,7 +847,7 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
             raise BatchError(_os_error_message(exc, out)) from None
         if slurm is not None:
             batch = cluster.run_jobs(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json",
-                                     options=slurm, folder=out / cluster.LOGS)
+                                     options=slurm, folder=out / cluster.LOGS, procs_per_run=procs_per_run)
         else:
             batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json", jobs=jobs,
                               procs_per_run=procs_per_run)

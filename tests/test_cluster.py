@@ -262,3 +262,20 @@ def test_the_sbatch_script_carries_the_options(tmp_path, monkeypatch):
                  "--account=abc", "--mem=64G", "--cpus-per-task=8", "--job-name=grl-mars-split0-seed0-abc",
                  "--signal=USR2@90", f"--output={tmp_path / 'slurm'}/%j_0_log.out"):
         assert f"#SBATCH {line}\n" in script, line
+
+
+@pytest.mark.slow
+def test_procs_per_run_reaches_each_jobs_kernel_and_needs_as_many_gpus(tmp_path, capsys):
+    body = ("import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
+            "(Path(output_dir) / 'procs.txt').write_text(os.environ.get('GRL_PROCS_PER_RUN', 'unset'))")
+    notebook = write_fake_notebook(tmp_path / "notebooks" / "procs.ipynb", body)
+    runs = runs_for("quick", only="grl-T4", dataset="mars", seeds=(0,), root=tmp_path)
+    run_jobs(runs, notebook, options=LOCAL, folder=tmp_path / "slurm", progress=False, procs_per_run=2)
+    assert (runs[0].run_dir / "procs.txt").read_text() == "2"  # the kernel would launch torchrun with 2
+    with pytest.raises(ConfigError, match=r"--procs-per-run 2 .* --slurm-gpus-per-run is 1: pass --slurm-gpus-per-run 2"):
+        check_executor("slurm", LOCAL, procs_per_run=2)
+    two = SlurmOptions(time_min=5, gpus_per_run=2, cluster="local")
+    assert check_executor("slurm", two, procs_per_run=2) is two
+    capsys.readouterr()
+    check_executor("slurm", two, procs_per_run=1)
+    assert "other GPUs of each job stay idle; pass --procs-per-run 2" in capsys.readouterr().err
