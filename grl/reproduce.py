@@ -344,7 +344,7 @@ class Kernel:
     the previous one and ``refuse_undeclared_parameters`` reads only its own cells; imported
     modules stay loaded, which is the saving. Every run seeds its own random state
     (:func:`grl.engine.train`), so its numbers do not depend on what ran before in the kernel
-    (tests/test_reliability.py checks this against fresh kernels). A kernel that died is restarted.
+    (tests/test_reproduce.py checks this against fresh kernels). A kernel that died is replaced.
     """
 
     def __init__(self, cwd: str | Path, gpu: str | None = None):
@@ -352,7 +352,6 @@ class Kernel:
 
         self.cwd, self.gpu = str(cwd), gpu  # gpu: this job's CUDA_VISIBLE_DEVICES (one GPU per job)
         self.manager = AsyncKernelManager(kernel_name=KERNEL)
-        self.runs = 0
 
     def ensure_started(self) -> None:
         from jupyter_core.utils import run_sync
@@ -401,7 +400,6 @@ def _register_reused_engine() -> str:
             try:
                 return client.execute()
             finally:
-                kernel.runs += 1
                 if client.kc is not None:
                     client.kc.stop_channels()
 
@@ -457,9 +455,9 @@ def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: 
     jobs = check_jobs(jobs)
     if isinstance(procs_per_run, bool) or not isinstance(procs_per_run, int) or procs_per_run < 1:
         raise ConfigError(f"--procs-per-run must be a whole number >= 1, got {procs_per_run!r}")
-    for run in runs:
-        from grl.engine.distributed import check_world_size
+    from grl.engine.distributed import check_world_size
 
+    for run in runs:
         check_world_size(run.config.batch_size, procs_per_run)
     gpus = gpu_per_job(runs, jobs, procs_per_run)
     with _sigint_noted() as interrupted, kernel_threads(jobs * procs_per_run), _procs_env(procs_per_run):
