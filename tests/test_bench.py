@@ -125,3 +125,15 @@ def test_gpu_bench_tiny_on_cpu(tiny_gpu_bench, capsys):
     if not r["cuda"]:
         assert out.count(gpu.NO_CUDA) >= 9  # share + memory of 4 variants, pinned memory
     assert "one MARS epoch" in out and f"{p['runs']} trainings" in out and "verdict" in out
+
+
+def test_model_bench_row_is_consistent():
+    from grl.bench.model import bench_config, cpu_config, matmul_throughput
+
+    config = cpu_config().replace(height=32, width=16, batch_size=4, seq_len=2)
+    r = bench_config(config, warmup=1, reps=2, infer_reps=1)
+    assert r["gflops"] == pytest.approx(r["gflop_step"] / r["step_s"])
+    assert r["gflop_step"] > 0 and 0 < r["side_by_side_share"] < 10
+    assert r["faults_per_step"] >= 0 and 0 <= r["system_share"] <= 1
+    assert r["layout"] == "contiguous, fp32"
+    assert matmul_throughput(torch.device("cpu"), 0.0, n=64) > 0  # at least one matmul, even for no time

@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from grl.config import Config
 from grl.engine.trainer import _build, build_optimizer, build_scheduler, train_step
 from grl.models import count_parameters
-from grl.utils import resolve_device, seed_everything
+from grl.utils import keep_freed_memory, resolve_device, seed_everything
 
 RELEASE_PARAMS_M = (51.6, 3.2)  # the authors' release: model, plus its pooling/verification head
 GOAL_PEAK_SHARE = 0.75  # the paper-size ResNet-50 step, as a share of the machine's fp32 matmul peak
@@ -90,6 +90,22 @@ def measure_matmul_peak(device: torch.device, n: int = 4096, reps: int = 3, dtyp
     return 2 * n**3 / seconds / 1e9
 
 
+def matmul_throughput(device: torch.device, seconds: float, n: int = 4096, dtype=torch.float32) -> float:
+    """Sustained GFLOP/s of back-to-back n x n matmuls for about ``seconds`` (at least one).
+
+    Taken right after each timed step, for as long as the step took, so that step and matmul see the
+    same neighbours on a shared machine: their ratio moves far less than a share of a burst peak."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    out = a @ b  # warm-up
+    _sync(device)
+    count, t0 = 0, time.perf_counter()
+    while count == 0 or time.perf_counter() - t0 < seconds:
+        torch.mm(a, b, out=out)
+        _sync(device)
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - t0) / 1e9
+
+
 def _flops_by_part(model, objective, clips, pids) -> tuple[float, float]:
     """(total FLOPs, backbone FLOPs) of one forward + backward, counted by FlopCounterMode."""
     counter = FlopCounterMode(display=False)
@@ -105,13 +121,17 @@ def _flops_by_part(model, objective, clips, pids) -> tuple[float, float]:
 
 
 def bench_config(config: Config, *, warmup: int, reps: int, infer_reps: int, channels_last: bool = False,
-                 bf16: bool = False) -> dict:
+                 bf16: bool = False, keep_memory: bool = True) -> dict:
     """Step / head / inference timings, FLOPs and memory of one configuration.
 
     ``channels_last``: the model in channels_last memory format (same arithmetic). ``bf16``: every
-    part under bf16 autocast (other numerics). Times are the best of ``reps`` (steadier than a mean on
-    a shared machine)."""
+    part under bf16 autocast (other numerics). ``keep_memory``: grl.utils.keep_freed_memory(), as the
+    trainer does (process-wide: run a row without it in a fresh process). Times are the best of
+    ``reps`` (steadier than a mean on a shared machine); each timed step is followed by as long a
+    matmul (``matmul_throughput``) for the step's share of the machine measured side by side."""
     device = resolve_device(config.device)
+    if keep_memory and device.type == "cpu":
+        keep_freed_memory()
     seed_everything(0)
     model, objective = _build(config, _FakeDataset(), device)
     if channels_last:
@@ -135,7 +155,17 @@ def bench_config(config: Config, *, warmup: int, reps: int, infer_reps: int, cha
         total_flops, backbone_flops = _flops_by_part(model, objective, clips, pids)  # doubles as a warm-up
     for _ in range(max(warmup - 1, 0)):
         step()
-    step_s = best(step, reps)
+    precision = torch.bfloat16 if bf16 else torch.float32
+    steps, side_by_side, faults, system_s, cpu_s = [], [], 0, 0.0, 0.0
+    for _ in range(reps):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        steps.append(_timed(step, device, 1))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faults += after.ru_minflt - before.ru_minflt
+        system_s += after.ru_stime - before.ru_stime
+        cpu_s += after.ru_stime - before.ru_stime + after.ru_utime - before.ru_utime
+        side_by_side.append(total_flops / steps[-1] / 1e9 / matmul_throughput(device, steps[-1], dtype=precision))
+    step_s = min(steps)
 
     # Heads alone: the backbone's output precomputed, everything after it (GCE, TRL, pooling,
     # losses, their backward down to the frame maps) timed.
@@ -165,7 +195,8 @@ def bench_config(config: Config, *, warmup: int, reps: int, infer_reps: int, cha
     params["objective"] = sum(p.numel() for p in objective.parameters())
     return {
         "config": config,
-        "layout": ("channels_last" if channels_last else "contiguous") + (", bf16 autocast" if bf16 else ", fp32"),
+        "layout": ("channels_last" if channels_last else "contiguous") + (", bf16 autocast" if bf16 else ", fp32")
+                  + ("" if keep_memory or device.type != "cpu" else ", freed memory unmapped"),
         "step_s": step_s,
         "head_s": head_s,
         "infer_ms_per_clip": infer_s / config.batch_size * 1e3,
@@ -173,6 +204,9 @@ def bench_config(config: Config, *, warmup: int, reps: int, infer_reps: int, cha
         "gflop_step": total_flops / 1e9,
         "head_flop_share": 1 - backbone_flops / total_flops if total_flops else float("nan"),
         "gflops": total_flops / step_s / 1e9,
+        "side_by_side_share": sorted(side_by_side)[len(side_by_side) // 2],
+        "faults_per_step": faults / reps,  # minor page faults: memory the kernel zero-fills
+        "system_share": system_s / max(cpu_s, 1e-9),  # of the steps' CPU time, spent in the kernel
         "params": params,
     }
 
@@ -185,6 +219,7 @@ def _bench_in_child(config: Config, kwargs: dict, threads: int) -> dict:
 def profile_step(config: Config, top: int = 12) -> str:
     """torch.profiler table of one training step (where the time goes)."""
     device = resolve_device(config.device)
+    keep_freed_memory()
     model, objective = _build(config, _FakeDataset(), device)
     optimizer = build_optimizer(config, model, objective)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
@@ -201,7 +236,8 @@ def _row(label: str, r: dict) -> str:
         f"| {label} | {c.height}x{c.width} | {c.batch_size}x{c.seq_len} | {r['layout']} | {r['step_s']:.3f} | "
         f"{r['infer_ms_per_clip']:.1f} | {r['peak_mb']:.0f} | {100 * r['head_s'] / r['step_s']:.1f}% | "
         f"{100 * r['head_flop_share']:.1f}% | {r['gflop_step']:.1f} | {r['gflops']:.1f} | "
-        f"{100 * r['peak_share']:.0f}% of {r['matmul_peak']:.0f} |"
+        f"{100 * r['peak_share']:.0f}% of {r['matmul_peak']:.0f} | {100 * r['side_by_side_share']:.0f}% | "
+        f"{r['faults_per_step']:,.0f} | {100 * r['system_share']:.0f}% |"
     )
 
 
@@ -219,6 +255,7 @@ def main(argv=None) -> int:
     if not args.quick:
         big = paper_config(device=args.device)
         jobs += [("ResNet-50 @128x64", paper_config(128, 64, args.device), paper),
+                 ("ResNet-50 paper size", big, {**paper, "keep_memory": False}),
                  ("ResNet-50 paper size", big, paper),
                  ("ResNet-50 paper size", big, {**paper, "channels_last": True}),
                  ("ResNet-50 paper size", big, {**paper, "channels_last": True, "bf16": True})]
@@ -236,8 +273,9 @@ def main(argv=None) -> int:
         runs.append((label, r))
     print()
     print("| config | input | batch (clips x T) | layout, precision | step s | infer ms/clip | peak MB | heads: time | "
-          "heads: FLOPs | GFLOP/step | GFLOP/s | of the matmul peak (GFLOP/s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "heads: FLOPs | GFLOP/step | GFLOP/s | of the matmul peak (GFLOP/s) | of matmuls side by side | "
+          "page faults/step | system time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, r in runs:
         print(_row(label, r))
     goal = [r for label, r in runs if r["config"].backbone == "resnet50" and r["config"].height == 256
@@ -246,8 +284,17 @@ def main(argv=None) -> int:
                     f"({'met' if r['peak_share'] >= GOAL_PEAK_SHARE else 'not met'})" for r in goal)
     print(f"\ngoal: the ResNet-50 training step at 256x128 at >= {100 * GOAL_PEAK_SHARE:.0f}% of this machine's "
           f"fp32 matmul peak{': ' + met if met else ' (not measured with --quick)'}")
+    unmapped = [r for _, r in runs if r["layout"].endswith("unmapped")]
+    kept = [r for _, r in runs if r["config"] == (unmapped[0]["config"] if unmapped else None)
+            and r["layout"] == "contiguous, fp32"]
+    if unmapped and kept:
+        print(f"keeping freed memory (grl.utils.keep_freed_memory, on in every training): the paper-size step "
+              f"{unmapped[0]['step_s'] / kept[0]['step_s']:.2f}x faster, {unmapped[0]['faults_per_step']:,.0f} -> "
+              f"{kept[0]['faults_per_step']:,.0f} page faults per step")
     print("matmul peak: the fastest 4096^2 matmul in the row's precision (fp32; bf16 for the bf16 row), measured "
           "just before and after the row; step s: the best of the timed steps; GFLOP: FlopCounterMode")
+    print("of matmuls side by side: the median over the timed steps of the step's GFLOP/s over that of 4096^2 "
+          "matmuls run right after it for as long; it moves less with the machine's load than the peak share")
     print("bf16 autocast changes the numerics: no profile trains with it; channels_last keeps them (the trainer "
           "uses it on CUDA only)")
     print("peak MB: peak RSS of a fresh process running only that row (incl. ~0.4 GB of torch itself) on CPU; "

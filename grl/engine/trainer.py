@@ -36,7 +36,7 @@ from grl.engine import distributed
 from grl.provenance import machine_info
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
 from grl.utils import (atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything,
-                       fault_point, set_aside, torch_threads)
+                       fault_point, keep_freed_memory, set_aside, torch_threads)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -55,7 +55,9 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> di
     `dataset` defaults to grl.data.load_config_dataset(config). Runs with config.threads torch threads
     and in config.dtype (float64 makes the numbers identical on every x86-64 CPU; README).
     Under torchrun (WORLD_SIZE > 1) the ranks train the run together (grl.engine.distributed).
+    Freed memory is kept for reuse (grl.utils.keep_freed_memory: same numbers, fewer page faults).
     """
+    keep_freed_memory()
     with distributed.session(config.device), torch_threads(config.threads):
         return _train(config, Path(out_dir), progress, dataset)
 
