@@ -382,8 +382,9 @@ def format_result(r: dict) -> str:
         lines.append(f"goal: >= {100 * GOAL_PEAK_SHARE:.0f}% of the dense bf16 peak: best bf16 variant "
                      f"({best['layout']}) {100 * share:.0f}% -> {'met' if share >= GOAL_PEAK_SHARE else 'NOT met'}")
     if any(v["nan"] for v in r["variants"]):
-        lines.append("loss NaN: timed all the same. Seen on CPU only, under bf16 autocast: identical inputs give a NaN "
-                     "loss in about 1 forward of 6 (torch 2.14.1, an intermittent CPU-kernel fault; fp32 never does).")
+        lines.append("loss NaN: timed all the same. Seen on CPU only, under bf16 autocast: on CPUs with AMX, torch 2.14.1's "
+                     "oneDNN bf16 convolution (brg_conv_fwd:avx10_1_512_amx) gets a 3x3 stride-2 convolution of a 4x2 "
+                     "map wrong (README, 'The GPU path'; ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 avoids it).")
     if not cuda:
         lines.append("bf16 autocast and channels_last on CPU are applied by the benchmark (the trainer uses them on "
                      "CUDA only); the shares of the card's peak and the peak memory need CUDA.")
