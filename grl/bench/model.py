@@ -93,8 +93,8 @@ def measure_matmul_peak(device: torch.device, n: int = 4096, reps: int = 3, dtyp
 def matmul_throughput(device: torch.device, seconds: float, n: int = 4096, dtype=torch.float32) -> float:
     """Sustained GFLOP/s of back-to-back n x n matmuls for about ``seconds`` (at least one).
 
-    Taken right after each timed step, for as long as the step took, so that step and matmul see the
-    same neighbours on a shared machine: their ratio moves far less than a share of a burst peak."""
+    Taken right after each timed step, for as long as the step took, so that step and matmul see much
+    the same neighbours on a shared machine (README "Benchmarks": it is no steadier in practice)."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     out = a @ b  # warm-up
     _sync(device)
@@ -294,7 +294,8 @@ def main(argv=None) -> int:
     print("matmul peak: the fastest 4096^2 matmul in the row's precision (fp32; bf16 for the bf16 row), measured "
           "just before and after the row; step s: the best of the timed steps; GFLOP: FlopCounterMode")
     print("of matmuls side by side: the median over the timed steps of the step's GFLOP/s over that of 4096^2 "
-          "matmuls run right after it for as long; it moves less with the machine's load than the peak share")
+          "matmuls run right after it for as long (the same neighbours on a shared machine; still noisy: compare rows "
+          "of one run)")
     print("bf16 autocast changes the numerics: no profile trains with it; channels_last keeps them (the trainer "
           "uses it on CUDA only)")
     print("peak MB: peak RSS of a fresh process running only that row (incl. ~0.4 GB of torch itself) on CPU; "
