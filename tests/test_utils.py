@@ -40,7 +40,6 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 
 
-
 _TRAINING = """
 import hashlib, resource, torch
 from grl.utils import keep_freed_memory

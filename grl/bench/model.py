@@ -10,7 +10,9 @@ same at 128x64, and the CPU default (tiny backbone, 64x32, batch 16, T=8):
 * achieved GFLOP/s of the step (FLOPs counted by FlopCounterMode) as a percentage of THIS
   machine's matmul peak (a 4096^2 matmul, measured just before and after the row): a figure
   that carries across machines, unlike a step time. Goal: the paper-size
-  ResNet-50 step at >= 75 % of the fp32 peak;
+  ResNet-50 step at >= 75 % of the fp32 peak. Also against matmuls run right after each step;
+* page faults and the kernel's share of the CPU time per step, and the paper size once with glibc's
+  default allocator (freed memory unmapped) against the trainer's grl.utils.keep_freed_memory();
 * the paper size again with the model in channels_last memory format (same arithmetic; the
   trainer uses it on CUDA only), and with bf16 autocast on top (other numerics: compared with the
   bf16 matmul peak, and not what any profile trains with);
@@ -284,13 +286,13 @@ def main(argv=None) -> int:
                     f"({'met' if r['peak_share'] >= GOAL_PEAK_SHARE else 'not met'})" for r in goal)
     print(f"\ngoal: the ResNet-50 training step at 256x128 at >= {100 * GOAL_PEAK_SHARE:.0f}% of this machine's "
           f"fp32 matmul peak{': ' + met if met else ' (not measured with --quick)'}")
-    unmapped = [r for _, r in runs if r["layout"].endswith("unmapped")]
-    kept = [r for _, r in runs if r["config"] == (unmapped[0]["config"] if unmapped else None)
-            and r["layout"] == "contiguous, fp32"]
-    if unmapped and kept:
+    unmapped = next((r for _, r in runs if r["layout"].endswith("unmapped")), None)
+    kept = next((r for _, r in runs if unmapped and r["config"] == unmapped["config"]
+                 and r["layout"] == "contiguous, fp32"), None)
+    if kept:
         print(f"keeping freed memory (grl.utils.keep_freed_memory, on in every training): the paper-size step "
-              f"{unmapped[0]['step_s'] / kept[0]['step_s']:.2f}x faster, {unmapped[0]['faults_per_step']:,.0f} -> "
-              f"{kept[0]['faults_per_step']:,.0f} page faults per step")
+              f"{unmapped['step_s'] / kept['step_s']:.2f}x faster, {unmapped['faults_per_step']:,.0f} -> "
+              f"{kept['faults_per_step']:,.0f} page faults per step")
     print("matmul peak: the fastest 4096^2 matmul in the row's precision (fp32; bf16 for the bf16 row), measured "
           "just before and after the row; step s: the best of the timed steps; GFLOP: FlopCounterMode")
     print("of matmuls side by side: the median over the timed steps of the step's GFLOP/s over that of 4096^2 "
