@@ -295,9 +295,9 @@ def main(argv=None) -> int:
               f"{kept['faults_per_step']:,.0f} page faults per step")
     print("matmul peak: the fastest 4096^2 matmul in the row's precision (fp32; bf16 for the bf16 row), measured "
           "just before and after the row; step s: the best of the timed steps; GFLOP: FlopCounterMode")
-    print("of matmuls side by side: the median over the timed steps of the step's GFLOP/s over that of 4096^2 "
-          "matmuls run right after it for as long (the same neighbours on a shared machine; still noisy: compare rows "
-          "of one run)")
+    print("of matmuls side by side: the median (the upper one of an even count) over the timed steps of the step's "
+          "GFLOP/s over that of 4096^2 matmuls run right after it for as long (the same neighbours on a shared "
+          "machine; still noisy: compare rows of one run)")
     print("bf16 autocast changes the numerics: no profile trains with it; channels_last keeps them (the trainer "
           "uses it on CUDA only)")
     print("peak MB: peak RSS of a fresh process running only that row (incl. ~0.4 GB of torch itself) on CPU; "
