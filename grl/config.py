@@ -222,6 +222,10 @@ class Config:
         payload = {k: v for k, v in self.to_dict().items()
                    if (k not in _NOT_IN_KEY or (k == "eval_every" and self.select_best))
                    and not (k in _KEY_OMITS_DEFAULT and v == defaults[k])}
+        if payload.get("pool_normalized"):
+            # Runs trained before the pooling's query and key read the normalised F^h too (issue 23) had
+            # `true` here: a new value gives the corrected model a new key, so old runs are never reused.
+            payload["pool_normalized"] = "query+key+values"
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 

@@ -164,6 +164,53 @@ def test_release_pooling_pools_normalised_frames():
     assert torch.allclose(raw(frames), F.normalize(torch.tensor([[1.5, 0.5, 0, 0]]), dim=1))
 
 
+def _hand_set_pooling(normalize_input: bool) -> AttentionPooling:
+    """D=2, inner=2, eval mode, BN the identity; Q = x·diag(1, 2) + (0.5, -1), K = x + (1, 0.3).
+
+    The biases matter: without them L2norm(W x) would not see x's norm at all."""
+    pool = AttentionPooling(2, inner=2, normalize_input=normalize_input).eval().double()
+    with torch.no_grad():
+        pool.query[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+        pool.key[0].weight.copy_(torch.eye(2))
+        pool.query[0].bias.copy_(torch.tensor([0.5, -1.0], dtype=torch.float64))
+        pool.key[0].bias.copy_(torch.tensor([1.0, 0.3], dtype=torch.float64))
+        for bn in (pool.query[1], pool.key[1]):
+            bn.running_mean.zero_(), bn.running_var.fill_(1.0 - bn.eps), bn.weight.fill_(1.0), bn.bias.zero_()
+    return pool
+
+
+def _pooling_by_hand(x: list[list[float]], normalize: bool) -> np.ndarray:
+    """The release's self-attention pooling of one clip, written out: every step on x (normalised or not)."""
+    x = np.asarray(x, dtype=np.float64)
+    if normalize:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    q, k = unit(x @ np.diag([1.0, 2.0]) + [0.5, -1.0]), unit(x + [1.0, 0.3])
+    logits = q @ k.T
+    weights = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return unit((weights @ x).mean(0))
+
+
+def test_release_pooling_reads_normalised_frames_in_query_key_and_values():
+    frames = [[3.0, 1.0], [0.5, 2.0], [1.0, -4.0]]  # (T=3, D=2) of very different norms
+    clip = torch.tensor([frames], dtype=torch.float64)
+    release = _hand_set_pooling(True)(clip)[0].detach().numpy()
+    np.testing.assert_allclose(release, _pooling_by_hand(frames, normalize=True), rtol=1e-12)
+    # The old behaviour (projections of the raw frames, values normalised) is a different number here.
+    x = np.asarray(frames)
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    logits = unit(x @ np.diag([1.0, 2.0]) + [0.5, -1.0]) @ unit(x + [1.0, 0.3]).T
+    w = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert np.abs(release - unit((w @ unit(x)).mean(0))).max() > 1e-3
+
+
+def test_paper_pooling_reads_raw_frames_unchanged():
+    frames = [[3.0, 1.0], [0.5, 2.0], [1.0, -4.0]]
+    clip = torch.tensor([frames], dtype=torch.float64)
+    paper = _hand_set_pooling(False)(clip)[0].detach().numpy()
+    np.testing.assert_allclose(paper, _pooling_by_hand(frames, normalize=False), rtol=1e-12)
+
+
 def test_release_pooling_batchnorm_statistics_per_half_batch():
     torch.manual_seed(0)
     pool = AttentionPooling(3, inner=2, bn_halves=True).train()
@@ -272,3 +319,11 @@ def test_switches_added_later_leave_finished_runs_keys_alone():
     for name, value in RECIPES["release"].items():
         if name in _KEY_OMITS_DEFAULT:
             assert Config.from_dict({**TINY, name: value, "eval_every": 1}).key() != paper.key(), name
+
+
+def test_release_pooling_fix_gives_release_runs_new_keys():
+    # Keys of these configurations before the pooling's query and key read the normalised F^h (issue 23):
+    # a run trained then must never be taken for one of the corrected model.
+    assert Config.from_dict({"recipe": "release"}).key() != "138b0274c397"
+    assert Config.from_dict({"pool_normalized": True}).key() != "0f582a1cd7dc"
+    assert Config.from_dict({}).key() == "ee8cf3621569"  # the paper recipe's key is unchanged

@@ -277,8 +277,8 @@ class AttentionPooling(nn.Module):
     weights = softmax(QKᵀ) over the T×T frame pairs (row-wise); pooled = mean over rows of
     (weights @ F^h), then L2-normalised. frame_high (B,T,D) → (B,D).
 
-    The release's two differences are switches: ``normalize_input`` pools the L2-normalised frame
-    features (the weights still come from the raw ones), and ``bn_halves`` computes the BatchNorm
+    The release's two differences are switches: ``normalize_input`` feeds the L2-normalised frame
+    features to all three of query, key and values (the release's ``x_corr``), and ``bn_halves`` computes the BatchNorm
     statistics of each half of the batch separately in training (the paired batch's probes and
     partners, as the release feeds them through the network one half at a time).
     """
@@ -299,11 +299,12 @@ class AttentionPooling(nn.Module):
 
     def forward(self, frame_high: Tensor) -> Tensor:
         B, T, D = frame_high.shape
-        flat = frame_high.reshape(B * T, D)
+        # The release normalises before the projections, so Q, K and the values all read the same x.
+        values = F.normalize(frame_high, dim=2) if self.normalize_input else frame_high  # (B,T,D)
+        flat = values.reshape(B * T, D)
         q = self._project(self.query, flat, B).view(B, T, -1)
         k = self._project(self.key, flat, B).view(B, T, -1)
         weights = torch.softmax(q @ k.transpose(1, 2), dim=-1)  # (B,T,T)
-        values = F.normalize(frame_high, dim=2) if self.normalize_input else frame_high
         pooled = (weights @ values).mean(dim=1)  # (B,D)
         return F.normalize(pooled, dim=1)
 
