@@ -59,7 +59,7 @@ _NOT_IN_KEY = frozenset({"num_workers", "frame_cache", "data_size", "device", "d
 # Fields added after runs were first keyed: left out of the key while at their default, so that adding
 # a switch does not invalidate every finished run. Never change the default of a field listed here.
 _KEY_OMITS_DEFAULT = frozenset({"pretrain_ids", "pretrain_steps", "recipe", "rrs_chunks", "random_crop", "erasing", "gce_head", "pool_normalized",
-                                "pool_bn_halves", "oim_pooled", "release_feature", "select_best", "sync_bn"})
+                                "pool_bn_halves", "oim_pooled", "release_feature", "select_best", "sync_bn", "crn"})
 
 
 class ConfigError(ValueError):
@@ -118,6 +118,10 @@ class Config:
     lr_gamma: float = 0.1
     eval_every: int = 0  # 0 = evaluate only at the end
     seed: int = 0
+    # Common random numbers (variance reduction for paired comparisons, README "The study's precision"): the
+    # new layers' initial weights come from a stream per layer name, and a clip's frames and augmentation from
+    # separate streams, so two arms of an ablation differ only where their configurations do.
+    crn: bool = False
     device: str = "auto"
     amp: bool = True  # CUDA only
     channels_last: bool = True  # CUDA only

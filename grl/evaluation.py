@@ -59,7 +59,8 @@ def _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
     return distmat, q_pids, g_pids, q_camids, g_camids
 
 
-def _result(first_hit_ranks: torch.Tensor, aps: torch.Tensor, num_skipped: int, max_rank: int) -> dict:
+def _result(first_hit_ranks: torch.Tensor, aps: torch.Tensor, num_skipped: int, max_rank: int,
+            per_query: bool = False) -> dict:
     """first_hit_ranks: 0-based rank of the first correct match per valid query."""
     num = int(first_hit_ranks.numel())
     if num == 0:
@@ -69,6 +70,9 @@ def _result(first_hit_ranks: torch.Tensor, aps: torch.Tensor, num_skipped: int, 
     out = {"mAP": float(aps.double().mean() * 100.0)}
     out.update({f"rank{k}": float(cmc[k - 1]) for k in RANKS})
     out.update({"cmc": [float(c) for c in cmc[:max_rank]], "num_queries": num, "num_skipped": int(num_skipped)})
+    if per_query:  # what the study's variance analysis resamples (grl.bench.variance)
+        out["query_ap"] = (aps.double() * 100.0).tolist()
+        out["query_rank1"] = ((first_hit_ranks == 0).double() * 100.0).tolist()
     return out
 
 
@@ -90,12 +94,14 @@ def _ranking_keys(dist: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_ranking(
-    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20, *, junk_pid: int | None = -1, chunk_size: int = 256
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20, *, junk_pid: int | None = -1, chunk_size: int = 256,
+    per_query: bool = False,
 ) -> dict:
     """CMC + mAP (percent) of a (Q,G) distance matrix; see the module docstring.
 
     Returns ``{"mAP", "rank1", "rank5", "rank10", "rank20", "cmc" (max_rank values),
-    "num_queries" (valid), "num_skipped" (no cross-camera positive)}``.
+    "num_queries" (valid), "num_skipped" (no cross-camera positive)}``; with ``per_query`` also
+    ``"query_ap"`` and ``"query_rank1"`` (percent, one value per valid query, in query order).
 
     Distances are compared in float32. Instead of sorting each gallery row (the cost
     of the textbook method), only the query's positives are ordered; every kept item
@@ -134,7 +140,7 @@ def evaluate_ranking(
         firsts.append(rank1b[valid, 0] - 1)
     firsts_t = torch.cat(firsts) if firsts else torch.zeros(0, dtype=torch.long)
     aps_t = torch.cat(aps) if aps else torch.zeros(0, dtype=torch.float64)
-    return _result(firsts_t, aps_t, skipped, max_rank)
+    return _result(firsts_t, aps_t, skipped, max_rank, per_query)
 
 
 def evaluate_ranking_reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20, *, junk_pid: int | None = -1) -> dict:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from grl.experiments import CATALOGUE, PROFILES, TABLE_TITLES, TABLES, Run, load_result
-from grl.stats import VERDICTS, Interval, paired_difference, t_interval, verdict
+from grl.stats import (VERDICTS, Interval, adjusted_verdict, holm, paired_difference, paired_test, t_interval, verdict,
+                       within_margin)
 
 DATASET_NAMES = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}
 METRIC_NAMES = {"mAP": "mAP", "rank1": "Rank-1", "rank5": "Rank-5", "rank10": "Rank-10", "rank20": "Rank-20"}
@@ -150,7 +151,12 @@ def tables_markdown(tables: dict[int, pd.DataFrame], decimals: int = 1) -> str:
 # ---------------------------------------------------------------------------------------
 # comparisons between rows: paired differences and verdicts
 COMPARISON_COLUMNS = ["table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta", "low", "high", "n",
-                      "verdict"]
+                      "verdict", "sd", "mde", "p", "p_holm", "verdict_holm", "margin", "within_margin"]
+
+# "No effect larger than δ" (points of mAP or Rank-1), written down on 2026-12-04 before the study of that day
+# was run: on the MARS-like set the paper's TRL effects are 0.6-2.2 points, so 1 point is the smallest effect
+# worth telling apart from none; on the small sets, with one identity worth 0.7-1.1 Rank-1 points, 2 points.
+EQUIVALENCE_MARGIN = {"mars": 1.0, "ilidsvid": 2.0, "prid2011": 2.0}
 
 
 def reference_row(table: int) -> str:
@@ -182,17 +188,26 @@ def comparisons(ours: pd.DataFrame, paper: pd.DataFrame | None = None, metrics=(
                 theirs = samples.get((base.experiment, base.dataset, base.feature, metric))
                 if p_row is None or p_ref is None or not mine or not theirs:
                     continue
-                diff = paired_difference(mine, theirs)
+                test = paired_test(mine, theirs)
+                diff = test.interval
                 if diff.n == 0:
                     continue
+                margin = EQUIVALENCE_MARGIN[r.dataset]
                 records.append({"table": table, "row": r.row, "vs": base.row, "dataset": r.dataset, "metric": metric,
                                 "paper_delta": round(p_row - p_ref, 2), "ours_delta": diff.mean, "low": diff.low,
-                                "high": diff.high, "n": diff.n, "verdict": verdict(diff, p_row - p_ref)})
-    return pd.DataFrame(records, columns=COMPARISON_COLUMNS)
+                                "high": diff.high, "n": diff.n, "verdict": verdict(diff, p_row - p_ref),
+                                "sd": test.sd, "mde": test.mde, "p": test.p_value, "margin": margin,
+                                "within_margin": within_margin(diff, margin)})
+    frame = pd.DataFrame(records, columns=COMPARISON_COLUMNS)
+    # Holm over every comparison of the study (the family the summary counts are drawn from).
+    frame["p_holm"] = holm(frame.p) if len(frame) else []
+    frame["verdict_holm"] = [adjusted_verdict(Interval(r.ours_delta, r.low, r.high, r.n), r.paper_delta, r.p_holm)
+                             for r in frame.itertuples()]
+    return frame
 
 
-def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:
-    return {v: int((frame.verdict == v).sum()) if len(frame) else 0 for v in VERDICTS}
+def verdict_counts(frame: pd.DataFrame, column: str = "verdict") -> dict[str, int]:
+    return {v: int((frame[column] == v).sum()) if len(frame) else 0 for v in VERDICTS}
 
 
 def verdict_summary(frame: pd.DataFrame) -> str:
@@ -201,16 +216,23 @@ def verdict_summary(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "No row can be compared with its reference row yet (missing runs)."
 
-    def counts(part) -> str:
-        c = verdict_counts(part)
-        return f"{c['agrees']} agree, {c['contradicts']} contradict, {c['inconclusive']} inconclusive"
+    def counts(part, column="verdict_holm") -> str:
+        c = verdict_counts(part, column)
+        within = int((part.within_margin & (part[column] == "inconclusive")).sum())
+        return (f"{c['agrees']} agree, {c['contradicts']} contradict, {c['inconclusive']} inconclusive"
+                f" ({within} of them with no effect larger than δ)")
 
     lines = [f"Table {t} (vs {reference_row(t)}): {counts(part)} of {len(part)}."
              for t, part in frame.groupby("table", sort=True)]
-    n = int(frame.n.min())
-    lines.append(f"In all, of {len(frame)} comparisons: {counts(frame)} "
-                 f"(paired 95 % intervals over {n} sample{'s' if n != 1 else ''} each"
-                 f"{'; one sample cannot give an interval, so every verdict is inconclusive' if n < 2 else ''}).")
+    n_low, n_high = int(frame.n.min()), int(frame.n.max())
+    n = f"{n_low}" if n_low == n_high else f"{n_low}-{n_high}"
+    raw = verdict_counts(frame)
+    lines.append(f"In all, of {len(frame)} comparisons, after Holm's adjustment over all {len(frame)}: {counts(frame)}; "
+                 f"before it: {raw['agrees']} agree, {raw['contradicts']} contradict, {raw['inconclusive']} inconclusive "
+                 f"(paired 95 % intervals over {n} sample{'s' if n_high != 1 else ''} each"
+                 f"{'; one sample cannot give an interval, so every verdict is inconclusive' if n_high < 2 else ''}). "
+                 f"δ = {', '.join(f'{v:g} ({DATASET_NAMES[d]})' for d, v in EQUIVALENCE_MARGIN.items())} points. "
+                 f"Median minimum detectable effect (80 % power): {frame.mde.median():.1f} points.")
     return "\n".join(lines)
 
 
@@ -221,6 +243,7 @@ def grl_vs_baseline(ours: pd.DataFrame) -> str:
     95 % interval: "better" / "worse" where the interval excludes 0, "no conclusion" where it does not.
     """
     samples = _samples(ours)
+    family = comparisons(ours)  # Holm's adjustment runs over the whole study's comparisons
     lines = []
     for ds, name in DATASET_NAMES.items():
         parts = []
@@ -228,13 +251,23 @@ def grl_vs_baseline(ours: pd.DataFrame) -> str:
             grl, base = samples.get(("grl", ds, "h+l", m)), samples.get(("baseline", ds, "g", m))
             if not grl or not base:
                 continue
-            diff = paired_difference(grl, base)
+            test = paired_test(grl, base)
+            diff = test.interval
             if diff.n == 0:
                 continue
             word = ("better" if diff.low > 0 else "worse") if diff.excludes_zero() else "no conclusion"
             spread = (f"[{diff.low:+.1f}, {diff.high:+.1f}]" if diff.n > 1 else "no interval from one sample")
+            row = family[(family.table == 2) & (family.row == "+TRL (F^l+F^h)") & (family.dataset == ds)
+                         & (family.metric == m)] if len(family) else family
+            adjusted = ""
+            if len(row) and diff.n > 1:
+                r = row.iloc[0]
+                held = r.verdict_holm != "inconclusive"
+                adjusted = (f", after Holm: {word if held else 'no conclusion'}"
+                            f"{'; no effect larger than ' + format(r.margin, 'g') if r.within_margin else ''}"
+                            f"; smallest effect detectable with 80 % power: {test.mde:.1f}")
             parts.append(f"{METRIC_NAMES[m]} {t_interval(grl.values()).mean:.1f} vs {t_interval(base.values()).mean:.1f}, "
-                         f"difference {diff.mean:+.1f} {spread}: **{word}**")
+                         f"difference {diff.mean:+.1f} {spread} over {diff.n} samples: **{word}**{adjusted}")
         if parts:
             lines.append(f"- {name}: " + "; ".join(parts))
     if not lines:
@@ -422,14 +455,29 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
     merged["ref_in_ours"] = [Interval(r.mean, r.low, r.high, r.n).contains(r.mean_ref) for r in merged.itertuples()]
     va, vb = comparisons(ours), comparisons(reference)
     keys = ["table", "row", "dataset", "metric"]
-    verdicts = va[keys + ["verdict"]].merge(vb[keys + ["verdict"]], on=keys, suffixes=("", "_ref"))
+    cols = keys + ["verdict", "verdict_holm"]
+    verdicts = va[cols].merge(vb[cols], on=keys, suffixes=("", "_ref"))
     matching = int((verdicts.verdict == verdicts.verdict_ref).sum())
+    matching_holm = int((verdicts.verdict_holm == verdicts.verdict_holm_ref).sum())
+    opposite = int((((verdicts.verdict_holm == "agrees") & (verdicts.verdict_holm_ref == "contradicts"))
+                    | ((verdicts.verdict_holm == "contradicts") & (verdicts.verdict_holm_ref == "agrees"))).sum())
     both = int((merged.ours_in_ref & merged.ref_in_ours).sum())
-    summary = (f"{len(merged)} cells in common: in {both} each mean lies inside the other's 95 % interval; "
-               f"ours inside the reference's in {int(merged.ours_in_ref.sum())}, the reference's inside ours in "
-               f"{int(merged.ref_in_ours.sum())}. {matching} of {len(verdicts)} verdicts "
-               f"(agrees / contradicts / inconclusive) match the reference's.")
+    headline = _headline_verdicts(va), _headline_verdicts(vb)
+    summary = (f"{len(merged)} cells in common: in {both} ({100 * both / len(merged):.0f} %) each mean lies inside the "
+               f"other's 95 % interval; ours inside the reference's in {int(merged.ours_in_ref.sum())}, the reference's "
+               f"inside ours in {int(merged.ref_in_ours.sum())}. {matching_holm} of {len(verdicts)} verdicts after Holm "
+               f"({matching} before it) match the reference's; {opposite} agree on one side and contradict on the "
+               f"other. GRL vs the Baseline (after Holm), this study: {headline[0]}; the reference: {headline[1]}"
+               f" — {'the same' if headline[0] == headline[1] else 'different'}.")
     return True, summary, merged
+
+
+def _headline_verdicts(frame: pd.DataFrame) -> str:
+    """GRL (F^l+F^h) vs the Baseline per dataset and metric, after Holm: "MARS mAP better, ..."."""
+    rows = frame[(frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")] if len(frame) else frame
+    words = {"agrees": "better", "contradicts": "worse", "inconclusive": "no conclusion"}
+    return ", ".join(f"{DATASET_NAMES[r.dataset]} {METRIC_NAMES[r.metric]} {words[r.verdict_holm]}"
+                     for r in rows.sort_values(["dataset", "metric"]).itertuples()) or "none"
 
 
 def reference_section(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
@@ -636,6 +684,43 @@ def figures_markdown(out: str | Path) -> str:
     return "\n\n".join(lines) if lines else "(no figure generated yet: `python -m grl reproduce` makes them)"
 
 
+def precision_section(profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame,
+                      jobs: int | None = None) -> str:
+    """Markdown: the half-widths this study reached against the targets (grl.precision), the frontier of
+    half-width against minutes (the study's first k seeds), and the measured variance components when
+    ``python -m grl.bench.variance`` wrote them into the profile's folder (variance.json)."""
+    import os
+
+    from grl import precision
+    from grl.experiments import profile_dir
+
+    if agreement.empty:
+        return "No comparison yet, so no precision to report."
+    parts = ["Paired 95 % half-widths (points) against the study's targets:\n\n"
+             + precision.precision_table(agreement).to_markdown(index=False)]
+    wall = {}
+    for run in runs:
+        result = load_result(run.run_dir, run.config.key())
+        if result is not None:
+            wall[(run.experiment, run.dataset, run.split, run.config.seed)] = float(result.get("wall_time_s", 0.0))
+    seeds = sorted({int(s) for s in ours.seed.unique()}) if len(ours) else []
+    jobs = jobs or max(1, min(os.cpu_count() or 1, 2))
+    if len(seeds) >= 2:
+        table = precision.frontier(ours, wall, seeds, jobs=jobs)
+        parts.append(f"What the first k seeds give (the frontier): half-widths recomputed on those seeds' runs; "
+                     f"minutes = the measured wall times of those runs ÷ {jobs} jobs, without data generation, "
+                     f"pretraining and the report:\n\n" + table.to_markdown(index=False))
+    path = profile_dir(profile) / "variance.json"
+    if path.is_file():
+        from grl.bench.variance import table_markdown
+
+        analysis = json.loads(path.read_text())
+        parts.append(f"Where the noise comes from (`python -m grl.bench.variance`, `{path.name}`; seeds "
+                     f"{analysis['seeds']}, splits {analysis['splits']} of the iLIDS-VID-like set):\n\n"
+                     + table_markdown(analysis, "mAP") + "\n\n" + table_markdown(analysis, "rank1"))
+    return "\n\n".join(parts)
+
+
 def report_markdown(profile: str, runs: list[Run], reference_path=None, figures_dir: str | Path | None = None) -> str:
     ours = results_frame(runs)
     tables = assemble_tables(ours)
@@ -646,6 +731,7 @@ def report_markdown(profile: str, runs: list[Run], reference_path=None, figures_
         provenance(profile, runs),
         "## Does GRL beat the Baseline?\n\n" + grl_vs_baseline(ours),
         "## Do the ablations go the paper's way?\n\n" + verdict_summary(agreement).replace("\n", "\n\n"),
+        "## The study's precision\n\n" + precision_section(profile, runs, ours, agreement),
         "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
         "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
         "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),

@@ -91,3 +91,71 @@ def _scipy_stats():
     from scipy import stats
 
     return stats
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a comparison could have seen, and many comparisons at once.
+POWER = 0.80
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired comparison: the interval of the mean difference, the SD of the differences, the two-sided
+    p-value of "mean difference = 0" (Student t) and the minimum detectable effect at :data:`POWER`."""
+
+    interval: Interval
+    sd: float
+    p_value: float
+    mde: float
+
+
+def minimum_detectable_effect(sd: float, n: int, confidence: float = CONFIDENCE, power: float = POWER) -> float:
+    """Smallest true mean difference a two-sided paired t-test at ``confidence`` detects with ``power``:
+    (t_{1-α/2, n-1} + t_{power, n-1}) · sd / √n. NaN below two samples."""
+    if n < 2 or math.isnan(sd):
+        return math.nan
+    t = _scipy_stats().t
+    return float((t.ppf((1 + confidence) / 2, n - 1) + t.ppf(power, n - 1)) * sd / math.sqrt(n))
+
+
+def paired_test(row: Mapping, reference: Mapping, confidence: float = CONFIDENCE) -> PairedTest:
+    """:func:`paired_difference` with the SD, p-value and minimum detectable effect of the differences."""
+    common = sorted(set(row) & set(reference))
+    d = np.asarray([row[k] - reference[k] for k in common], dtype=np.float64)
+    interval = t_interval(d, confidence)
+    if d.size < 2:
+        return PairedTest(interval, math.nan, math.nan, math.nan)
+    sd = float(d.std(ddof=1))
+    if sd == 0.0:
+        p = 1.0 if d.mean() == 0 else 0.0
+    else:
+        p = float(2 * _scipy_stats().t.sf(abs(d.mean()) / (sd / math.sqrt(d.size)), d.size - 1))
+    return PairedTest(interval, sd, p, minimum_detectable_effect(sd, int(d.size), confidence))
+
+
+def holm(p_values: Iterable[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error over all of them); NaN stays NaN and is not counted.
+
+    Sorted ascending, p_(i) is multiplied by (m − i + 1), made monotone, capped at 1."""
+    p = [float(v) for v in p_values]
+    finite = sorted((v, i) for i, v in enumerate(p) if not math.isnan(v))
+    m = len(finite)
+    adjusted = [math.nan] * len(p)
+    running = 0.0
+    for rank, (value, i) in enumerate(finite):
+        running = max(running, min(1.0, (m - rank) * value))
+        adjusted[i] = running
+    return adjusted
+
+
+def adjusted_verdict(difference: Interval, paper_difference: float, p_adjusted: float,
+                     alpha: float = 1 - CONFIDENCE) -> str:
+    """:func:`verdict` after a multiplicity adjustment: a direction only where the adjusted p-value < alpha."""
+    if math.isnan(p_adjusted) or p_adjusted >= alpha:
+        return "inconclusive"
+    return verdict(difference, paper_difference) if difference.excludes_zero() else "inconclusive"
+
+
+def within_margin(difference: Interval, margin: float) -> bool:
+    """"No effect larger than ``margin``": the whole interval lies inside (−margin, +margin)."""
+    return not math.isnan(difference.low) and -margin < difference.low and difference.high < margin

@@ -79,6 +79,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def seed_layers_by_name(module: torch.nn.Module, seed: int, *, prefix: str = "", skip: tuple[str, ...] = ()) -> int:
+    """Re-initialise every layer of ``module`` from a random stream of its own: ``(seed, qualified name)``.
+
+    Common random numbers for ablations: a layer that two arms share (say ``pooling.query.0``) starts from
+    the same weights in both, however many other layers either arm builds before it. Layers under a name in
+    ``skip`` (the pretrained backbone) are left alone. Returns how many layers were reset. The global RNG is
+    left as it was.
+    """
+    import zlib
+
+    count = 0
+    with torch.random.fork_rng(devices=[]):
+        for name, layer in module.named_modules():
+            full = f"{prefix}{name}"
+            if any(full == s or full.startswith(s + ".") for s in skip):
+                continue
+            if callable(getattr(layer, "reset_parameters", None)):  # Linear, ConvNd, BatchNorm: torch's own init
+                torch.manual_seed((int(seed) * 1_000_003 + zlib.crc32(full.encode())) % 2**63)
+                layer.reset_parameters()
+                count += 1
+    return count
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -93,8 +93,20 @@ def test_selection_by_table_experiment_and_dataset(tmp_path):
     assert {r.table for r in select_rows("table5")} == {5}
 
 
+def test_cpu_profile_trains_small_sets_on_ten_splits_and_the_first_seed_only(tmp_path):
+    runs = runs_for("cpu", root=tmp_path)
+    by = {}
+    for r in runs:
+        by.setdefault(r.dataset, set()).add((r.split, r.config.seed))
+    assert by["ilidsvid"] == by["prid2011"] == {(k, 0) for k in range(10)}
+    assert by["mars"] == {(0, s) for s in range(6)}
+    assert all(r.config.crn for r in runs)
+    # --seeds still limits the small sets to the first of the seeds given
+    assert {r.config.seed for r in runs_for("cpu", seeds=(4, 2), dataset="prid2011", root=tmp_path)} == {4}
+
+
 def test_profiles_state_their_seeds_and_bad_seeds_are_refused():
-    assert PROFILES["cpu"].seeds == (0, 1, 2) and len(PROFILES["quick"].seeds) >= 1 and PROFILES["paper"].seeds
+    assert PROFILES["cpu"].seeds == (0, 1, 2, 3, 4, 5) and len(PROFILES["quick"].seeds) >= 1 and PROFILES["paper"].seeds
     assert parse_seeds("0,1,2") == (0, 1, 2) and parse_seeds(" 4 , 2") == (4, 2) and parse_seeds("") is None
     for bad in ("0,1,1", "-1", "a", "0,,1", "1.5", "0;1"):
         with pytest.raises(ConfigError, match="--seeds"):

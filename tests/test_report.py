@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 import pytest
 
 from grl.experiments import runs_for
@@ -99,7 +101,7 @@ def test_markdown_export(tmp_path):
     assert "| Baseline " in md and "40.0 ± 0.0 / 81.2 (-41.2)" in md
     full = report_markdown("quick", runs)
     assert "## Tables 1-6" in full and "Table 6." in full
-    assert "- MARS: mAP 60.0 vs 40.0, difference +20.0 [+20.0, +20.0]: **better**" in full
+    assert "- MARS: mAP 60.0 vs 40.0, difference +20.0 [+20.0, +20.0] over 2 samples: **better**" in full
     assert "**Runs**: 40 of 40 done" in full and "abc123" in full and "**Seeds**: 0, 1" in full
     assert "## Did this study reproduce the reference?" in full
 
@@ -138,8 +140,8 @@ def test_grl_vs_baseline_is_a_paired_interval_per_dataset(tmp_path):
     write_fake_results(runs, lambda e, d, f, seed: 30.0 + 10 * seed + (5 + seed if e == "grl" else 0))
     sentence = grl_vs_baseline(results_frame(runs))
     half = 4.302652730 * 1 / 3 ** 0.5
-    assert f"- MARS: mAP 46.0 vs 40.0, difference +6.0 [{6 - half:+.1f}, {6 + half:+.1f}]: **better**" in sentence
-    assert "worse" not in sentence and "no conclusion" not in sentence
+    assert f"- MARS: mAP 46.0 vs 40.0, difference +6.0 [{6 - half:+.1f}, {6 + half:+.1f}] over 3 samples: **better**" in sentence
+    assert "worse" not in sentence and "**no conclusion**" not in sentence
 
     runs = runs_for("quick", root=tmp_path / "b", seeds=(0, 1, 2))
     write_fake_results(runs, lambda e, d, f, seed: 45.0 + seed - (3 + seed / 10 if e == "grl" else 0))
@@ -200,10 +202,31 @@ def test_comparisons_pair_each_row_with_its_reference_row():
     assert gce.vs == "Baseline (F^g)" and gce.ours_delta == 1.0 and gce.verdict == "agrees"
     assert (4, "GRL (T=4)") not in by  # no number of ours: left out
     summary = verdict_summary(frame)
-    assert "Table 3 (vs GRL): 1 agree, 1 contradict, 0 inconclusive of 2." in summary
+    assert "Table 3 (vs GRL): 1 agree, 1 contradict, 0 inconclusive (0 of them with no effect larger than δ) of 2." in summary
     # Table 2's +TRL (F^l+F^h) and the Baseline rows of Tables 3-5 all contradict: our Baseline is above GRL.
-    assert "In all, of 7 comparisons: 2 agree, 4 contradict, 1 inconclusive" in summary
+    assert "In all, of 7 comparisons, after Holm's adjustment over all 7: 2 agree, 4 contradict, 1 inconclusive" in summary
     assert verdict_summary(comparisons(long_frame({}))).startswith("No row can be compared")
+
+
+def test_holm_takes_back_a_verdict_one_test_alone_would_draw_and_margins_say_what_was_not_seen():
+    # Six comparisons against GRL; "- Memory" is -2 with a small spread (raw p ~ 0.01): alone it agrees,
+    # after Holm over the six it is inconclusive (and so is T=10's raw contradiction). T=6 is within ±1 point on every seed: no effect larger than δ.
+    ours = long_frame({("grl", "h+l"): [20.0, 22.0, 24.0, 26.0], ("grl-no-memory", "h+l"): [18.5, 19.0, 22.5, 24.0],
+                       ("grl-T6", "h+l"): [20.1, 22.0, 23.9, 26.05],
+                       **{(e, "h+l"): [21.0, 20.0, 26.0, 25.0] for e in ("grl-T4", "grl-forward", "grl-v-oim")},
+                       ("grl-T10", "h+l"): [30.0, 40.0, 30.0, 45.0]})
+    frame = comparisons(ours).set_index("row")
+    memory = frame.loc["- Memory Block"]
+    assert memory.verdict == "agrees" and memory.p < 0.05 and memory.p_holm >= 0.05
+    assert memory.verdict_holm == "inconclusive"
+    assert frame.loc["GRL (T=6)"].within_margin and frame.loc["GRL (T=6)"].margin == 1.0
+    assert not memory.within_margin
+    d = np.array([-1.5, -3.0, -1.5, -2.0])
+    assert memory.mde == pytest.approx((stats.t.ppf(0.975, 3) + stats.t.ppf(0.8, 3)) * d.std(ddof=1) / 2)
+    summary = verdict_summary(comparisons(ours))
+    assert frame.loc["GRL (T=10)"].verdict == "contradicts" and frame.loc["GRL (T=10)"].verdict_holm == "inconclusive"
+    assert "after Holm's adjustment over all 6: 0 agree, 0 contradict, 6 inconclusive (1 of them with no effect " \
+           "larger than δ); before it: 1 agree, 1 contradict, 4 inconclusive" in summary
 
 
 def test_results_csv_round_trip_and_bad_table(tmp_path):
@@ -221,11 +244,14 @@ def test_results_csv_round_trip_and_bad_table(tmp_path):
 def test_compare_with_reference():
     reference = long_frame({("grl", "h+l"): [20, 22, 24], ("baseline", "g"): [30, 32, 34]})
     ok, summary, cells = compare_with_reference(reference.assign(value=reference.value + 0.5), reference)
-    assert ok and "2 cells in common: in 2 each mean lies inside the other's 95 % interval" in summary
-    assert "4 of 4 verdicts" in summary  # GRL against the Baseline in Tables 2-5: both contradict
+    assert ok and "2 cells in common: in 2 (100 %) each mean lies inside the other's 95 % interval" in summary
+    assert "4 of 4 verdicts after Holm (4 before it)" in summary  # GRL against the Baseline in Tables 2-5: both contradict
+    assert "0 agree on one side and contradict on the other" in summary
+    assert "this study: MARS mAP worse; the reference: MARS mAP worse — the same" in summary
     far = reference.assign(value=reference.value + 10 * (reference.experiment == "grl"))
     ok, summary, cells = compare_with_reference(far, reference)
-    assert ok and "in 1 each mean" in summary and "0 of 4 verdicts" in summary  # ours: a tie, inconclusive
+    assert ok and "in 1 (50 %) each mean" in summary and "0 of 4 verdicts" in summary  # ours: a tie, inconclusive
+    assert "MARS mAP no conclusion; the reference: MARS mAP worse — different" in summary
     assert not cells.set_index("experiment").loc["grl", "ours_in_ref"]
     ok, summary, _ = compare_with_reference(reference.assign(data_version="v2"), reference)
     assert not ok and "Not comparable" in summary and "data-generator version" in summary
@@ -242,7 +268,7 @@ def test_compare_command(tmp_path, capsys):
     write_results_csv(tmp_path / "ref.csv", reference)
     assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "ref.csv")]) == 0
     out = capsys.readouterr().out
-    assert "2 cells in common: in 2 each mean" in out and "4 of 4 verdicts" in out
+    assert "2 cells in common: in 2 (100 %) each mean" in out and "4 of 4 verdicts" in out
     write_results_csv(tmp_path / "other.csv", reference.assign(data_version="v0"))
     assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "other.csv")]) == 1
     assert "Not comparable" in capsys.readouterr().out

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from grl.stats import Interval, paired_difference, t_interval, verdict
@@ -63,3 +65,40 @@ def test_verdict_is_inconclusive_when_the_interval_contains_zero():
     single = paired_difference({(0, 0): 9.0}, {(0, 0): 1.0})
     assert verdict(single, 1.0) == "inconclusive"  # one sample: no interval, no conclusion
     assert Interval(1.0, float("nan"), float("nan"), 1).excludes_zero() is False
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+    from grl.stats import holm
+
+    # m = 4: sorted 0.01, 0.02, 0.03, 0.5 -> 0.04, 0.06, 0.06 (monotone), 0.5; NaN is not counted.
+    adjusted = holm([0.03, 0.01, float("nan"), 0.5, 0.02])
+    assert adjusted[1] == pytest.approx(0.04) and adjusted[4] == pytest.approx(0.06)
+    assert adjusted[0] == pytest.approx(0.06) and adjusted[3] == 0.5 and math.isnan(adjusted[2])
+    assert holm([0.4, 0.3]) == [0.6, 0.6] and holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1, then monotone
+
+
+def test_paired_test_p_value_and_minimum_detectable_effect_by_hand():
+    from scipy import stats
+
+    from grl.stats import minimum_detectable_effect, paired_test, within_margin
+
+    row, ref = {(0, 0): 12.0, (1, 0): 15.0, (2, 0): 11.0}, {(0, 0): 10.0, (1, 0): 11.0, (2, 0): 10.0}
+    test = paired_test(row, ref)  # differences 2, 4, 1: mean 7/3, sd 1.5275
+    sd = float(np.std([2, 4, 1], ddof=1))
+    assert test.sd == pytest.approx(sd)
+    assert test.p_value == pytest.approx(2 * stats.t.sf((7 / 3) / (sd / math.sqrt(3)), 2))
+    assert test.mde == pytest.approx((stats.t.ppf(0.975, 2) + stats.t.ppf(0.8, 2)) * sd / math.sqrt(3))
+    assert minimum_detectable_effect(1.0, 1) != minimum_detectable_effect(1.0, 1)  # NaN below two samples
+    # The MDE falls as 1/sqrt(n) at large n (t quantiles settle): 100 vs 400 samples, about half.
+    assert minimum_detectable_effect(1.0, 400) / minimum_detectable_effect(1.0, 100) == pytest.approx(0.5, abs=0.01)
+    assert within_margin(test.interval, 10.0) and not within_margin(test.interval, 2.0)
+
+
+def test_adjusted_verdict_needs_the_adjusted_p_value():
+    from grl.stats import Interval, adjusted_verdict
+
+    above = Interval(2.0, 1.0, 3.0, 3)
+    assert adjusted_verdict(above, 1.5, 0.01) == "agrees"
+    assert adjusted_verdict(above, -1.5, 0.01) == "contradicts"
+    assert adjusted_verdict(above, 1.5, 0.2) == "inconclusive"
+    assert adjusted_verdict(above, 1.5, float("nan")) == "inconclusive"

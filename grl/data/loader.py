@@ -6,6 +6,10 @@ the epoch, tracklet index)``. The batch sampler hands that key to the dataset, s
 a seed gives the same batches whatever ``num_workers`` is, and a tracklet drawn
 twice in an epoch (e.g. as its own partner) still gets two independent clips.
 
+With common random numbers (``Config.crn``) the frames and the transform of a clip come from two
+separate streams of that key, so arms of an ablation that draw different numbers of frames (T) still
+augment every clip alike; the batches themselves depend on ``(seed, epoch)`` only.
+
 Epochs: call ``loader.batch_sampler.set_epoch(epoch)`` before iterating each epoch.
 """
 from __future__ import annotations
@@ -23,6 +27,8 @@ from grl.data.sampling import PairedBatchSampler, dense_chunks, rrs_indices, sha
 from grl.data.transforms import ClipTransform, frames_to_tensor
 
 MODES = ("train", "rrs", "dense")
+# Stream ids appended to a clip's key under common random numbers (Config.crn).
+FRAME_STREAM, AUGMENT_STREAM = 1, 2
 
 
 class ClipDataset(Dataset):
@@ -35,7 +41,7 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, tracklets: Sequence, seq_len: int, transform: ClipTransform, mode: str = "rrs", seed: int = 0,
-                 chunks: str = "balanced", frames=None):
+                 chunks: str = "balanced", frames=None, crn: bool = False):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         if seq_len < 1:
@@ -45,6 +51,9 @@ class ClipDataset(Dataset):
         self.tracklets = list(tracklets)
         self.seq_len, self.transform, self.mode, self.seed = int(seq_len), transform, mode, int(seed)
         self.chunks = chunks  # RRS chunk sizes (grl.data.sampling.rrs_indices)
+        # Common random numbers: the frame draw and the augmentation come from two streams of their own, so two
+        # runs that differ only in T (Table 4) still give every clip the same crop, flip and erasing.
+        self.crn = bool(crn)
         # A grl.data.frame_cache.FrameCache of already resized frames at the transform's size, or None (decode).
         self.frames = frames
         self.epoch = 0
@@ -77,9 +86,16 @@ class ClipDataset(Dataset):
         tracklet = self.tracklets[k]
         generator = None
         if self.mode == "train":
-            rng = np.random.default_rng([self.seed, int(epoch), int(position), int(index)])
-            frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=rng, chunks=self.chunks)
-            generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            key = [self.seed, int(epoch), int(position), int(index)]
+            if self.crn:
+                frame_rng = np.random.default_rng(key + [FRAME_STREAM])
+                augment_seed = int(np.random.default_rng(key + [AUGMENT_STREAM]).integers(2**62))
+                frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=frame_rng, chunks=self.chunks)
+            else:  # one stream for both (runs keyed before common random numbers existed)
+                rng = np.random.default_rng(key)
+                frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=rng, chunks=self.chunks)
+                augment_seed = int(rng.integers(2**62))
+            generator = torch.Generator().manual_seed(augment_seed)
         if self.frames is not None:
             resized = self.frames.clip([tracklet.frames[i] for i in frame_ids])  # (T, 3, H, W) uint8
         else:
@@ -188,7 +204,7 @@ def build_train_loader(dataset, config, seed: int, frames=None, rank: int = 0, w
     if frames is None:  # the dataset's own cache (load_config_dataset sets it for the built-in sets)
         frames = getattr(dataset, "frame_cache", None)
     clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed, chunks=config.rrs_chunks,
-                        frames=frames)
+                        frames=frames, crn=getattr(config, "crn", False))
     sampler = PairedBatchSampler(dataset.train, config.batch_size, seed, steps=config.steps_per_epoch or None)
     return DataLoader(clips, batch_sampler=_KeyedBatchSampler(sampler, rank, world_size), collate_fn=_collate_train, **_loader_kwargs(config, seed))
 

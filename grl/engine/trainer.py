@@ -36,7 +36,7 @@ from grl.engine import distributed
 from grl.provenance import machine_info
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
 from grl.utils import (atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything,
-                       fault_point, keep_freed_memory, set_aside, torch_threads)
+                       fault_point, keep_freed_memory, seed_layers_by_name, set_aside, torch_threads)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -377,6 +377,11 @@ def _build(config: Config, dataset, device: torch.device):
         weights = ensure_pretrained(config)
     model = build_model(config, weights)
     objective = GRLObjective(config, dataset.num_train_ids, _feature_dims(model))
+    if config.crn:
+        # The backbone is built first from the seed, so it starts alike in every arm already; the new layers
+        # are reseeded by name, so a layer two arms share starts alike however many others either builds.
+        seed_layers_by_name(model, config.seed, skip=("backbone",))
+        seed_layers_by_name(objective, config.seed, prefix="objective.")
     model.to(device=device, dtype=config.torch_dtype)
     objective.to(device=device, dtype=config.torch_dtype)
     if device.type == "cuda" and config.channels_last:

@@ -1,0 +1,97 @@
+"""How precise a study is: the paired half-widths its comparisons reach, against the targets, and what fewer
+seeds would have given (the frontier of half-width against minutes).
+
+The targets (issue 19): on the MARS-like set, the paired 95 % half-width of the mAP comparisons of Tables 3-6
+and of GRL vs the Baseline at most 1.0 point (median) and 1.5 (max); GRL vs the Baseline's Rank-1 on the
+iLIDS-VID- and PRID2011-like sets at most 2.0 points. Everything here is computed from a study's results frame
+and its runs' wall times; nothing is asserted.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pandas as pd
+
+TARGET_MARS_MEDIAN, TARGET_MARS_MAX, TARGET_SMALL = 1.0, 1.5, 2.0
+
+
+def headline_half_widths(frame: pd.DataFrame) -> dict:
+    """From :func:`grl.report.comparisons`' frame: the half-widths the targets are about.
+
+    ``mars``: every MARS mAP comparison of Tables 3-6 plus GRL (F^l+F^h) vs the Baseline (Table 2);
+    ``small``: GRL vs the Baseline's Rank-1 on each small set."""
+    if frame.empty:
+        return {"mars": [], "small": {}, "n_mars": 0, "n_small": {}}
+    hw = (frame.high - frame.low) / 2
+    grl_vs_base = (frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")
+    mars = frame[(frame.dataset == "mars") & (frame.metric == "mAP") & (frame.table.isin([3, 4, 5, 6]) | grl_vs_base)]
+    small = frame[grl_vs_base & (frame.metric == "rank1") & (frame.dataset != "mars")]
+    return {"mars": [float(v) for v in hw[mars.index]],
+            "small": {r.dataset: float((r.high - r.low) / 2) for r in small.itertuples()},
+            "n_mars": int(mars.n.min()) if len(mars) else 0,
+            "n_small": {r.dataset: int(r.n) for r in small.itertuples()}}
+
+
+def meets_targets(widths: dict) -> dict[str, bool]:
+    mars = [w for w in widths["mars"] if not math.isnan(w)]
+    med = float(pd.Series(mars).median()) if mars else math.nan
+    return {"mars_median": bool(mars) and med <= TARGET_MARS_MEDIAN,
+            "mars_max": bool(mars) and max(mars) <= TARGET_MARS_MAX,
+            "small": bool(widths["small"]) and all(w <= TARGET_SMALL for w in widths["small"].values())}
+
+
+def precision_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One line per target: what it asks, what this study reached, over how many samples, met or not."""
+    widths = headline_half_widths(frame)
+    met = meets_targets(widths)
+    mars = pd.Series(widths["mars"], dtype=float)
+    rows = [{"comparison": f"MARS-like mAP, Tables 3-6 and GRL vs Baseline ({len(mars)}), median",
+             "target": f"≤ {TARGET_MARS_MEDIAN:.1f}", "half-width": f"{mars.median():.2f}" if len(mars) else "—",
+             "samples": widths["n_mars"], "met": "yes" if met["mars_median"] else "no"},
+            {"comparison": "MARS-like mAP, the same, max", "target": f"≤ {TARGET_MARS_MAX:.1f}",
+             "half-width": f"{mars.max():.2f}" if len(mars) else "—", "samples": widths["n_mars"],
+             "met": "yes" if met["mars_max"] else "no"}]
+    for ds, w in widths["small"].items():
+        name = {"ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}.get(ds, ds)
+        rows.append({"comparison": f"{name}-like Rank-1, GRL vs Baseline", "target": f"≤ {TARGET_SMALL:.1f}",
+                     "half-width": f"{w:.2f}", "samples": widths["n_small"][ds],
+                     "met": "yes" if w <= TARGET_SMALL else "no"})
+    return pd.DataFrame(rows)
+
+
+def frontier(ours: pd.DataFrame, wall_s: dict[tuple, float], seeds: Sequence[int], jobs: int = 2) -> pd.DataFrame:
+    """Half-widths the study would have had with its first k seeds (k = 2 .. all), and the minutes those runs took.
+
+    ``wall_s`` maps (experiment, dataset, split, seed) to a run's measured wall time; the minutes are the sum
+    over the runs the first k seeds need, divided by ``jobs`` (runs trained at once), without the study's fixed
+    cost (data, pretraining, report). The small sets' runs are on the first seed only, so they count in every row.
+    """
+    from grl.report import comparisons
+
+    rows = []
+    for k in range(2, len(seeds) + 1):
+        kept = set(seeds[:k])
+        part = ours[ours.seed.isin(kept)]
+        widths = headline_half_widths(comparisons(part))
+        mars = pd.Series(widths["mars"], dtype=float)
+        minutes = sum(w for (e, d, sp, s), w in wall_s.items() if s in kept) / jobs / 60
+        rows.append({"seeds": k, "training minutes": round(minutes, 1),
+                     "MARS-like median half-width": round(float(mars.median()), 2) if len(mars) else math.nan,
+                     "MARS-like max half-width": round(float(mars.max()), 2) if len(mars) else math.nan,
+                     **{f"{d} Rank-1 half-width": round(w, 2) for d, w in widths["small"].items()}})
+    return pd.DataFrame(rows)
+
+
+def seeds_for_target(sd: float, target: float, confidence: float = 0.95) -> int:
+    """Smallest n with t_{n-1} · sd / √n ≤ target (a projection from a measured SD, not a measurement)."""
+    from scipy import stats
+
+    if sd <= 0:
+        return 2
+    n = 2
+    while stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n) > target:
+        n += 1
+        if n > 100_000:
+            return n
+    return n
