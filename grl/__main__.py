@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
                        help='restrict to tables, experiments or datasets, comma-separated: "table4", "table1,table3"')
         p.add_argument("--dataset", default=None, help=f"restrict to one dataset: {', '.join(DATASETS)}")
         p.add_argument("--seeds", default=None, metavar="0,1,2",
-                       help="comma-separated seeds; every run is trained once per seed (default: the profile's)")
+                       help="seeds or ranges (0,1,2 or 0-9); every run of every dataset is trained once per seed "
+                            "(default: the profile's own, which may train the small sets on fewer)")
         p.add_argument("--recipe", default=None, help="paper | release (the authors' released code); default: the profile's")
         p.add_argument("--data-root", action="append", default=[], metavar="NAME=PATH",
                        help="real dataset root, e.g. mars=/data/MARS (repeatable); without it: built-in synthetic data")
