@@ -323,8 +323,8 @@ def runs_for(profile: str, only: str | None = None, dataset: str | None = None, 
     on each dataset (Tables 1-2), then +GCE, then the MARS ablations in table order; splits innermost.
     """
     prof = get_profile(profile)
-    # The profile's per-dataset seed counts belong to its own seeds; seeds given explicitly train every dataset.
-    per_dataset = prof.dataset_seeds if seeds is None else {}
+    # The profile's per-dataset seed counts belong to its own seeds; other seeds given explicitly train every dataset.
+    per_dataset = prof.dataset_seeds if seeds is None or tuple(seeds) == prof.seeds else {}
     seeds = prof.seeds if seeds is None else tuple(seeds)
     if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds) \
             or len(set(seeds)) != len(seeds):
