@@ -13,6 +13,10 @@ from typing import Sequence
 
 import pandas as pd
 
+from grl.report import comparisons
+
+REAL_MARS_QUERIES = 1980
+
 TARGET_MARS_MEDIAN, TARGET_MARS_MAX, TARGET_SMALL = 1.0, 1.5, 2.0
 
 
@@ -67,8 +71,6 @@ def frontier(ours: pd.DataFrame, wall_s: dict[tuple, float], seeds: Sequence[int
     over the runs the first k seeds need, divided by ``jobs`` (runs trained at once), without the study's fixed
     cost (data, pretraining, report). The small sets' runs are on the first seed only, so they count in every row.
     """
-    from grl.report import comparisons
-
     rows = []
     for k in range(2, len(seeds) + 1):
         kept = set(seeds[:k])
@@ -95,3 +97,56 @@ def seeds_for_target(sd: float, target: float, confidence: float = 0.95) -> int:
         if n > 100_000:
             return n
     return n
+
+
+def projection(frame: pd.DataFrame, mars_minutes_per_seed: float, small_minutes_per_seed: float,
+               splits: int = 10) -> str:
+    """Markdown: how many seeds the targets would take, projected from the SDs this study measured.
+
+    A projection, not a measurement: it assumes the SD of the paired differences stays what it is here."""
+    if frame.empty or frame.sd.isna().all():
+        return ""
+    hw_rows = (frame.dataset == "mars") & (frame.metric == "mAP") & (
+        frame.table.isin([3, 4, 5, 6]) | ((frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")))
+    sds = frame[hw_rows].sd.dropna()
+    if sds.empty:
+        return ""
+    n_median = seeds_for_target(float(sds.median()), TARGET_MARS_MEDIAN)
+    n_max = seeds_for_target(float(sds.max()), TARGET_MARS_MAX)
+    n_mars = max(n_median, n_max)
+    lines = [f"Projection from this study's SDs (not a measurement): on the MARS-like set the median SD "
+             f"({sds.median():.2f}) reaches a half-width of {TARGET_MARS_MEDIAN:.1f} with {n_median} seeds and the largest "
+             f"({sds.max():.2f}) reaches {TARGET_MARS_MAX:.1f} with {n_max}: `--seeds 0-{n_mars - 1}`, about "
+             f"{n_mars * mars_minutes_per_seed:.0f} min of MARS-like training on this machine's 2 cores"]
+    small = frame[(frame.table == 2) & (frame.row == "+TRL (F^l+F^h)") & (frame.metric == "rank1")
+                  & (frame.dataset != "mars")]
+    for r in small.itertuples():
+        if math.isnan(r.sd):
+            continue
+        samples = seeds_for_target(float(r.sd), TARGET_SMALL)
+        seeds = max(1, math.ceil(samples / splits))
+        lines.append(f"{r.dataset}: SD {r.sd:.2f} over splits, {samples} paired samples for {TARGET_SMALL:.1f} Rank-1 points, "
+                     f"i.e. {seeds} seed(s) × {splits} splits (about {seeds * small_minutes_per_seed:.0f} min)")
+    return "; ".join(lines) + "."
+
+
+def table_markdown(analysis: dict, metric: str) -> str:
+    """One metric of a grl.bench.variance analysis as a Markdown table (SDs in points; paired rows with the
+    half-widths 3, 5 and 10 seeds would give)."""
+    lines = [f"| {metric}: what varies | common random numbers | SD (points) | over | training part | per-query part "
+             f"| SD at {REAL_MARS_QUERIES} queries (projected) | 95 % half-width, 3 / 5 / 10 seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in analysis["metrics"][metric]:
+        paired = r["kind"].startswith("paired")
+        extra = (f"{r['sd_training']:.2f} | {r['sd_per_query']:.1f} (÷√{r['queries']}) | {r['sd_projected_real_size']:.2f}"
+                 if "sd_training" in r else " | | ")
+        hw = " / ".join(f"{_half_width(r['sd'], n):.2f}" for n in (3, 5, 10)) if paired else ""
+        lines.append(f"| {r['what']} ({r['kind']}) | {'yes' if r['crn'] else 'no'} | {r['sd']:.2f} | {r['n']} | "
+                     f"{extra} | {hw} |")
+    return "\n".join(lines)
+
+
+def _half_width(sd: float, n: int, confidence: float = 0.95) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n >= 2 else math.nan

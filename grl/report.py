@@ -469,6 +469,9 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
                f"({matching} before it) match the reference's; {opposite} agree on one side and contradict on the "
                f"other. GRL vs the Baseline (after Holm), this study: {headline[0]}; the reference: {headline[1]}"
                f" — {'the same' if headline[0] == headline[1] else 'different'}.")
+    merged.attrs["numbers"] = {"cells": len(merged), "both_inside": both, "verdicts": len(verdicts),
+                               "matching": matching, "matching_holm": matching_holm, "opposite": opposite,
+                               "headline": headline}
     return True, summary, merged
 
 
@@ -480,18 +483,24 @@ def _headline_verdicts(frame: pd.DataFrame) -> str:
                      for r in rows.sort_values(["dataset", "metric"]).itertuples()) or "none"
 
 
-def reference_section(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
-    """Markdown: this study against the reference (a given results.csv, else the committed one)."""
+def reference_comparison(profile: str, ours: pd.DataFrame, reference_path=None) -> tuple[dict | None, str, str]:
+    """(numbers, label, Markdown) of this study against the reference (a given results.csv, else the committed
+    one); numbers is None when nothing was compared (no reference, not comparable, or this study is it)."""
     if reference_path:
         reference, label = read_results_csv(reference_path), f"`{reference_path}`"
     else:
         reference, label = committed_reference(profile)
     if reference is None:
-        return label
+        return None, label, label
     if _same_numbers(ours, reference):
-        return f"Reference: {label}. This study *is* the reference (identical per-seed numbers)."
-    _, summary, _ = compare_with_reference(ours, reference)
-    return f"Reference: {label}.\n\n{summary}"
+        return None, label, f"Reference: {label}. This study *is* the reference (identical per-seed numbers)."
+    ok, summary, merged = compare_with_reference(ours, reference)
+    return (merged.attrs.get("numbers") if ok else None), label, f"Reference: {label}.\n\n{summary}"
+
+
+def reference_section(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
+    """Markdown: this study against the reference (a given results.csv, else the committed one)."""
+    return reference_comparison(profile, ours, reference_path)[2]
 
 
 def _same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -682,59 +691,3 @@ def figures_markdown(out: str | Path) -> str:
         for path in sorted(Path(out).glob(pattern)):
             lines.append(f"![{caption}]({path.name})\n\n*{caption}* (`{path.name}`)")
     return "\n\n".join(lines) if lines else "(no figure generated yet: `python -m grl reproduce` makes them)"
-
-
-def precision_section(profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame,
-                      jobs: int | None = None) -> str:
-    """Markdown: the half-widths this study reached against the targets (grl.precision), the frontier of
-    half-width against minutes (the study's first k seeds), and the measured variance components when
-    ``python -m grl.bench.variance`` wrote them into the profile's folder (variance.json)."""
-    import os
-
-    from grl import precision
-    from grl.experiments import profile_dir
-
-    if agreement.empty:
-        return "No comparison yet, so no precision to report."
-    parts = ["Paired 95 % half-widths (points) against the study's targets:\n\n"
-             + precision.precision_table(agreement).to_markdown(index=False)]
-    wall = {}
-    for run in runs:
-        result = load_result(run.run_dir, run.config.key())
-        if result is not None:
-            wall[(run.experiment, run.dataset, run.split, run.config.seed)] = float(result.get("wall_time_s", 0.0))
-    seeds = sorted({int(s) for s in ours.seed.unique()}) if len(ours) else []
-    jobs = jobs or max(1, min(os.cpu_count() or 1, 2))
-    if len(seeds) >= 2:
-        table = precision.frontier(ours, wall, seeds, jobs=jobs)
-        parts.append(f"What the first k seeds give (the frontier): half-widths recomputed on those seeds' runs; "
-                     f"minutes = the measured wall times of those runs ÷ {jobs} jobs, without data generation, "
-                     f"pretraining and the report:\n\n" + table.to_markdown(index=False))
-    path = profile_dir(profile) / "variance.json"
-    if path.is_file():
-        from grl.bench.variance import table_markdown
-
-        analysis = json.loads(path.read_text())
-        parts.append(f"Where the noise comes from (`python -m grl.bench.variance`, `{path.name}`; seeds "
-                     f"{analysis['seeds']}, splits {analysis['splits']} of the iLIDS-VID-like set):\n\n"
-                     + table_markdown(analysis, "mAP") + "\n\n" + table_markdown(analysis, "rank1"))
-    return "\n\n".join(parts)
-
-
-def report_markdown(profile: str, runs: list[Run], reference_path=None, figures_dir: str | Path | None = None) -> str:
-    ours = results_frame(runs)
-    tables = assemble_tables(ours)
-    agreement = comparisons(ours)
-    figures = ["## Figures\n\n" + figures_markdown(figures_dir)] if figures_dir else []
-    return "\n\n".join([
-        f"# GRL reproduction report — profile `{profile}`",
-        provenance(profile, runs),
-        "## Does GRL beat the Baseline?\n\n" + grl_vs_baseline(ours),
-        "## Do the ablations go the paper's way?\n\n" + verdict_summary(agreement).replace("\n", "\n\n"),
-        "## The study's precision\n\n" + precision_section(profile, runs, ours, agreement),
-        "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
-        "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
-        "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),
-        *figures,
-        "## Did this study reproduce the reference?\n\n" + reference_section(profile, ours, reference_path),
-    ]) + "\n"

@@ -874,7 +874,8 @@ def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_par
 
 
 def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference, report_parameters, failures) -> None:
-    from grl.report import report_markdown, results_frame, write_results_csv
+    from grl.report import results_frame, write_results_csv
+    from grl.summary import report_markdown
 
     write_results_csv(out / "results.csv", results_frame(runs))
     print(f"per-seed results: {out / 'results.csv'}")

@@ -161,7 +161,7 @@ def test_runs_on_synthetic_data_are_keyed_by_the_data_they_saw(monkeypatch):
     from grl.experiments import PROFILES
 
     cpu = PROFILES["cpu"].config("grl", "mars")
-    assert cpu.data_version == synthetic.data_version("mars")
+    assert cpu.data_version == synthetic.data_version("mars", **synthetic.preset_sizes("full", "mars"))
     assert synthetic.data_version("mars", num_train_ids=10) != cpu.data_version
     # a new generator version is new data: the old results no longer count as done
     monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)

@@ -10,6 +10,7 @@ from scipy import stats
 import pytest
 
 from grl.experiments import runs_for
+from grl.summary import report_markdown
 from grl.report import (
     assemble_tables,
     compare_with_reference,
@@ -18,7 +19,6 @@ from grl.report import (
     metrics_table,
     provenance,
     read_results_csv,
-    report_markdown,
     results_frame,
     table_markdown,
     verdict_summary,
@@ -101,7 +101,9 @@ def test_markdown_export(tmp_path):
     assert "| Baseline " in md and "40.0 ± 0.0 / 81.2 (-41.2)" in md
     full = report_markdown("quick", runs)
     assert "## Tables 1-6" in full and "Table 6." in full
-    assert "- MARS: mAP 60.0 vs 40.0, difference +20.0 [+20.0, +20.0] over 2 samples: **better**" in full
+    # the summaries are Markdown tables: GRL vs the Baseline per dataset and metric, with both verdicts
+    assert "| MARS      | mAP      | 60.0  | 40.0       | +20.0 [+20.0, +20.0]    | 2" in full
+    assert "| better    | better       |" in full and "**better**" not in full
     assert "**Runs**: 40 of 40 done" in full and "abc123" in full and "**Seeds**: 0, 1" in full
     assert "## Did this study reproduce the reference?" in full
 
@@ -280,7 +282,8 @@ def test_compare_command(tmp_path, capsys):
 
 
 def test_report_md_shows_the_figures_it_has(tmp_path):
-    from grl.report import figures_markdown, report_markdown, save_figures
+    from grl.report import figures_markdown, save_figures
+    from grl.summary import report_markdown
 
     runs = runs_for("quick", root=tmp_path)
     write_fake_results(runs, grl_wins)

@@ -1,4 +1,6 @@
-"""``python -m grl.bench [evaluation|data|model|run|gpu ...] [--quick]``: print every benchmark table.
+"""``python -m grl.bench [evaluation|data|model|run|gpu|variance ...] [--quick]``: print every benchmark table.
+
+``variance`` (the study's variance components, minutes of training) runs only when named.
 
 Benchmarks print tables; they never pass or fail. Timings on a shared machine are noisy:
 compare the ratios printed in one run (e.g. vectorised vs per-query evaluation).
@@ -8,24 +10,25 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SECTIONS = ("evaluation", "data", "model", "run", "gpu")
+SECTIONS = ("evaluation", "data", "model", "run", "gpu", "variance")
+DEFAULT_SECTIONS = SECTIONS[:-1]  # variance trains dozens of runs: only when asked for
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grl.bench", description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", metavar="SECTION",
-                        help=f"which benchmarks: {', '.join(SECTIONS)} (default: all)")
+                        help=f"which benchmarks: {', '.join(SECTIONS)} (default: all but variance)")
     parser.add_argument("--quick", action="store_true",
                         help="skip the slow parts (per-query reference; ResNet-50 step; repetitions)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
-    for section in args.sections or SECTIONS:
+    for section in args.sections or DEFAULT_SECTIONS:
         print(f"\n=== grl.bench.{section} ===", flush=True)
         module = importlib.import_module(f"grl.bench.{section}")
         extra = {"evaluation": ["--no-reference", "--no-rerank"], "model": ["--quick"], "data": ["--batches", "3"],
-                 "run": ["--quick"], "gpu": ["--tiny"]}[section]
+                 "run": ["--quick"], "gpu": ["--tiny"], "variance": ["--seeds", "0-1", "--splits", "0-1"]}[section]
         module.main(extra if args.quick else [])
     return 0
 

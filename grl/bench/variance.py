@@ -33,12 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from grl.precision import REAL_MARS_QUERIES, table_markdown
+
 # (arm, reference) pairs whose paired difference is measured on the MARS-like set: GRL vs Baseline (the
 # headline), an ablation that keeps T (Table 3) and one that changes it (Table 4).
 MARS_ARMS = ("baseline", "grl", "grl-no-memory", "grl-T4")
 MARS_PAIRS = (("grl", "baseline"), ("grl-no-memory", "grl"), ("grl-T4", "grl"))
 SMALL_ARMS = ("baseline", "grl")
-REAL_MARS_QUERIES = 1980
 
 
 # ------------------------------------------------------------------------------------- statistics
@@ -204,20 +205,6 @@ def analyse(results: dict[str, dict], seeds, splits, arms=MARS_ARMS, crns=(False
     out["seconds_per_run"] = {ds: float(np.mean(t)) for ds in ("mars", "ilidsvid")
                               if (t := [r["seconds"] for k, r in results.items() if k.startswith(ds) and "seconds" in r])}
     return out
-
-
-def table_markdown(analysis: dict, metric: str) -> str:
-    lines = [f"| {metric}: what varies | common random numbers | SD (points) | over | training part | per-query part "
-             f"| SD at {REAL_MARS_QUERIES} queries (projected) | 95 % half-width, 3 / 5 / 10 seeds |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in analysis["metrics"][metric]:
-        paired = r["kind"].startswith("paired")
-        extra = (f"{r['sd_training']:.2f} | {r['sd_per_query']:.1f} (÷√{r['queries']}) | {r['sd_projected_real_size']:.2f}"
-                 if "sd_training" in r else " | | ")
-        hw = " / ".join(f"{half_width(r['sd'], n):.2f}" for n in (3, 5, 10)) if paired else ""
-        lines.append(f"| {r['what']} ({r['kind']}) | {'yes' if r['crn'] else 'no'} | {r['sd']:.2f} | {r['n']} | "
-                     f"{extra} | {hw} |")
-    return "\n".join(lines)
 
 
 def _ints(text: str) -> list[int]:

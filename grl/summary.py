@@ -1,0 +1,190 @@
+"""The report's summaries and report.md: the three questions as tables (does GRL beat the Baseline, do the
+ablations go the paper's way, did this study reproduce the reference), the study's precision, and the whole
+Markdown report assembled from them and from grl.report's tables.
+
+Each answer is a :class:`VerdictTable`: HTML with the verdicts as coloured cells in JupyterLab and report.html,
+a plain-text table for nbval, and Markdown for report.md.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from grl import precision
+from grl.experiments import Run, load_result, profile_dir
+from grl.report import (DATASET_NAMES, METRIC_NAMES, VERDICT_BACKGROUND, _html, _samples, assemble_tables, comparisons,
+                        figures_markdown, pretraining_section, provenance, reference_comparison, reference_row,
+                        results_frame, tables_markdown, comparisons_markdown, verdict_summary)
+from grl.stats import t_interval
+
+WORDS = {"agrees": "better", "contradicts": "worse", "inconclusive": "no conclusion"}  # GRL vs the Baseline
+COLOURS = {**VERDICT_BACKGROUND, "better": VERDICT_BACKGROUND["agrees"], "worse": VERDICT_BACKGROUND["contradicts"],
+           "yes": VERDICT_BACKGROUND["agrees"], "no": VERDICT_BACKGROUND["contradicts"]}
+
+
+class VerdictTable:
+    """A small table whose verdict columns are coloured in HTML; ``str`` / ``repr`` give plain text."""
+
+    def __init__(self, frame: pd.DataFrame, caption: str, coloured: tuple[str, ...] = (), empty: str = "",
+                 uuid: str = "summary"):
+        self.frame, self.caption, self.coloured, self.empty, self.uuid = frame, caption, coloured, empty, uuid
+
+    def __repr__(self) -> str:
+        if self.frame.empty:
+            return self.empty
+        return f"{self.caption}\n{self.frame.to_string(index=False)}"
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        if self.frame.empty:
+            return f"<p>{html.escape(self.empty)}</p>"
+        columns = [c for c in self.coloured if c in self.frame.columns]
+        styler = self.frame.style.set_uuid(self.uuid).hide(axis="index").set_caption(html.escape(self.caption))
+        if columns:
+            styler = styler.map(lambda v: f"background-color: {COLOURS[v]}" if COLOURS.get(v) else "", subset=columns)
+        return _html(styler)
+
+    def markdown(self) -> str:
+        if self.frame.empty:
+            return self.empty
+        return f"{self.caption}\n\n{self.frame.to_markdown(index=False, disable_numparse=True)}"
+
+
+def grl_vs_baseline_table(ours: pd.DataFrame, frame: pd.DataFrame | None = None) -> VerdictTable:
+    """GRL (F^l+F^h) against the Baseline (F^g) per dataset and metric: both means, the paired difference with
+    its 95 % interval, the samples it rests on, the minimum detectable effect, the verdict raw and after Holm
+    (over every comparison of the study), and whether no effect larger than δ was seen."""
+    frame = comparisons(ours) if frame is None else frame
+    samples = _samples(ours)
+    rows = frame[(frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")] if len(frame) else frame
+    records = []
+    for r in rows.itertuples():
+        grl = samples.get(("grl", r.dataset, "h+l", r.metric), {})
+        base = samples.get(("baseline", r.dataset, "g", r.metric), {})
+        interval = f"{r.ours_delta:+.1f} [{r.low:+.1f}, {r.high:+.1f}]" if r.n > 1 else f"{r.ours_delta:+.1f}"
+        records.append({"dataset": DATASET_NAMES[r.dataset], "metric": METRIC_NAMES[r.metric],
+                        "GRL": f"{t_interval(grl.values()).mean:.1f}", "Baseline": f"{t_interval(base.values()).mean:.1f}",
+                        "GRL − Baseline [95 %]": interval, "samples": int(r.n),
+                        "detectable (80 % power)": f"{r.mde:.1f}" if r.n > 1 else "—",
+                        "verdict": WORDS[r.verdict], "after Holm": WORDS[r.verdict_holm],
+                        f"no effect > δ": f"yes (δ = {r.margin:g})" if r.within_margin else "no"})
+    table = pd.DataFrame(records)
+    return VerdictTable(table, "GRL (F^l+F^h) against the Baseline (F^g), paired by seed and split",
+                        coloured=("verdict", "after Holm"), uuid="grl_vs_baseline",
+                        empty="No dataset has both a finished GRL run and a finished Baseline run yet.")
+
+
+def ablation_table(frame: pd.DataFrame) -> VerdictTable:
+    """Per paper table, how many comparisons agree with the paper, contradict it or are inconclusive, after
+    Holm and before it, how many of the inconclusive ones saw no effect larger than δ, and the median minimum
+    detectable effect."""
+    records = []
+    for table, part in (frame.groupby("table", sort=True) if len(frame) else []):
+        held = part.verdict_holm
+        records.append({"table": int(table), "vs": reference_row(int(table)), "comparisons": len(part),
+                        "agree (Holm)": int((held == "agrees").sum()),
+                        "contradict (Holm)": int((held == "contradicts").sum()),
+                        "inconclusive (Holm)": int((held == "inconclusive").sum()),
+                        "of which no effect > δ": int(((held == "inconclusive") & part.within_margin).sum()),
+                        "agree / contradict, raw": f"{int((part.verdict == 'agrees').sum())} / "
+                                                   f"{int((part.verdict == 'contradicts').sum())}",
+                        "median detectable (80 % power)": f"{part.mde.median():.1f}",
+                        "samples": f"{int(part.n.min())}" if part.n.min() == part.n.max()
+                        else f"{int(part.n.min())}-{int(part.n.max())}"})
+    table = pd.DataFrame(records)
+    if len(table):
+        total = {"table": "all", "vs": "", "comparisons": int(table.comparisons.sum()),
+                 **{c: int(table[c].sum()) for c in ("agree (Holm)", "contradict (Holm)", "inconclusive (Holm)",
+                                                       "of which no effect > δ")},
+                 "agree / contradict, raw": f"{int((frame.verdict == 'agrees').sum())} / "
+                                            f"{int((frame.verdict == 'contradicts').sum())}",
+                 "median detectable (80 % power)": f"{frame.mde.median():.1f}", "samples": ""}
+        table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    return VerdictTable(table, f"Every row of Tables 2-6 against its reference row; Holm's adjustment over all "
+                               f"{len(frame)} comparisons", uuid="ablations",
+                        empty="No row can be compared with its reference row yet (missing runs).")
+
+
+def reference_table(numbers: dict | None, label: str) -> VerdictTable:
+    """This study against the reference (grl.report.reference_numbers): one row, the criteria of a reproduction."""
+    if not numbers:
+        return VerdictTable(pd.DataFrame(), "", empty=label)
+    cells, both = numbers["cells"], numbers["both_inside"]
+    table = pd.DataFrame([{
+        "reference": label, "cells in common": cells,
+        "each mean inside the other's interval": f"{both} ({100 * both / max(cells, 1):.0f} %)",
+        "≥ 95 %": "yes" if both >= 0.95 * cells else "no",
+        "verdicts matching (Holm)": f"{numbers['matching_holm']} of {numbers['verdicts']}",
+        "agree here, contradict there": numbers["opposite"],
+        "none opposite": "yes" if numbers["opposite"] == 0 else "no",
+        "GRL vs Baseline the same": "yes" if numbers["headline"][0] == numbers["headline"][1] else "no"}])
+    return VerdictTable(table, "This study against the reference study", uuid="reference",
+                        coloured=("≥ 95 %", "none opposite", "GRL vs Baseline the same"))
+
+
+def precision_section(profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame,
+                      jobs: int | None = None) -> str:
+    """Markdown: the half-widths this study reached against the targets (grl.precision), the frontier of
+    half-width against minutes (the study's first k seeds), and the measured variance components when
+    ``python -m grl.bench.variance`` wrote them into the profile's folder (variance.json)."""
+    if agreement.empty:
+        return "No comparison yet, so no precision to report."
+    parts = ["Paired 95 % half-widths (points) against the study's targets:\n\n"
+             + precision.precision_table(agreement).to_markdown(index=False)]
+    wall = {}
+    for run in runs:
+        result = load_result(run.run_dir, run.config.key())
+        if result is not None:
+            wall[(run.experiment, run.dataset, run.split, run.config.seed)] = float(result.get("wall_time_s", 0.0))
+    seeds = sorted({int(s) for s in ours.seed.unique()}) if len(ours) else []
+    jobs = jobs or max(1, min(os.cpu_count() or 1, 2))
+    if len(seeds) >= 2:
+        table = precision.frontier(ours, wall, seeds, jobs=jobs)
+        parts.append(f"What the first k seeds give (the frontier): half-widths recomputed on those seeds' runs; "
+                     f"minutes = the measured wall times of those runs ÷ {jobs} jobs, without data generation, "
+                     f"pretraining and the report:\n\n" + table.to_markdown(index=False))
+    per_seed = {ds: sum(w for (e, d, sp, s), w in wall.items() if d == ds) / jobs / 60 / max(1, len({s for (e, d, sp, s) in wall
+                                                                                                if d == ds}))
+                for ds in ("mars", "ilidsvid", "prid2011")}
+    text = precision.projection(agreement, per_seed["mars"], per_seed["ilidsvid"] + per_seed["prid2011"])
+    if text:
+        parts.append(text)
+    for path in sorted(profile_dir(profile).glob("variance*.json")):
+        analysis = json.loads(path.read_text())
+        parts.append(f"Where the noise comes from (`python -m grl.bench.variance`, `{path.name}`: "
+                     f"{analysis.get('label', 'the design of its day')}; seeds {analysis['seeds']}, splits "
+                     f"{analysis['splits']} of the iLIDS-VID-like set):\n\n"
+                     + precision.table_markdown(analysis, "mAP") + "\n\n" + precision.table_markdown(analysis, "rank1"))
+    return "\n\n".join(parts)
+
+
+def report_markdown(profile: str, runs: list[Run], reference_path=None, figures_dir: str | Path | None = None) -> str:
+    ours = results_frame(runs)
+    tables = assemble_tables(ours)
+    agreement = comparisons(ours)
+    figures = ["## Figures\n\n" + figures_markdown(figures_dir)] if figures_dir else []
+    return "\n\n".join([
+        f"# GRL reproduction report — profile `{profile}`",
+        provenance(profile, runs),
+        "## Does GRL beat the Baseline?\n\n" + grl_vs_baseline_table(ours, agreement).markdown(),
+        "## Do the ablations go the paper's way?\n\n" + ablation_table(agreement).markdown()
+        + "\n\n" + verdict_summary(agreement).split("\n")[-1],
+        "## The study's precision\n\n" + precision_section(profile, runs, ours, agreement),
+        "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
+        "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
+        "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),
+        *figures,
+        "## Did this study reproduce the reference?\n\n" + reference_markdown(profile, ours, reference_path),
+    ]) + "\n"
+
+
+def reference_markdown(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
+    numbers, label, text = reference_comparison(profile, ours, reference_path)
+    if numbers is None:
+        return text
+    return reference_table(numbers, label).markdown() + "\n\n" + text
