@@ -5,6 +5,7 @@ Markdown report assembled from them and from grl.report's tables.
 Each answer is a :class:`VerdictTable`: HTML with the verdicts as coloured cells in JupyterLab and report.html,
 a plain-text table for nbval, and Markdown for report.md.
 """
+
 from __future__ import annotations
 
 import html
@@ -16,21 +17,42 @@ import pandas as pd
 
 from grl import precision
 from grl.experiments import Run, load_result, profile_dir
-from grl.report import (DATASET_NAMES, METRIC_NAMES, VERDICT_BACKGROUND, _html, _samples, assemble_tables, comparisons,
-                        figures_markdown, pretraining_section, provenance, reference_comparison, reference_row,
-                        results_frame, tables_markdown, comparisons_markdown, verdict_summary)
+from grl.report import (
+    DATASET_NAMES,
+    METRIC_NAMES,
+    VERDICT_BACKGROUND,
+    _html,
+    _samples,
+    assemble_tables,
+    comparisons,
+    comparisons_markdown,
+    figures_markdown,
+    pretraining_section,
+    provenance,
+    reference_comparison,
+    reference_row,
+    results_frame,
+    tables_markdown,
+    verdict_summary,
+)
 from grl.stats import t_interval
 
 WORDS = {"agrees": "better", "contradicts": "worse", "inconclusive": "no conclusion"}  # GRL vs the Baseline
-COLOURS = {**VERDICT_BACKGROUND, "better": VERDICT_BACKGROUND["agrees"], "worse": VERDICT_BACKGROUND["contradicts"],
-           "yes": VERDICT_BACKGROUND["agrees"], "no": VERDICT_BACKGROUND["contradicts"]}
+COLOURS = {
+    **VERDICT_BACKGROUND,
+    "better": VERDICT_BACKGROUND["agrees"],
+    "worse": VERDICT_BACKGROUND["contradicts"],
+    "yes": VERDICT_BACKGROUND["agrees"],
+    "no": VERDICT_BACKGROUND["contradicts"],
+}
 
 
 class VerdictTable:
     """A small table whose verdict columns are coloured in HTML; ``str`` / ``repr`` give plain text."""
 
-    def __init__(self, frame: pd.DataFrame, caption: str, coloured: tuple[str, ...] = (), empty: str = "",
-                 uuid: str = "summary"):
+    def __init__(
+        self, frame: pd.DataFrame, caption: str, coloured: tuple[str, ...] = (), empty: str = "", uuid: str = "summary"
+    ):
         self.frame, self.caption, self.coloured, self.empty, self.uuid = frame, caption, coloured, empty, uuid
 
     def __repr__(self) -> str:
@@ -67,16 +89,28 @@ def grl_vs_baseline_table(ours: pd.DataFrame, frame: pd.DataFrame | None = None)
         grl = samples.get(("grl", r.dataset, "h+l", r.metric), {})
         base = samples.get(("baseline", r.dataset, "g", r.metric), {})
         interval = f"{r.ours_delta:+.1f} [{r.low:+.1f}, {r.high:+.1f}]" if r.n > 1 else f"{r.ours_delta:+.1f}"
-        records.append({"dataset": DATASET_NAMES[r.dataset], "metric": METRIC_NAMES[r.metric],
-                        "GRL": f"{t_interval(grl.values()).mean:.1f}", "Baseline": f"{t_interval(base.values()).mean:.1f}",
-                        "GRL − Baseline [95 %]": interval, "samples": int(r.n),
-                        "detectable (80 % power)": f"{r.mde:.1f}" if r.n > 1 else "—",
-                        "verdict": WORDS[r.verdict], "after Holm": WORDS[r.verdict_holm],
-                        f"no effect > δ": f"yes (δ = {r.margin:g})" if r.within_margin else "no"})
+        records.append(
+            {
+                "dataset": DATASET_NAMES[r.dataset],
+                "metric": METRIC_NAMES[r.metric],
+                "GRL": f"{t_interval(grl.values()).mean:.1f}",
+                "Baseline": f"{t_interval(base.values()).mean:.1f}",
+                "GRL − Baseline [95 %]": interval,
+                "samples": int(r.n),
+                "detectable (80 % power)": f"{r.mde:.1f}" if r.n > 1 else "—",
+                "verdict": WORDS[r.verdict],
+                "after Holm": WORDS[r.verdict_holm],
+                "no effect > δ": f"yes (δ = {r.margin:g})" if r.within_margin else "no",
+            }
+        )
     table = pd.DataFrame(records)
-    return VerdictTable(table, "GRL (F^l+F^h) against the Baseline (F^g), paired by seed and split",
-                        coloured=("verdict", "after Holm"), uuid="grl_vs_baseline",
-                        empty="No dataset has both a finished GRL run and a finished Baseline run yet.")
+    return VerdictTable(
+        table,
+        "GRL (F^l+F^h) against the Baseline (F^g), paired by seed and split",
+        coloured=("verdict", "after Holm"),
+        uuid="grl_vs_baseline",
+        empty="No dataset has both a finished GRL run and a finished Baseline run yet.",
+    )
 
 
 def ablation_table(frame: pd.DataFrame) -> VerdictTable:
@@ -84,58 +118,106 @@ def ablation_table(frame: pd.DataFrame) -> VerdictTable:
     Holm and before it, how many of the inconclusive ones saw no effect larger than δ, and the median minimum
     detectable effect."""
     records = []
-    for table, part in (frame.groupby("table", sort=True) if len(frame) else []):
+    for table, part in frame.groupby("table", sort=True) if len(frame) else []:
         held = part.verdict_holm
-        records.append({"table": int(table), "vs": reference_row(int(table)), "comparisons": len(part),
-                        "agree (Holm)": int((held == "agrees").sum()),
-                        "contradict (Holm)": int((held == "contradicts").sum()),
-                        "inconclusive (Holm)": int((held == "inconclusive").sum()),
-                        "of which no effect > δ": int(((held == "inconclusive") & part.within_margin).sum()),
-                        "agree / contradict, raw": f"{int((part.verdict == 'agrees').sum())} / "
-                                                   f"{int((part.verdict == 'contradicts').sum())}",
-                        "median detectable (80 % power)": f"{part.mde.median():.1f}",
-                        "samples": f"{int(part.n.min())}" if part.n.min() == part.n.max()
-                        else f"{int(part.n.min())}-{int(part.n.max())}"})
+        records.append(
+            {
+                "table": int(table),
+                "vs": reference_row(int(table)),
+                "comparisons": len(part),
+                "agree (Holm)": int((held == "agrees").sum()),
+                "contradict (Holm)": int((held == "contradicts").sum()),
+                "inconclusive (Holm)": int((held == "inconclusive").sum()),
+                "of which no effect > δ": int(((held == "inconclusive") & part.within_margin).sum()),
+                "agree / contradict, raw": f"{int((part.verdict == 'agrees').sum())} / "
+                f"{int((part.verdict == 'contradicts').sum())}",
+                "median detectable (80 % power)": f"{part.mde.median():.1f}",
+                "samples": f"{int(part.n.min())}"
+                if part.n.min() == part.n.max()
+                else f"{int(part.n.min())}-{int(part.n.max())}",
+            }
+        )
     table = pd.DataFrame(records)
     if len(table):
-        total = {"table": "all", "vs": "", "comparisons": int(table.comparisons.sum()),
-                 **{c: int(table[c].sum()) for c in ("agree (Holm)", "contradict (Holm)", "inconclusive (Holm)",
-                                                       "of which no effect > δ")},
-                 "agree / contradict, raw": f"{int((frame.verdict == 'agrees').sum())} / "
-                                            f"{int((frame.verdict == 'contradicts').sum())}",
-                 "median detectable (80 % power)": f"{frame.mde.median():.1f}", "samples": ""}
+        total = {
+            "table": "all",
+            "vs": "",
+            "comparisons": int(table.comparisons.sum()),
+            **{
+                c: int(table[c].sum())
+                for c in ("agree (Holm)", "contradict (Holm)", "inconclusive (Holm)", "of which no effect > δ")
+            },
+            "agree / contradict, raw": f"{int((frame.verdict == 'agrees').sum())} / "
+            f"{int((frame.verdict == 'contradicts').sum())}",
+            "median detectable (80 % power)": f"{frame.mde.median():.1f}",
+            "samples": "",
+        }
         table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
-    return VerdictTable(table, f"Every row of Tables 2-6 against its reference row; Holm's adjustment over all "
-                               f"{len(frame)} comparisons", uuid="ablations",
-                        empty="No row can be compared with its reference row yet (missing runs).")
+    return VerdictTable(
+        table,
+        f"Every row of Tables 2-6 against its reference row; Holm's adjustment over all {len(frame)} comparisons",
+        uuid="ablations",
+        empty="No row can be compared with its reference row yet (missing runs).",
+    )
 
 
-def reference_table(numbers: dict | None, label: str) -> VerdictTable:
-    """This study against the reference (grl.report.reference_numbers): one row, the criteria of a reproduction."""
+def reference_table(numbers: dict | None, label: str, text: str = "") -> VerdictTable:
+    """This study against the reference (grl.report.reference_comparison): one row per criterion of a
+    reproduction (issue 19: at least 95 % of cells with each mean inside the other's interval, no comparison
+    agreeing on one side and contradicting on the other, the same GRL-vs-Baseline headline); when nothing was
+    compared, one row saying so and why (the first sentence of ``text``)."""
+    label = label.replace("`", "")
+    caption = f"This study against the reference ({label})"
     if not numbers:
-        return VerdictTable(pd.DataFrame(), "", empty=label)
+        why = text.replace("`", "").replace("*", "").split("\n\n")[-1].strip() or label
+        why = why.split(" (")[0].split(". ")[0].rstrip(".") + "."
+        return VerdictTable(pd.DataFrame([{"compared": "no", "why": why}]), caption, uuid="reference")
     cells, both = numbers["cells"], numbers["both_inside"]
-    table = pd.DataFrame([{
-        "reference": label, "cells in common": cells,
-        "each mean inside the other's interval": f"{both} ({100 * both / max(cells, 1):.0f} %)",
-        "≥ 95 %": "yes" if both >= 0.95 * cells else "no",
-        "verdicts matching (Holm)": f"{numbers['matching_holm']} of {numbers['verdicts']}",
-        "agree here, contradict there": numbers["opposite"],
-        "none opposite": "yes" if numbers["opposite"] == 0 else "no",
-        "GRL vs Baseline the same": "yes" if numbers["headline"][0] == numbers["headline"][1] else "no"}])
-    return VerdictTable(table, "This study against the reference study", uuid="reference",
-                        coloured=("≥ 95 %", "none opposite", "GRL vs Baseline the same"))
+    same = numbers["headline"][0] == numbers["headline"][1]
+    table = pd.DataFrame(
+        [
+            {
+                "criterion": "cells with each mean inside the other's 95 % interval",
+                "this study vs the reference": f"{both} of {cells} ({100 * both / max(cells, 1):.0f} %)",
+                "met": "yes" if both >= 0.95 * cells else "no",
+                "target": "at least 95 %",
+            },
+            {
+                "criterion": "comparisons agreeing on one side and contradicting on the other (Holm)",
+                "this study vs the reference": str(numbers["opposite"]),
+                "met": "yes" if numbers["opposite"] == 0 else "no",
+                "target": "none",
+            },
+            {
+                "criterion": "GRL vs the Baseline, every dataset and metric (Holm)",
+                "this study vs the reference": "the same" if same else "different",
+                "met": "yes" if same else "no",
+                "target": "the same",
+            },
+            {
+                "criterion": "verdicts matching (after Holm; raw)",
+                "this study vs the reference": f"{numbers['matching_holm']} of {numbers['verdicts']}; "
+                f"{numbers['matching']} of {numbers['verdicts']}",
+                "met": "",
+                "target": "",
+            },
+        ]
+    )
+    return VerdictTable(table, caption, uuid="reference", coloured=("met",))
 
 
-def precision_section(profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame,
-                      jobs: int | None = None) -> str:
+def precision_section(
+    profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame, jobs: int | None = None
+) -> str:
     """Markdown: the half-widths this study reached against the targets (grl.precision), the frontier of
     half-width against minutes (the study's first k seeds), and the measured variance components when
     ``python -m grl.bench.variance`` wrote them into the profile's folder (variance.json)."""
     if agreement.empty:
         return "No comparison yet, so no precision to report."
-    parts = ["Paired 95 % half-widths (points) against the study's targets:\n\n"
-             + precision.precision_table(agreement).to_markdown(index=False)]
+    parts = [
+        "Paired 95 % half-widths (points) against the study's targets:\n\n"
+        + precision.precision_table(agreement).to_markdown(index=False)
+    ]
     wall = {}
     for run in runs:
         result = load_result(run.run_dir, run.config.key())
@@ -145,21 +227,31 @@ def precision_section(profile: str, runs: list[Run], ours: pd.DataFrame, agreeme
     jobs = jobs or max(1, min(os.cpu_count() or 1, 2))
     if len(seeds) >= 2:
         table = precision.frontier(ours, wall, seeds, jobs=jobs)
-        parts.append(f"What the first k seeds give (the frontier): half-widths recomputed on those seeds' runs; "
-                     f"minutes = the measured wall times of those runs ÷ {jobs} jobs, without data generation, "
-                     f"pretraining and the report:\n\n" + table.to_markdown(index=False))
-    per_seed = {ds: sum(w for (e, d, sp, s), w in wall.items() if d == ds) / jobs / 60 / max(1, len({s for (e, d, sp, s) in wall
-                                                                                                if d == ds}))
-                for ds in ("mars", "ilidsvid", "prid2011")}
+        parts.append(
+            f"What the first k seeds give (the frontier): half-widths recomputed on those seeds' runs; "
+            f"minutes = the measured wall times of those runs ÷ {jobs} jobs, without data generation, "
+            f"pretraining and the report:\n\n" + table.to_markdown(index=False)
+        )
+    per_seed = {
+        ds: sum(w for (e, d, sp, s), w in wall.items() if d == ds)
+        / jobs
+        / 60
+        / max(1, len({s for (e, d, sp, s) in wall if d == ds}))
+        for ds in ("mars", "ilidsvid", "prid2011")
+    }
     text = precision.projection(agreement, per_seed["mars"], per_seed["ilidsvid"] + per_seed["prid2011"])
     if text:
         parts.append(text)
     for path in sorted(profile_dir(profile).glob("variance*.json")):
         analysis = json.loads(path.read_text())
-        parts.append(f"Where the noise comes from (`python -m grl.bench.variance`, `{path.name}`: "
-                     f"{analysis.get('label', 'the design of its day')}; seeds {analysis['seeds']}, splits "
-                     f"{analysis['splits']} of the iLIDS-VID-like set):\n\n"
-                     + precision.table_markdown(analysis, "mAP") + "\n\n" + precision.table_markdown(analysis, "rank1"))
+        parts.append(
+            f"Where the noise comes from (`python -m grl.bench.variance`, `{path.name}`: "
+            f"{analysis.get('label', 'the design of its day')}; seeds {analysis['seeds']}, splits "
+            f"{analysis['splits']} of the iLIDS-VID-like set):\n\n"
+            + precision.table_markdown(analysis, "mAP")
+            + "\n\n"
+            + precision.table_markdown(analysis, "rank1")
+        )
     return "\n\n".join(parts)
 
 
@@ -168,23 +260,28 @@ def report_markdown(profile: str, runs: list[Run], reference_path=None, figures_
     tables = assemble_tables(ours)
     agreement = comparisons(ours)
     figures = ["## Figures\n\n" + figures_markdown(figures_dir)] if figures_dir else []
-    return "\n\n".join([
-        f"# GRL reproduction report — profile `{profile}`",
-        provenance(profile, runs),
-        "## Does GRL beat the Baseline?\n\n" + grl_vs_baseline_table(ours, agreement).markdown(),
-        "## Do the ablations go the paper's way?\n\n" + ablation_table(agreement).markdown()
-        + "\n\n" + verdict_summary(agreement).split("\n")[-1],
-        "## The study's precision\n\n" + precision_section(profile, runs, ours, agreement),
-        "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
-        "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
-        "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),
-        *figures,
-        "## Did this study reproduce the reference?\n\n" + reference_markdown(profile, ours, reference_path),
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# GRL reproduction report — profile `{profile}`",
+                provenance(profile, runs),
+                "## Does GRL beat the Baseline?\n\n" + grl_vs_baseline_table(ours, agreement).markdown(),
+                "## Do the ablations go the paper's way?\n\n"
+                + ablation_table(agreement).markdown()
+                + "\n\n"
+                + verdict_summary(agreement).split("\n")[-1],
+                "## The study's precision\n\n" + precision_section(profile, runs, ours, agreement),
+                "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
+                "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
+                "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),
+                *figures,
+                "## Did this study reproduce the reference?\n\n" + reference_markdown(profile, ours, reference_path),
+            ]
+        )
+        + "\n"
+    )
 
 
 def reference_markdown(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
     numbers, label, text = reference_comparison(profile, ours, reference_path)
-    if numbers is None:
-        return text
-    return reference_table(numbers, label).markdown() + "\n\n" + text
+    return reference_table(numbers, label, text).markdown() + "\n\n" + text

@@ -9,6 +9,7 @@ Screenshots (and the PDF) are kept in ``build/test-artifacts/browser/`` (``GRL_T
 it). Without Chromium or Playwright the tests FAIL with the command that installs them
 (``make browser``); they never skip.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports" / "cpu" / "report.html"
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which this closed network
 # refuses many at a time; --no-sandbox because CI runs as root.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -37,9 +45,11 @@ def chromium_path() -> str:
     for name in (os.environ.get("GRL_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
         if name and shutil.which(name):
             return shutil.which(name)
-    pytest.fail("Chromium is not installed: the browser checks need it. Run `make browser` (Debian's chromium "
-                "package: apt-get install chromium) or set GRL_CHROMIUM to a Chromium/Chrome executable.",
-                pytrace=False)
+    pytest.fail(
+        "Chromium is not installed: the browser checks need it. Run `make browser` (Debian's chromium "
+        "package: apt-get install chromium) or set GRL_CHROMIUM to a Chromium/Chrome executable.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +57,11 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("Playwright for Python is not installed in this environment: run `make browser` "
-                    "(pip install playwright; the browser is Debian's chromium, no download).", pytrace=False)
+        pytest.fail(
+            "Playwright for Python is not installed in this environment: run `make browser` "
+            "(pip install playwright; the browser is Debian's chromium, no download).",
+            pytrace=False,
+        )
     executable = chromium_path()
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
@@ -76,12 +89,43 @@ def test_report_renders_tables_and_images_and_prints(browser, artifacts):
     for table in range(1, 7):
         assert f"Table {table}" in text
     assert "|---" not in text and "**Table" not in text  # no Markdown printed as text
-    images = page.eval_on_selector_all("img", "is => is.map(i => [i.getAttribute('src').slice(0, 60), "
-                                              "i.complete && i.naturalWidth > 0])")
+    # No text node -- in a <pre> block or anywhere else -- holds Markdown markers: the summaries are HTML.
+    marked = page.evaluate("""() => {
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {acceptNode: n =>
+            n.parentElement.closest('script, style, code') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+        const found = [];
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            const t = n.textContent;
+            if (t.includes('**') || t.includes('|---') || /^\\s*#{1,6} /m.test(t)) found.push(t.trim().slice(0, 80));
+        }
+        return found;
+    }""")
+    assert not marked, f"Markdown printed as text: {marked}"
+    # Each of the three summary questions is answered by a table (its verdicts coloured), not by text.
+    answers = page.evaluate("""() => [...document.querySelectorAll('h2')].map(h => {
+        const cell = h.closest('.jp-Cell') || h;  // nbconvert: the heading's Markdown cell, then the output cells
+        let table = false;
+        for (let e = cell.nextElementSibling; e && !(e.tagName === 'H2' || e.querySelector('h2'));
+             e = e.nextElementSibling) {
+            if (e.tagName === 'TABLE' || e.querySelector('table')) { table = true; break; }
+        }
+        return [h.textContent.replace('¶', '').trim(), table];
+    })""")
+    for question in (
+        "Does GRL beat the Baseline",
+        "Do the ablations go the paper's way",
+        "Did this study reproduce the reference",
+    ):
+        found = [ok for heading, ok in answers if heading.startswith(question)]
+        assert found == [True], f"the section {question!r} is not answered by a table: {answers}"
+    images = page.eval_on_selector_all(
+        "img", "is => is.map(i => [i.getAttribute('src').slice(0, 60), i.complete && i.naturalWidth > 0])"
+    )
     assert images and all(ok for _, ok in images), f"images that did not load: {[s for s, ok in images if not ok]}"
     page_width = page.evaluate("document.documentElement.clientWidth")
     too_wide = page.eval_on_selector_all(
-        "table", f"ts => ts.filter(t => t.getBoundingClientRect().right > {page_width} + 1).length")
+        "table", f"ts => ts.filter(t => t.getBoundingClientRect().right > {page_width} + 1).length"
+    )
     assert too_wide == 0, f"{too_wide} tables wider than the {page_width}-px page"
     pdf = artifacts / "report.pdf"
     page.pdf(path=str(pdf), format="A4", print_background=True)
@@ -90,9 +134,11 @@ def test_report_renders_tables_and_images_and_prints(browser, artifacts):
     page.emulate_media(media="print")
     page.set_viewport_size({"width": 718, "height": 1000})
     cut = page.eval_on_selector_all(
-        "table, pre, img", "es => es.filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth"
-                           " + 1 || e.scrollWidth > e.clientWidth + 1).map(e => e.tagName + ': ' + "
-                           "(e.innerText || e.src || '').slice(0, 60))")
+        "table, pre, img",
+        "es => es.filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth"
+        " + 1 || e.scrollWidth > e.clientWidth + 1).map(e => e.tagName + ': ' + "
+        "(e.innerText || e.src || '').slice(0, 60))",
+    )
     assert not cut, f"cut off at the right edge of an A4 page: {cut}"
     page.close()
 
@@ -117,10 +163,26 @@ def jupyterlab(tmp_path_factory):
     port, token = _free_port(), "grl-browser-test"
     log = open(folder / "jupyterlab.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.token={token}", f"--ServerApp.root_dir={folder}", "--allow-root",
-         "--LabApp.news_url=", "--LabServerApp.announcements_url=", "--ServerApp.open_browser=False"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, "JUPYTER_NO_CONFIG": "1"})
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--ServerApp.token={token}",
+            f"--ServerApp.root_dir={folder}",
+            "--allow-root",
+            "--LabApp.news_url=",
+            "--LabServerApp.announcements_url=",
+            "--ServerApp.open_browser=False",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=folder,
+        env={**os.environ, "JUPYTER_NO_CONFIG": "1"},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -162,9 +224,13 @@ def test_tour_runs_every_cell_in_jupyterlab(browser, jupyterlab, artifacts):
             const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
             const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
             return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p)) && idle !== null;
-        }""", timeout=300_000)
-    errors = page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                                       "os => os.map(o => o.textContent).filter(t => t.includes('Traceback'))")
+        }""",
+        timeout=300_000,
+    )
+    errors = page.eval_on_selector_all(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+        "os => os.map(o => o.textContent).filter(t => t.includes('Traceback'))",
+    )
     page.screenshot(path=str(artifacts / "tour-run.png"), full_page=True)
     page.keyboard.press("Control+s")
     saved = folder / "tour.ipynb"
