@@ -12,7 +12,7 @@ DEPS_HASH := $(shell sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml | sha25
 VENV ?= $(HOME)/.cache/grl/venv-$(DEPS_HASH)
 PY := $(VENV)/bin/python
 
-.PHONY: env browser study quick test unit bench notebooks portability
+.PHONY: env browser study quick test lint format docs unit bench notebooks portability
 
 $(VENV)/.installed:
 	@echo ">> creating $(VENV) (first time only: torch is a large download, ~2-5 min)"
@@ -48,8 +48,22 @@ browser:
 		  $$SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } || \
 		echo "warning: could not install chromium (apt-get); tests/test_browser.py will fail saying so"; }
 
-test: env browser
+test: env browser lint docs
 	$(PY) -m pytest -q tests --nbval-lax notebooks -p no:cacheprovider
+
+# ruff: lint and format check of the package, the tests and the notebooks' code cells (pyproject.toml [tool.ruff]).
+lint: env
+	$(VENV)/bin/ruff check grl tests notebooks
+	$(VENV)/bin/ruff format --check grl tests notebooks
+
+format: env
+	$(VENV)/bin/ruff check --fix grl tests notebooks
+	$(VENV)/bin/ruff format grl tests notebooks
+
+# The documentation site (mkdocs.yml, docs/): --strict fails on any broken link or anchor (never with --quiet,
+# which hides the warnings that --strict counts: a broken anchor then passes).
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 unit: env
 	$(PY) -m pytest -q tests

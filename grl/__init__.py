@@ -5,6 +5,7 @@ A small, tested reproduction: ``grl.data`` (datasets, synthetic data, sampling),
 (training, feature extraction), ``grl.evaluation`` (CMC, mAP), ``grl.experiments``
 (the catalogue of Tables 1-6) and ``grl.viz`` (figures).
 """
+
 from grl.config import Config, ConfigError
 
 __version__ = "0.1.0"

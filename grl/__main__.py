@@ -1,4 +1,5 @@
 """Command line: ``python -m grl {reproduce, compare, train, list, synth, bench, refresh-notebooks}``."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,17 @@ from pathlib import Path
 from typing import Sequence
 
 from grl.config import DATASETS, ConfigError
-from grl.experiments import (CATALOGUE, EXPERIMENTS, OUR_TABLES, PROFILES, TABLE_TITLES, TABLES, parse_seeds, runs_for,
-                             select_rows)
+from grl.experiments import (
+    CATALOGUE,
+    EXPERIMENTS,
+    OUR_TABLES,
+    PROFILES,
+    TABLE_TITLES,
+    TABLES,
+    parse_seeds,
+    runs_for,
+    select_rows,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,45 +28,93 @@ def _parser() -> argparse.ArgumentParser:
 
     def selection(p: argparse.ArgumentParser) -> None:
         p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
-        p.add_argument("--only", default=None,
-                       help='restrict to tables, experiments or datasets, comma-separated: "table4", "table1,table3"')
+        p.add_argument(
+            "--only",
+            default=None,
+            help='restrict to tables, experiments or datasets, comma-separated: "table4", "table1,table3"',
+        )
         p.add_argument("--dataset", default=None, help=f"restrict to one dataset: {', '.join(DATASETS)}")
-        p.add_argument("--seeds", default=None, metavar="0,1,2",
-                       help="seeds or ranges (0,1,2 or 0-9); every run of every dataset is trained once per seed "
-                            "(default: the profile's own, which may train the small sets on fewer)")
-        p.add_argument("--recipe", default=None, help="paper | release (the authors' released code); default: the profile's")
-        p.add_argument("--data-root", action="append", default=[], metavar="NAME=PATH",
-                       help="real dataset root, e.g. mars=/data/MARS (repeatable); without it: built-in synthetic data")
+        p.add_argument(
+            "--seeds",
+            default=None,
+            metavar="0,1,2",
+            help="seeds or ranges (0,1,2 or 0-9); every run of every dataset is trained once per seed "
+            "(default: the profile's own, which may train the small sets on fewer)",
+        )
+        p.add_argument(
+            "--recipe", default=None, help="paper | release (the authors' released code); default: the profile's"
+        )
+        p.add_argument(
+            "--data-root",
+            action="append",
+            default=[],
+            metavar="NAME=PATH",
+            help="real dataset root, e.g. mars=/data/MARS (repeatable); without it: built-in synthetic data",
+        )
 
     p = sub.add_parser("reproduce", help="run the catalogue through papermill, then Figure 4 and the report")
     selection(p)
     p.add_argument("--root", default=None, help="write runs and report here instead of reports/PROFILE")
-    p.add_argument("--reference", default=None, metavar="RESULTS.csv",
-                   help="compare with this per-seed results table (default: the committed reports/PROFILE/results.csv)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="train N runs at once, the cores divided among them (default 1; `make study` uses one per "
-                        "core). A Ctrl-C with N > 1 stops the runs in flight by killing their kernels")
-    p.add_argument("--procs-per-run", type=int, default=1, metavar="N",
-                   help="train each run on N processes together (torchrun, DistributedDataParallel; on a GPU machine "
-                        "N GPUs per job). Default 1")
-    p.add_argument("--executor", default="local",
-                   help="local (default): the runs on this machine; slurm: each unfinished run as one SLURM job "
-                        "through submitit (the report is then built here)")
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="RESULTS.csv",
+        help="compare with this per-seed results table (default: the committed reports/PROFILE/results.csv)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train N runs at once, the cores divided among them (default 1; `make study` uses one per "
+        "core). A Ctrl-C with N > 1 stops the runs in flight by killing their kernels",
+    )
+    p.add_argument(
+        "--procs-per-run",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train each run on N processes together (torchrun, DistributedDataParallel; on a GPU machine "
+        "N GPUs per job). Default 1",
+    )
+    p.add_argument(
+        "--executor",
+        default="local",
+        help="local (default): the runs on this machine; slurm: each unfinished run as one SLURM job "
+        "through submitit (the report is then built here)",
+    )
     p.add_argument("--slurm-partition", default=None, metavar="P", help="SLURM partition (default: the cluster's)")
-    p.add_argument("--slurm-time", type=int, default=None, metavar="MINUTES",
-                   help="time limit of each job (default 720); a job out of time is requeued and resumes")
+    p.add_argument(
+        "--slurm-time",
+        type=int,
+        default=None,
+        metavar="MINUTES",
+        help="time limit of each job (default 720); a job out of time is requeued and resumes",
+    )
     p.add_argument("--slurm-gpus-per-run", type=int, default=None, metavar="N", help="GPUs per job (default 1)")
-    p.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra sbatch option, e.g. account=myproject or mem=64G (repeatable)")
+    p.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra sbatch option, e.g. account=myproject or mem=64G (repeatable)",
+    )
     p = sub.add_parser("compare", help="did a study reproduce the reference? (per-seed results tables)")
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
     p.add_argument("--root", default=None, help="the study's folder (default: reports/PROFILE)")
-    p.add_argument("--reference", default=None, metavar="RESULTS.csv",
-                   help="the reference table (default: reports/PROFILE/results.csv as committed)")
+    p.add_argument(
+        "--reference",
+        default=None,
+        metavar="RESULTS.csv",
+        help="the reference table (default: reports/PROFILE/results.csv as committed)",
+    )
     p = sub.add_parser("list", help="print the catalogue: tables, rows, runs and whether each run is done")
     selection(p)
-    p = sub.add_parser("calibrate", help="train the Baseline only and print it against the benchmark's calibration "
-                                         "targets (README, 'Calibrating the built-in benchmark')")
+    p = sub.add_parser(
+        "calibrate",
+        help="train the Baseline only and print it against the benchmark's calibration "
+        "targets (README, 'Calibrating the built-in benchmark')",
+    )
     p.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default: cpu)")
     p.add_argument("--seeds", default=None, metavar="0,1,2", help="default: the profile's")
     p.add_argument("--dataset", default=None, help=f"only this dataset: {', '.join(DATASETS)}")
@@ -69,14 +127,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default="", help="the dataset's root (default: built-in synthetic data)")
-    p.add_argument("--recipe", default=None, help="paper | release (the authors' released code); default: the profile's")
-    p.add_argument("--run-dir", default="", help="the run's folder (default: the catalogue's, reports/PROFILE/runs/NAME)")
+    p.add_argument(
+        "--recipe", default=None, help="paper | release (the authors' released code); default: the profile's"
+    )
+    p.add_argument(
+        "--run-dir", default="", help="the run's folder (default: the catalogue's, reports/PROFILE/runs/NAME)"
+    )
     sub.add_parser("synth", help="generate the built-in synthetic datasets (grl.data.synthetic)", add_help=False)
     sub.add_parser("bench", help="run the benchmarks (grl.bench)", add_help=False)
-    p = sub.add_parser("refresh-notebooks", help="re-execute the committed notebooks in place (quick defaults), for nbval")
+    p = sub.add_parser(
+        "refresh-notebooks", help="re-execute the committed notebooks in place (quick defaults), for nbval"
+    )
     p.add_argument("names", nargs="*", help="notebook file names (default: all in notebooks/)")
-    p.add_argument("--reuse-runs", action="store_true",
-                   help="use the existing reports/quick runs instead of computing into a fresh temporary folder")
+    p.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="use the existing reports/quick runs instead of computing into a fresh temporary folder",
+    )
     return parser
 
 
@@ -133,12 +200,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         from grl import cluster
 
         roots = reproduce.parse_data_roots(args.data_root)
-        slurm = cluster.slurm_options(args.executor, args.slurm_partition, args.slurm_time, args.slurm_gpus_per_run,
-                                      args.slurm_option)
-        return reproduce.reproduce(args.profile, args.only, args.dataset, roots, parse_seeds(args.seeds),
-                                   root=args.root, reference=args.reference, recipe=args.recipe,
-                                   jobs=1 if args.jobs is None else args.jobs, executor=args.executor, slurm=slurm,
-                                   procs_per_run=args.procs_per_run)
+        slurm = cluster.slurm_options(
+            args.executor, args.slurm_partition, args.slurm_time, args.slurm_gpus_per_run, args.slurm_option
+        )
+        return reproduce.reproduce(
+            args.profile,
+            args.only,
+            args.dataset,
+            roots,
+            parse_seeds(args.seeds),
+            root=args.root,
+            reference=args.reference,
+            recipe=args.recipe,
+            jobs=1 if args.jobs is None else args.jobs,
+            executor=args.executor,
+            slurm=slurm,
+            procs_per_run=args.procs_per_run,
+        )
     if args.command == "compare":
         return _compare(args)
     if args.command == "list":
@@ -163,8 +241,10 @@ def _compare(args: argparse.Namespace) -> int:
     folder = profile_dir(args.profile, args.root)
     path = folder / "results.csv"
     if not path.is_file():
-        raise ConfigError(f"{path} does not exist: run `python -m grl reproduce --profile {args.profile}"
-                          f"{' --root ' + str(args.root) if args.root else ''}` first (it writes results.csv)")
+        raise ConfigError(
+            f"{path} does not exist: run `python -m grl reproduce --profile {args.profile}"
+            f"{' --root ' + str(args.root) if args.root else ''}` first (it writes results.csv)"
+        )
     try:
         ours = report.read_results_csv(path)
         if args.reference:
@@ -184,20 +264,43 @@ def _compare(args: argparse.Namespace) -> int:
         outside = cells[~(cells.ours_in_ref & cells.ref_in_ours)]
         if len(outside):
             print("cells where a mean lies outside the other's interval:")
-            print(outside[["experiment", "dataset", "feature", "metric", "mean", "low", "high", "mean_ref", "low_ref",
-                           "high_ref"]].round(2).to_string(index=False))
+            print(
+                outside[
+                    [
+                        "experiment",
+                        "dataset",
+                        "feature",
+                        "metric",
+                        "mean",
+                        "low",
+                        "high",
+                        "mean_ref",
+                        "low_ref",
+                        "high_ref",
+                    ]
+                ]
+                .round(2)
+                .to_string(index=False)
+            )
     return 0 if comparable else 1
 
 
 def _train(args: argparse.Namespace) -> int:
+    from grl.engine import distributed
     from grl.experiments import make_run
     from grl.report import metrics_table
     from grl.reproduce import check_data, run_or_load
 
-    from grl.engine import distributed
-
-    run = make_run(args.experiment, args.dataset, args.profile, split=args.split, seed=args.seed,
-                   data_root=args.data_root, recipe=args.recipe, run_dir=args.run_dir or None)
+    run = make_run(
+        args.experiment,
+        args.dataset,
+        args.profile,
+        split=args.split,
+        seed=args.seed,
+        data_root=args.data_root,
+        recipe=args.recipe,
+        run_dir=args.run_dir or None,
+    )
     # Under torchrun every rank runs this; they train the run together and rank 0 alone speaks.
     with distributed.session(run.config.device):
         with distributed.main_first():
@@ -213,8 +316,14 @@ def _train(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from grl.reproduce import parse_data_roots
 
-    runs = runs_for(args.profile, args.only, args.dataset, seeds=parse_seeds(args.seeds),
-                    data_roots=parse_data_roots(args.data_root), recipe=args.recipe)
+    runs = runs_for(
+        args.profile,
+        args.only,
+        args.dataset,
+        seeds=parse_seeds(args.seeds),
+        data_roots=parse_data_roots(args.data_root),
+        recipe=args.recipe,
+    )
     by_pair = {}
     for run in runs:
         by_pair.setdefault((run.experiment, run.dataset), []).append(run)
@@ -235,8 +344,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 # The calibration targets (README, "Calibrating the built-in benchmark"): Baseline, mean over the seeds.
-CALIBRATION_TARGETS = {("mars", "rank1"): (30, 70), ("mars", "mAP"): (30, 70),
-                       ("ilidsvid", "rank1"): (40, 85), ("prid2011", "rank1"): (40, 85)}
+CALIBRATION_TARGETS = {
+    ("mars", "rank1"): (30, 70),
+    ("mars", "mAP"): (30, 70),
+    ("ilidsvid", "rank1"): (40, 85),
+    ("prid2011", "rank1"): (40, 85),
+}
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -264,8 +377,10 @@ def _calibrate(args: argparse.Namespace) -> int:
         iv = t_interval(values.tolist()) if len(values) else None
         ok = iv is not None and low <= iv.mean <= high
         met &= ok
-        print(f"  {dataset:<9} {metric:<6} {iv.text(1) if iv else '—':>14}  target {low}-{high}  "
-              f"{'in range' if ok else 'OUT OF RANGE'}  (per seed: {', '.join(f'{v:.1f}' for v in values)})")
+        print(
+            f"  {dataset:<9} {metric:<6} {iv.text(1) if iv else '—':>14}  target {low}-{high}  "
+            f"{'in range' if ok else 'OUT OF RANGE'}  (per seed: {', '.join(f'{v:.1f}' for v in values)})"
+        )
     return 0 if met else 1
 
 

@@ -17,6 +17,7 @@ killed, out of memory) is resubmitted by the next batch; either way the run resu
 Tested with submitit's local executor only (``SlurmOptions(cluster="local")``, or an executor passed to
 :func:`run_jobs`): there is no SLURM cluster where this was written.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,17 @@ EXECUTORS = ("local", "slurm")
 LOGS = "slurm"  # submitit's folder inside the profile folder: reports/<profile>/slurm/
 DEFAULT_TIME_MIN = 720
 # sbatch options submitit sets itself (logs, requeue signal) or that have their own --slurm-* option.
-RESERVED = {"partition": "--slurm-partition", "time": "--slurm-time", "gpus-per-node": "--slurm-gpus-per-run",
-            "output": None, "error": None, "signal": None, "open-mode": None, "array": None, "job-name": None}
+RESERVED = {
+    "partition": "--slurm-partition",
+    "time": "--slurm-time",
+    "gpus-per-node": "--slurm-gpus-per-run",
+    "output": None,
+    "error": None,
+    "signal": None,
+    "open-mode": None,
+    "array": None,
+    "job-name": None,
+}
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,10 @@ class SlurmOptions:
     def __post_init__(self) -> None:
         for name, value in (("--slurm-time", self.time_min), ("--slurm-gpus-per-run", self.gpus_per_run)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a whole number >= 1 "
-                                  f"({'minutes per job' if name == '--slurm-time' else 'GPUs per job'}), got {value!r}")
+                raise ConfigError(
+                    f"{name} must be a whole number >= 1 "
+                    f"({'minutes per job' if name == '--slurm-time' else 'GPUs per job'}), got {value!r}"
+                )
         for key in self.options:
             _check_key(key)
 
@@ -69,8 +81,10 @@ def parse_slurm_options(items: list[str] | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip().lstrip("-")
         if not sep or not key or not value:
-            raise ConfigError(f"--slurm-option expects KEY=VALUE, an sbatch option without its dashes "
-                              f"(e.g. --slurm-option account=myproject --slurm-option mem=64G), got {item!r}")
+            raise ConfigError(
+                f"--slurm-option expects KEY=VALUE, an sbatch option without its dashes "
+                f"(e.g. --slurm-option account=myproject --slurm-option mem=64G), got {item!r}"
+            )
         _check_key(key)
         options[key] = value
     return options
@@ -82,32 +96,57 @@ def _check_key(key: str) -> None:
     name = key.replace("_", "-")
     if name in RESERVED:
         own = RESERVED[name]
-        raise ConfigError(f"--slurm-option {key}=...: " + (f"use {own} instead" if own else
-                          "submitit sets this sbatch option itself (logs and requeueing need it); drop it"))
+        raise ConfigError(
+            f"--slurm-option {key}=...: "
+            + (
+                f"use {own} instead"
+                if own
+                else "submitit sets this sbatch option itself (logs and requeueing need it); drop it"
+            )
+        )
 
 
-def slurm_options(executor: str, partition: str | None = None, time_min: int | None = None,
-                  gpus_per_run: int | None = None, option_items: list[str] | None = None) -> SlurmOptions | None:
+def slurm_options(
+    executor: str,
+    partition: str | None = None,
+    time_min: int | None = None,
+    gpus_per_run: int | None = None,
+    option_items: list[str] | None = None,
+) -> SlurmOptions | None:
     """The command line's ``--executor`` and ``--slurm-*`` options, checked: None for the local executor."""
     check_executor_name(executor)
-    given = [name for name, value in (("--slurm-partition", partition), ("--slurm-time", time_min),
-                                      ("--slurm-gpus-per-run", gpus_per_run), ("--slurm-option", option_items))
-             if value not in (None, [], ())]
+    given = [
+        name
+        for name, value in (
+            ("--slurm-partition", partition),
+            ("--slurm-time", time_min),
+            ("--slurm-gpus-per-run", gpus_per_run),
+            ("--slurm-option", option_items),
+        )
+        if value not in (None, [], ())
+    ]
     if executor == "local":
         if given:
             several = len(given) > 1
-            raise ConfigError(f"{', '.join(given)} appl{'y' if several else 'ies'} only to SLURM jobs: add --executor "
-                              f"slurm, or drop {'them' if several else 'it'} to run on this machine")
+            raise ConfigError(
+                f"{', '.join(given)} appl{'y' if several else 'ies'} only to SLURM jobs: add --executor "
+                f"slurm, or drop {'them' if several else 'it'} to run on this machine"
+            )
         return None
-    return SlurmOptions(partition=partition, time_min=DEFAULT_TIME_MIN if time_min is None else time_min,
-                        gpus_per_run=1 if gpus_per_run is None else gpus_per_run,
-                        options=parse_slurm_options(option_items))
+    return SlurmOptions(
+        partition=partition,
+        time_min=DEFAULT_TIME_MIN if time_min is None else time_min,
+        gpus_per_run=1 if gpus_per_run is None else gpus_per_run,
+        options=parse_slurm_options(option_items),
+    )
 
 
 def check_executor_name(executor: str) -> None:
     if executor not in EXECUTORS:
-        raise ConfigError(f"--executor {executor!r}: unknown executor; valid executors: {', '.join(EXECUTORS)} "
-                          "(local: on this machine, slurm: one SLURM job per run)")
+        raise ConfigError(
+            f"--executor {executor!r}: unknown executor; valid executors: {', '.join(EXECUTORS)} "
+            "(local: on this machine, slurm: one SLURM job per run)"
+        )
 
 
 def check_executor(executor: str, slurm: SlurmOptions | None, procs_per_run: int = 1) -> SlurmOptions | None:
@@ -116,31 +155,42 @@ def check_executor(executor: str, slurm: SlurmOptions | None, procs_per_run: int
     check_executor_name(executor)
     if executor == "local":
         if slurm is not None:
-            raise ConfigError("SLURM options apply only to SLURM jobs: add --executor slurm, or drop the "
-                              "--slurm-* options to run on this machine")
+            raise ConfigError(
+                "SLURM options apply only to SLURM jobs: add --executor slurm, or drop the "
+                "--slurm-* options to run on this machine"
+            )
         return None
     slurm = slurm or SlurmOptions()
     try:
         import submitit  # noqa: F401
     except ImportError:
-        raise ConfigError("--executor slurm needs the submitit package: pip install submitit (in the environment "
-                          f"of {sys.executable}), or run without --executor slurm") from None
+        raise ConfigError(
+            "--executor slurm needs the submitit package: pip install submitit (in the environment "
+            f"of {sys.executable}), or run without --executor slurm"
+        ) from None
     missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None] if slurm.cluster == "slurm" else []
     if missing:  # submitit submits with sbatch and starts the job's task with srun
-        raise ConfigError(f"--executor slurm: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not on "
-                          "PATH, so no SLURM cluster is reachable from this machine. Run the command on the cluster's "
-                          "login node (SLURM must be reachable from where you submit), or drop --executor slurm to "
-                          "run here. (The tests use submitit's local executor instead of SLURM.)")
+        raise ConfigError(
+            f"--executor slurm: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not on "
+            "PATH, so no SLURM cluster is reachable from this machine. Run the command on the cluster's "
+            "login node (SLURM must be reachable from where you submit), or drop --executor slurm to "
+            "run here. (The tests use submitit's local executor instead of SLURM.)"
+        )
     if slurm.cluster not in ("slurm", "local"):
         raise ConfigError(f"SlurmOptions.cluster must be 'slurm' (or 'local' in tests), got {slurm.cluster!r}")
     if procs_per_run > slurm.gpus_per_run:
-        raise ConfigError(f"--procs-per-run {procs_per_run} trains each run on {procs_per_run} processes, one GPU "
-                          f"each, but --slurm-gpus-per-run is {slurm.gpus_per_run}: pass --slurm-gpus-per-run "
-                          f"{procs_per_run}")
+        raise ConfigError(
+            f"--procs-per-run {procs_per_run} trains each run on {procs_per_run} processes, one GPU "
+            f"each, but --slurm-gpus-per-run is {slurm.gpus_per_run}: pass --slurm-gpus-per-run "
+            f"{procs_per_run}"
+        )
     if slurm.gpus_per_run > procs_per_run:
-        print(f"warning: --slurm-gpus-per-run {slurm.gpus_per_run}: a run trains on {procs_per_run} device(s) "
-              f"(--procs-per-run {procs_per_run}), so the other GPUs of each job stay idle; pass --procs-per-run "
-              f"{slurm.gpus_per_run} to train each run on all of them (torchrun)", file=sys.stderr)
+        print(
+            f"warning: --slurm-gpus-per-run {slurm.gpus_per_run}: a run trains on {procs_per_run} device(s) "
+            f"(--procs-per-run {procs_per_run}), so the other GPUs of each job stay idle; pass --procs-per-run "
+            f"{slurm.gpus_per_run} to train each run on all of them (torchrun)",
+            file=sys.stderr,
+        )
     return slurm
 
 
@@ -149,9 +199,14 @@ def make_executor(folder: str | Path, options: SlurmOptions):
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster)
-    executor.update_parameters(timeout_min=options.time_min, nodes=1, tasks_per_node=1,
-                               gpus_per_node=options.gpus_per_run, slurm_partition=options.partition,
-                               slurm_additional_parameters=dict(options.options) or None)
+    executor.update_parameters(
+        timeout_min=options.time_min,
+        nodes=1,
+        tasks_per_node=1,
+        gpus_per_node=options.gpus_per_run,
+        slurm_partition=options.partition,
+        slurm_additional_parameters=dict(options.options) or None,
+    )
     return executor
 
 
@@ -162,7 +217,9 @@ class RunJob:
     requeues the same call, and the notebook's training resumes from the run's checkpoint.
     """
 
-    def __call__(self, name: str, notebook: str, output: str, parameters: dict, cwd: str, procs_per_run: int = 1) -> dict:
+    def __call__(
+        self, name: str, notebook: str, output: str, parameters: dict, cwd: str, procs_per_run: int = 1
+    ) -> dict:
         import papermill
 
         from grl.reproduce import PROCS_PER_RUN, execute
@@ -203,13 +260,24 @@ def finished(run: Run) -> bool:
     if not run.is_done() or not notebook_ok(run.run_dir / "experiment.ipynb"):
         return False
     metrics = load_result(run.run_dir, run.config.key())["metrics"]
-    return not (run.config.rerank and f"{run.config.main_feature}+rerank" not in metrics
-                and (run.run_dir / "model.pt").is_file())
+    return not (
+        run.config.rerank
+        and f"{run.config.main_feature}+rerank" not in metrics
+        and (run.run_dir / "model.pt").is_file()
+    )
 
 
-def run_jobs(runs: list[Run], notebook: str | Path, status_path: str | Path | None = None,
-             options: SlurmOptions | None = None, folder: str | Path | None = None, progress: bool = True,
-             executor=None, poll_s: float | None = None, procs_per_run: int = 1):
+def run_jobs(
+    runs: list[Run],
+    notebook: str | Path,
+    status_path: str | Path | None = None,
+    options: SlurmOptions | None = None,
+    folder: str | Path | None = None,
+    progress: bool = True,
+    executor=None,
+    poll_s: float | None = None,
+    procs_per_run: int = 1,
+):
     """Submit one job per unfinished run, wait for them all (one progress bar over runs), return a
     :class:`grl.reproduce.BatchResult` as :func:`grl.reproduce.run_batch` does.
 
@@ -246,8 +314,15 @@ def run_jobs(runs: list[Run], notebook: str | Path, status_path: str | Path | No
             executor = executor or make_executor(folder or Path(status_path or ".").parent / LOGS, options)
         for run in todo:
             executor.update_parameters(name=run.name)
-            job = executor.submit(RunJob(), run.name, str(notebook), str(run.run_dir / "experiment.ipynb"),
-                                  experiment_parameters(run), str(notebook.parent), procs_per_run)
+            job = executor.submit(
+                RunJob(),
+                run.name,
+                str(notebook),
+                str(run.run_dir / "experiment.ipynb"),
+                experiment_parameters(run),
+                str(notebook.parent),
+                procs_per_run,
+            )
             jobs[job] = run
             status[run.name] = {"status": "submitted", "job": str(job.job_id), "log": str(job.paths.stderr)}
         save()
@@ -283,8 +358,11 @@ def _record(job, run: Run, outcome, status: dict) -> None:
     except FailedJobError as exc:  # the job raised outside the notebook (e.g. could not start the kernel)
         result = {"status": "failed", "error": f"job {job.job_id}: {_last_line(exc)}"}
     except UncompletedJobError:  # cancelled, killed, out of memory, timed out too often: no result
-        result = {"status": "failed", "error": f"job {job.job_id} ended without a result (state {job.state}); "
-                                               "rerun the same command to resubmit it: it resumes from its checkpoint"}
+        result = {
+            "status": "failed",
+            "error": f"job {job.job_id} ended without a result (state {job.state}); "
+            "rerun the same command to resubmit it: it resumes from its checkpoint",
+        }
     if result["status"] == "done" and not run.is_done():
         result = {"status": "failed", "error": f"the notebook ended without writing {run.result_path}"}
     if result["status"] == "done":

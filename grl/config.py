@@ -5,6 +5,7 @@ every optimisation setting is a field of :class:`Config`. A run is keyed by its
 configuration (:meth:`Config.key`), so two table rows that need the same training
 share one run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,11 +56,29 @@ RECIPES: dict[str, dict] = {
 # intervals cover), and the float64 profiles pin it, so it never decides what a run is.
 # eval_every is in the key only with select_best, where it decides which model is kept. rerank adds an
 # evaluation of the same trained model (runs finished before it was asked for do not have it).
-_NOT_IN_KEY = frozenset({"num_workers", "frame_cache", "data_size", "device", "data_root", "eval_every", "threads", "rerank"})
+_NOT_IN_KEY = frozenset(
+    {"num_workers", "frame_cache", "data_size", "device", "data_root", "eval_every", "threads", "rerank"}
+)
 # Fields added after runs were first keyed: left out of the key while at their default, so that adding
 # a switch does not invalidate every finished run. Never change the default of a field listed here.
-_KEY_OMITS_DEFAULT = frozenset({"pretrain_ids", "pretrain_steps", "recipe", "rrs_chunks", "random_crop", "erasing", "gce_head", "pool_normalized",
-                                "pool_bn_halves", "oim_pooled", "release_feature", "select_best", "sync_bn", "crn"})
+_KEY_OMITS_DEFAULT = frozenset(
+    {
+        "pretrain_ids",
+        "pretrain_steps",
+        "recipe",
+        "rrs_chunks",
+        "random_crop",
+        "erasing",
+        "gce_head",
+        "pool_normalized",
+        "pool_bn_halves",
+        "oim_pooled",
+        "release_feature",
+        "select_best",
+        "sync_bn",
+        "crn",
+    }
+)
 
 
 class ConfigError(ValueError):
@@ -178,7 +197,9 @@ class Config:
             if getattr(self, name) < 1:
                 raise ConfigError(f"config field {name!r} must be >= 1, got {getattr(self, name)}")
         if self.batch_size % 2:
-            raise ConfigError(f"config field 'batch_size' must be even (half probes, half partners), got {self.batch_size}")
+            raise ConfigError(
+                f"config field 'batch_size' must be even (half probes, half partners), got {self.batch_size}"
+            )
         if self.use_trl and not self.use_gce:
             raise ConfigError("use_trl=True needs use_gce=True: TRL works on the features GCE disentangles")
         if not self.use_gce and self.oim != "v":
@@ -188,8 +209,9 @@ class Config:
         if self.seed < 0:
             raise ConfigError(f"config field 'seed' must be >= 0, got {self.seed}")
         if self.select_best and self.eval_every < 1:
-            raise ConfigError("select_best=True needs eval_every >= 1: the best model is chosen among the periodic "
-                              "evaluations")
+            raise ConfigError(
+                "select_best=True needs eval_every >= 1: the best model is chosen among the periodic evaluations"
+            )
         if not 0 <= self.split <= 9:
             raise ConfigError(f"config field 'split' must be in 0..9, got {self.split}")
 
@@ -223,9 +245,12 @@ class Config:
     def key(self) -> str:
         """Short stable hash of everything that changes the trained model or its numbers."""
         defaults = {f.name: f.default for f in fields(self)}
-        payload = {k: v for k, v in self.to_dict().items()
-                   if (k not in _NOT_IN_KEY or (k == "eval_every" and self.select_best))
-                   and not (k in _KEY_OMITS_DEFAULT and v == defaults[k])}
+        payload = {
+            k: v
+            for k, v in self.to_dict().items()
+            if (k not in _NOT_IN_KEY or (k == "eval_every" and self.select_best))
+            and not (k in _KEY_OMITS_DEFAULT and v == defaults[k])
+        }
         if payload.get("pool_normalized"):
             # Runs trained before the pooling's query and key read the normalised F^h too (issue 23) had
             # `true` here: a new value gives the corrected model a new key, so old runs are never reused.

@@ -13,6 +13,7 @@ queries and cumulative sums; no full sort of the gallery);
 :func:`evaluate_ranking_reference` is the slow, per-query textbook version it is
 tested against (and benchmarked against in ``grl.bench.evaluation``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,13 +46,22 @@ def pairwise_distance(query, gallery, metric: str = "cosine") -> torch.Tensor:
 
 def _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
     distmat = torch.as_tensor(distmat).float()  # both implementations rank in float32
-    q_pids, g_pids, q_camids, g_camids = (torch.as_tensor(np.asarray(a)).long().reshape(-1) for a in (q_pids, g_pids, q_camids, g_camids))
+    q_pids, g_pids, q_camids, g_camids = (
+        torch.as_tensor(np.asarray(a)).long().reshape(-1) for a in (q_pids, g_pids, q_camids, g_camids)
+    )
     if distmat.ndim != 2:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {tuple(distmat.shape)}")
     q, g = distmat.shape
-    for name, arr, n in (("q_pids", q_pids, q), ("q_camids", q_camids, q), ("g_pids", g_pids, g), ("g_camids", g_camids, g)):
+    for name, arr, n in (
+        ("q_pids", q_pids, q),
+        ("q_camids", q_camids, q),
+        ("g_pids", g_pids, g),
+        ("g_camids", g_camids, g),
+    ):
         if arr.numel() != n:
-            raise ValueError(f"{name} has {arr.numel()} entries but distmat has shape {tuple(distmat.shape)} (expected {n})")
+            raise ValueError(
+                f"{name} has {arr.numel()} entries but distmat has shape {tuple(distmat.shape)} (expected {n})"
+            )
     if any(torch.isnan(distmat[i : i + 256]).any() for i in range(0, distmat.shape[0], 256)):  # chunked: no QxG mask
         raise ValueError("distmat contains NaN: distances must be comparable")
     if max_rank < 1:
@@ -59,12 +69,15 @@ def _prepare(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
     return distmat, q_pids, g_pids, q_camids, g_camids
 
 
-def _result(first_hit_ranks: torch.Tensor, aps: torch.Tensor, num_skipped: int, max_rank: int,
-            per_query: bool = False) -> dict:
+def _result(
+    first_hit_ranks: torch.Tensor, aps: torch.Tensor, num_skipped: int, max_rank: int, per_query: bool = False
+) -> dict:
     """first_hit_ranks: 0-based rank of the first correct match per valid query."""
     num = int(first_hit_ranks.numel())
     if num == 0:
-        raise ValueError(f"no query has a valid positive in the gallery (all {num_skipped} skipped): nothing to evaluate")
+        raise ValueError(
+            f"no query has a valid positive in the gallery (all {num_skipped} skipped): nothing to evaluate"
+        )
     ks = torch.arange(1, max(max_rank, max(RANKS)) + 1)
     cmc = (first_hit_ranks[None, :] < ks[:, None]).double().mean(1) * 100.0
     out = {"mAP": float(aps.double().mean() * 100.0)}
@@ -94,7 +107,15 @@ def _ranking_keys(dist: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_ranking(
-    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20, *, junk_pid: int | None = -1, chunk_size: int = 256,
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank: int = 20,
+    *,
+    junk_pid: int | None = -1,
+    chunk_size: int = 256,
     per_query: bool = False,
 ) -> dict:
     """CMC + mAP (percent) of a (Q,G) distance matrix; see the module docstring.
@@ -143,7 +164,9 @@ def evaluate_ranking(
     return _result(firsts_t, aps_t, skipped, max_rank, per_query)
 
 
-def evaluate_ranking_reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20, *, junk_pid: int | None = -1) -> dict:
+def evaluate_ranking_reference(
+    distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 20, *, junk_pid: int | None = -1
+) -> dict:
     """Slow reference of :func:`evaluate_ranking`: one query at a time, textbook AP.
 
     Kept for tests and the benchmark; use :func:`evaluate_ranking` in real code.
@@ -191,8 +214,9 @@ def average_splits(results: list[dict]) -> dict:
     return out
 
 
-def first_ranked(distmat, q_pids, g_pids, q_camids, g_camids, groups: dict[int, int] | None = None, *,
-                 junk_pid: int | None = -1) -> dict[str, int]:
+def first_ranked(
+    distmat, q_pids, g_pids, q_camids, g_camids, groups: dict[int, int] | None = None, *, junk_pid: int | None = -1
+) -> dict[str, int]:
     """What each query's top-ranked gallery item is, under the protocol of :func:`evaluate_ranking`.
 
     Counts of: "match" (the query's id, another camera), "look-alike, same camera" / "look-alike,
@@ -226,8 +250,9 @@ def first_ranked(distmat, q_pids, g_pids, q_camids, g_camids, groups: dict[int, 
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def ranked_gallery(distances, query_pid: int, query_camid: int, g_pids, g_camids, k: int | None = None, *,
-                   junk_pid: int | None = -1) -> list[int]:
+def ranked_gallery(
+    distances, query_pid: int, query_camid: int, g_pids, g_camids, k: int | None = None, *, junk_pid: int | None = -1
+) -> list[int]:
     """The gallery indices one query is ranked against under the protocol above, nearest first (ties by
     index): without the items of its own identity *and* camera and without junk. ``distances``: (G,)."""
     distances = torch.as_tensor(distances)

@@ -10,6 +10,7 @@ A run is keyed by its configuration (:meth:`grl.config.Config.key`): the GRL-ful
 serves every table that shows it, and Table 2's test-feature variants are several
 evaluations of one trained model, so :func:`runs_for` returns each training once.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from grl.config import DATASETS, RECIPES, Config, ConfigError
-from grl.paths import data_dir, reports_dir
+from grl.paths import reports_dir
 
 # ---------------------------------------------------------------------------------------
 # Experiments: switches on one model (paper §4.4). Applied after the profile's overrides.
@@ -36,8 +37,13 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "grl-v-oim": {"oim": "v"},
     "grl-f-oim": {"oim": "f"},
     # Not in the paper: the CPU profiles' pretrained backbone switched off (Table 7, ours).
-    "baseline-scratch": {"use_gce": False, "use_trl": False, "oim": "v", "use_verification": False,
-                         "pretrained": False},
+    "baseline-scratch": {
+        "use_gce": False,
+        "use_trl": False,
+        "oim": "v",
+        "use_verification": False,
+        "pretrained": False,
+    },
     "grl-scratch": {"pretrained": False},
 }
 
@@ -61,8 +67,16 @@ class Profile:
     # dataset -> Config overrides of that dataset's runs only (between the profile's and the experiment's).
     dataset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def config(self, experiment: str, dataset: str, *, split: int = 0, seed: int = 0, data_root: str = "",
-               recipe: str | None = None) -> Config:
+    def config(
+        self,
+        experiment: str,
+        dataset: str,
+        *,
+        split: int = 0,
+        seed: int = 0,
+        data_root: str = "",
+        recipe: str | None = None,
+    ) -> Config:
         """The Config of one run; ``recipe`` ("paper" | "release", default: the profile's) brings its choices
         (grl.config.RECIPES) under the profile's and the experiment's own settings. Without ``data_root`` a
         synthetic profile's run names the built-in set (size preset and version), which it generates itself."""
@@ -70,9 +84,16 @@ class Profile:
         check_name(dataset, DATASETS, "dataset")
         if recipe is not None:
             check_name(recipe, RECIPES, "recipe")
-        values = {**self.overrides, **self.dataset_overrides.get(dataset, {}), **EXPERIMENTS[experiment],
-                  "dataset": dataset, "split": split, "seed": seed,
-                  "data_root": data_root, "data_size": self.data_size}
+        values = {
+            **self.overrides,
+            **self.dataset_overrides.get(dataset, {}),
+            **EXPERIMENTS[experiment],
+            "dataset": dataset,
+            "split": split,
+            "seed": seed,
+            "data_root": data_root,
+            "data_size": self.data_size,
+        }
         if recipe is not None:
             values["recipe"] = recipe
         if self.data == "synthetic" and not data_root:
@@ -88,14 +109,29 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         description="seconds per run: tiny backbone pretrained on synthetic people, 32x16, a few steps (tests, nbval)",
-        overrides={"backbone": "tiny", "pretrained": True, "pretrain_ids": 64, "pretrain_steps": 60,
-                   "height": 32, "width": 16, "batch_size": 8,
-                   "epochs": 2, "steps_per_epoch": 4, "optimizer": "adam", "lr": 1e-3, "lr_step": 100,
-                   "device": "cpu",
-                   "num_workers": 0, "amp": False, "channels_last": False,
-                   # What nbval checks must be identical on every x86-64 CPU and thread count: float64
-                   # on one thread is (measured, README "What is identical where"); float32 is not.
-                   "dtype": "float64", "threads": 1, "rerank": True},
+        overrides={
+            "backbone": "tiny",
+            "pretrained": True,
+            "pretrain_ids": 64,
+            "pretrain_steps": 60,
+            "height": 32,
+            "width": 16,
+            "batch_size": 8,
+            "epochs": 2,
+            "steps_per_epoch": 4,
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "lr_step": 100,
+            "device": "cpu",
+            "num_workers": 0,
+            "amp": False,
+            "channels_last": False,
+            # What nbval checks must be identical on every x86-64 CPU and thread count: float64
+            # on one thread is (measured, README "What is identical where"); float32 is not.
+            "dtype": "float64",
+            "threads": 1,
+            "rerank": True,
+        },
         splits=_SPLIT0,
         data="synthetic",
         seeds=(0, 1),
@@ -104,18 +140,33 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         description="the main job on 2 CPU cores: tiny backbone pretrained on synthetic people, 64x32, built-in "
-                    "synthetic data",
-        overrides={"backbone": "tiny", "pretrained": True, "pretrain_ids": 600, "pretrain_steps": 1200,
-                   "height": 64, "width": 32, "batch_size": 16,
-                   # 9 x 25 = 225 steps, lr x0.1 for the last third. Measured (README, "The study's precision"):
-                   # against 75 steps the paired variance of the MARS-like comparisons is 4.9x smaller for 2.3x the
-                   # time per run; on the small sets it is not smaller, so they keep 75 steps (dataset_overrides).
-                   "epochs": 9, "steps_per_epoch": 25, "optimizer": "adam", "lr": 1e-3, "lr_step": 6,
-                   "lr_gamma": 0.1,
-                   "device": "cpu", "num_workers": 0, "amp": False, "channels_last": False, "rerank": True,
-                   # Common random numbers: measured to halve the SD of Table 4's paired differences (README,
-                   # "The study's precision", variance table); no measured harm elsewhere.
-                   "crn": True},
+        "synthetic data",
+        overrides={
+            "backbone": "tiny",
+            "pretrained": True,
+            "pretrain_ids": 600,
+            "pretrain_steps": 1200,
+            "height": 64,
+            "width": 32,
+            "batch_size": 16,
+            # 9 x 25 = 225 steps, lr x0.1 for the last third. Measured (README, "The study's precision"):
+            # against 75 steps the paired variance of the MARS-like comparisons is 4.9x smaller for 2.3x the
+            # time per run; on the small sets it is not smaller, so they keep 75 steps (dataset_overrides).
+            "epochs": 9,
+            "steps_per_epoch": 25,
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "lr_step": 6,
+            "lr_gamma": 0.1,
+            "device": "cpu",
+            "num_workers": 0,
+            "amp": False,
+            "channels_last": False,
+            "rerank": True,
+            # Common random numbers: measured to halve the SD of Table 4's paired differences (README,
+            # "The study's precision", variance table); no measured harm elsewhere.
+            "crn": True,
+        },
         # All 10 splits of the small sets, paired, as the paper averages them (one seed each); the MARS-like
         # comparisons rest on seeds, five of them: what fits the 30-minute budget at 225 steps (README, "The
         # study's precision": the measured frontier; --seeds for more).
@@ -129,12 +180,26 @@ PROFILES: dict[str, Profile] = {
         name="paper",
         description="paper §4.2: ResNet-50 ImageNet, 256x128, batch 16, T=8, 50 epochs, lr 1e-3 x0.1/15 epochs, "
         "real datasets, GPU; 10 splits for iLIDS-VID and PRID2011",
-        overrides={"backbone": "resnet50", "pretrained": True, "height": 256, "width": 128, "batch_size": 16,
-                   "epochs": 50, "steps_per_epoch": 0, "lr": 1e-3, "lr_step": 15, "lr_gamma": 0.1,
-                   "device": "auto", "num_workers": 4, "rerank": True},
+        overrides={
+            "backbone": "resnet50",
+            "pretrained": True,
+            "height": 256,
+            "width": 128,
+            "batch_size": 16,
+            "epochs": 50,
+            "steps_per_epoch": 0,
+            "lr": 1e-3,
+            "lr_step": 15,
+            "lr_gamma": 0.1,
+            "device": "auto",
+            "num_workers": 4,
+            "rerank": True,
+        },
         splits={"mars": (0,), "ilidsvid": tuple(range(10)), "prid2011": tuple(range(10))},
         data="real",
-        seeds=(0,),  # 74 GPU trainings per seed (the paper's 72 and Table 7's two); --seeds 0,1,2 for intervals over seeds
+        seeds=(
+            0,
+        ),  # 74 GPU trainings per seed (the paper's 72 and Table 7's two); --seeds 0,1,2 for intervals over seeds
     ),
 }
 
@@ -266,11 +331,22 @@ def profile_dir(profile: str, root: str | Path | None = None) -> Path:
     return Path(root) if root else reports_dir() / profile
 
 
-def make_run(experiment: str, dataset: str, profile: str = "quick", *, split: int = 0, seed: int = 0,
-             data_root: str = "", root: str | Path | None = None, run_dir: str | Path | None = None,
-             recipe: str | None = None) -> Run:
+def make_run(
+    experiment: str,
+    dataset: str,
+    profile: str = "quick",
+    *,
+    split: int = 0,
+    seed: int = 0,
+    data_root: str = "",
+    root: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    recipe: str | None = None,
+) -> Run:
     """Resolve one run: its Config and its folder runs/<experiment>-<dataset>-split<split>-seed<seed>-<key>."""
-    config = get_profile(profile).config(experiment, dataset, split=split, seed=seed, data_root=data_root, recipe=recipe)
+    config = get_profile(profile).config(
+        experiment, dataset, split=split, seed=seed, data_root=data_root, recipe=recipe
+    )
     if not run_dir:
         run_dir = profile_dir(profile, root) / "runs" / f"{experiment}-{dataset}-split{split}-seed{seed}-{config.key()}"
     return Run(experiment, dataset, split, config, Path(run_dir), profile)
@@ -297,25 +373,35 @@ def select_rows(only: str | None = None, dataset: str | None = None) -> list[Cat
 
 
 def parse_seeds(text: str | None, option: str = "--seeds") -> tuple[int, ...] | None:
-    """"0,1,2" -> (0, 1, 2); "0-3" -> (0, 1, 2, 3); "0-2,7" -> (0, 1, 2, 7); None/"" -> None (the profile's
+    """ "0,1,2" -> (0, 1, 2); "0-3" -> (0, 1, 2, 3); "0-2,7" -> (0, 1, 2, 7); None/"" -> None (the profile's
     seeds). Distinct non-negative integers only."""
     if text is None or not str(text).strip():
         return None
     items = [t.strip() for t in str(text).split(",")]
     bounds = [t.split("-", 1) if "-" in t[1:] else [t] for t in items]
-    if not all(len(b) in (1, 2) and all(x.strip().isdigit() for x in b) for b in bounds) \
-            or any(len(b) == 2 and int(b[0]) > int(b[1]) for b in bounds):
-        raise ConfigError(f"{option} must be a comma-separated list of distinct non-negative integers or ranges "
-                          f"such as 0,1,2 or 0-9; got {text!r}")
+    if not all(len(b) in (1, 2) and all(x.strip().isdigit() for x in b) for b in bounds) or any(
+        len(b) == 2 and int(b[0]) > int(b[1]) for b in bounds
+    ):
+        raise ConfigError(
+            f"{option} must be a comma-separated list of distinct non-negative integers or ranges "
+            f"such as 0,1,2 or 0-9; got {text!r}"
+        )
     seeds = tuple(s for b in bounds for s in (range(int(b[0]), int(b[1]) + 1) if len(b) == 2 else [int(b[0])]))
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"{option} must list each seed once; got {text!r}")
     return seeds
 
 
-def runs_for(profile: str, only: str | None = None, dataset: str | None = None, *,
-             seeds: tuple[int, ...] | None = None, data_roots: dict[str, str] | None = None,
-             root: str | Path | None = None, recipe: str | None = None) -> list[Run]:
+def runs_for(
+    profile: str,
+    only: str | None = None,
+    dataset: str | None = None,
+    *,
+    seeds: tuple[int, ...] | None = None,
+    data_roots: dict[str, str] | None = None,
+    root: str | Path | None = None,
+    recipe: str | None = None,
+) -> list[Run]:
     """The unique trainings behind the selected catalogue rows, once per seed (default: the profile's).
 
     Ordered so an interrupted batch has the most useful results first: seed by seed (a whole
@@ -326,8 +412,11 @@ def runs_for(profile: str, only: str | None = None, dataset: str | None = None, 
     # The profile's per-dataset seed counts belong to its own seeds; other seeds given explicitly train every dataset.
     per_dataset = prof.dataset_seeds if seeds is None or tuple(seeds) == prof.seeds else {}
     seeds = prof.seeds if seeds is None else tuple(seeds)
-    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds) \
-            or len(set(seeds)) != len(seeds):
+    if (
+        not seeds
+        or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
         raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")
     data_roots = data_roots or {}
     for name in data_roots:
@@ -337,8 +426,10 @@ def runs_for(profile: str, only: str | None = None, dataset: str | None = None, 
     first_seen = {}
     for i, r in enumerate(rows):
         first_seen.setdefault((r.experiment, r.dataset), i)
-    pairs = sorted(first_seen, key=lambda p: (priority.get(p[0], 3), DATASETS.index(p[1]) if p[0] in priority else 0,
-                                              first_seen[p]))
+    pairs = sorted(
+        first_seen,
+        key=lambda p: (priority.get(p[0], 3), DATASETS.index(p[1]) if p[0] in priority else 0, first_seen[p]),
+    )
     runs: list[Run] = []
     seen_keys: set[str] = set()
     for index, seed in enumerate(seeds):
@@ -346,8 +437,9 @@ def runs_for(profile: str, only: str | None = None, dataset: str | None = None, 
             if index >= per_dataset.get(ds, len(seeds)):
                 continue
             for split in prof.splits[ds]:
-                run = make_run(exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root,
-                               recipe=recipe)
+                run = make_run(
+                    exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root, recipe=recipe
+                )
                 if run.config.key() not in seen_keys:  # two names for one configuration train once
                     seen_keys.add(run.config.key())
                     runs.append(run)

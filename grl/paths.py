@@ -1,4 +1,5 @@
 """Where the project keeps generated data and reports."""
+
 from __future__ import annotations
 
 import os

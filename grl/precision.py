@@ -6,6 +6,7 @@ and of GRL vs the Baseline at most 1.0 point (median) and 1.5 (max); GRL vs the 
 iLIDS-VID- and PRID2011-like sets at most 2.0 points. Everything here is computed from a study's results frame
 and its runs' wall times; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,18 +32,22 @@ def headline_half_widths(frame: pd.DataFrame) -> dict:
     grl_vs_base = (frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")
     mars = frame[(frame.dataset == "mars") & (frame.metric == "mAP") & (frame.table.isin([3, 4, 5, 6]) | grl_vs_base)]
     small = frame[grl_vs_base & (frame.metric == "rank1") & (frame.dataset != "mars")]
-    return {"mars": [float(v) for v in hw[mars.index]],
-            "small": {r.dataset: float((r.high - r.low) / 2) for r in small.itertuples()},
-            "n_mars": int(mars.n.min()) if len(mars) else 0,
-            "n_small": {r.dataset: int(r.n) for r in small.itertuples()}}
+    return {
+        "mars": [float(v) for v in hw[mars.index]],
+        "small": {r.dataset: float((r.high - r.low) / 2) for r in small.itertuples()},
+        "n_mars": int(mars.n.min()) if len(mars) else 0,
+        "n_small": {r.dataset: int(r.n) for r in small.itertuples()},
+    }
 
 
 def meets_targets(widths: dict) -> dict[str, bool]:
     mars = [w for w in widths["mars"] if not math.isnan(w)]
     med = float(pd.Series(mars).median()) if mars else math.nan
-    return {"mars_median": bool(mars) and med <= TARGET_MARS_MEDIAN,
-            "mars_max": bool(mars) and max(mars) <= TARGET_MARS_MAX,
-            "small": bool(widths["small"]) and all(w <= TARGET_SMALL for w in widths["small"].values())}
+    return {
+        "mars_median": bool(mars) and med <= TARGET_MARS_MEDIAN,
+        "mars_max": bool(mars) and max(mars) <= TARGET_MARS_MAX,
+        "small": bool(widths["small"]) and all(w <= TARGET_SMALL for w in widths["small"].values()),
+    }
 
 
 def precision_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -50,17 +55,33 @@ def precision_table(frame: pd.DataFrame) -> pd.DataFrame:
     widths = headline_half_widths(frame)
     met = meets_targets(widths)
     mars = pd.Series(widths["mars"], dtype=float)
-    rows = [{"comparison": f"MARS-like mAP, Tables 3-6 and GRL vs Baseline ({len(mars)}), median",
-             "target": f"≤ {TARGET_MARS_MEDIAN:.1f}", "half-width": f"{mars.median():.2f}" if len(mars) else "—",
-             "samples": widths["n_mars"], "met": "yes" if met["mars_median"] else "no"},
-            {"comparison": "MARS-like mAP, the same, max", "target": f"≤ {TARGET_MARS_MAX:.1f}",
-             "half-width": f"{mars.max():.2f}" if len(mars) else "—", "samples": widths["n_mars"],
-             "met": "yes" if met["mars_max"] else "no"}]
+    rows = [
+        {
+            "comparison": f"MARS-like mAP, Tables 3-6 and GRL vs Baseline ({len(mars)}), median",
+            "target": f"≤ {TARGET_MARS_MEDIAN:.1f}",
+            "half-width": f"{mars.median():.2f}" if len(mars) else "—",
+            "samples": widths["n_mars"],
+            "met": "yes" if met["mars_median"] else "no",
+        },
+        {
+            "comparison": "MARS-like mAP, the same, max",
+            "target": f"≤ {TARGET_MARS_MAX:.1f}",
+            "half-width": f"{mars.max():.2f}" if len(mars) else "—",
+            "samples": widths["n_mars"],
+            "met": "yes" if met["mars_max"] else "no",
+        },
+    ]
     for ds, w in widths["small"].items():
         name = {"ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}.get(ds, ds)
-        rows.append({"comparison": f"{name}-like Rank-1, GRL vs Baseline", "target": f"≤ {TARGET_SMALL:.1f}",
-                     "half-width": f"{w:.2f}", "samples": widths["n_small"][ds],
-                     "met": "yes" if w <= TARGET_SMALL else "no"})
+        rows.append(
+            {
+                "comparison": f"{name}-like Rank-1, GRL vs Baseline",
+                "target": f"≤ {TARGET_SMALL:.1f}",
+                "half-width": f"{w:.2f}",
+                "samples": widths["n_small"][ds],
+                "met": "yes" if w <= TARGET_SMALL else "no",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -78,10 +99,15 @@ def frontier(ours: pd.DataFrame, wall_s: dict[tuple, float], seeds: Sequence[int
         widths = headline_half_widths(comparisons(part))
         mars = pd.Series(widths["mars"], dtype=float)
         minutes = sum(w for (e, d, sp, s), w in wall_s.items() if s in kept) / jobs / 60
-        rows.append({"seeds": k, "training minutes": round(minutes, 1),
-                     "MARS-like median half-width": round(float(mars.median()), 2) if len(mars) else math.nan,
-                     "MARS-like max half-width": round(float(mars.max()), 2) if len(mars) else math.nan,
-                     **{f"{d} Rank-1 half-width": round(w, 2) for d, w in widths["small"].items()}})
+        rows.append(
+            {
+                "seeds": k,
+                "training minutes": round(minutes, 1),
+                "MARS-like median half-width": round(float(mars.median()), 2) if len(mars) else math.nan,
+                "MARS-like max half-width": round(float(mars.max()), 2) if len(mars) else math.nan,
+                **{f"{d} Rank-1 half-width": round(w, 2) for d, w in widths["small"].items()},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -99,50 +125,65 @@ def seeds_for_target(sd: float, target: float, confidence: float = 0.95) -> int:
     return n
 
 
-def projection(frame: pd.DataFrame, mars_minutes_per_seed: float, small_minutes_per_seed: float,
-               splits: int = 10) -> str:
+def projection(
+    frame: pd.DataFrame, mars_minutes_per_seed: float, small_minutes_per_seed: float, splits: int = 10
+) -> str:
     """Markdown: how many seeds the targets would take, projected from the SDs this study measured.
 
     A projection, not a measurement: it assumes the SD of the paired differences stays what it is here."""
     if frame.empty or frame.sd.isna().all():
         return ""
-    hw_rows = (frame.dataset == "mars") & (frame.metric == "mAP") & (
-        frame.table.isin([3, 4, 5, 6]) | ((frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")))
+    hw_rows = (
+        (frame.dataset == "mars")
+        & (frame.metric == "mAP")
+        & (frame.table.isin([3, 4, 5, 6]) | ((frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")))
+    )
     sds = frame[hw_rows].sd.dropna()
     if sds.empty:
         return ""
     n_median = seeds_for_target(float(sds.median()), TARGET_MARS_MEDIAN)
     n_max = seeds_for_target(float(sds.max()), TARGET_MARS_MAX)
     n_mars = max(n_median, n_max)
-    lines = [f"Projection from this study's SDs (not a measurement): on the MARS-like set the median SD "
-             f"({sds.median():.2f}) reaches a half-width of {TARGET_MARS_MEDIAN:.1f} with {n_median} seeds and the largest "
-             f"({sds.max():.2f}) reaches {TARGET_MARS_MAX:.1f} with {n_max}: `--seeds 0-{n_mars - 1}`, about "
-             f"{n_mars * mars_minutes_per_seed:.0f} min of MARS-like training on this machine's 2 cores"]
-    small = frame[(frame.table == 2) & (frame.row == "+TRL (F^l+F^h)") & (frame.metric == "rank1")
-                  & (frame.dataset != "mars")]
+    lines = [
+        f"Projection from this study's SDs (not a measurement): on the MARS-like set the median SD "
+        f"({sds.median():.2f}) reaches a half-width of {TARGET_MARS_MEDIAN:.1f} with {n_median} seeds and the largest "
+        f"({sds.max():.2f}) reaches {TARGET_MARS_MAX:.1f} with {n_max}: `--seeds 0-{n_mars - 1}`, about "
+        f"{n_mars * mars_minutes_per_seed:.0f} min of MARS-like training on this machine's 2 cores"
+    ]
+    small = frame[
+        (frame.table == 2) & (frame.row == "+TRL (F^l+F^h)") & (frame.metric == "rank1") & (frame.dataset != "mars")
+    ]
     for r in small.itertuples():
         if math.isnan(r.sd):
             continue
         samples = seeds_for_target(float(r.sd), TARGET_SMALL)
         seeds = max(1, math.ceil(samples / splits))
-        lines.append(f"{r.dataset}: SD {r.sd:.2f} over splits, {samples} paired samples for {TARGET_SMALL:.1f} Rank-1 points, "
-                     f"i.e. {seeds} seed(s) × {splits} splits (about {seeds * small_minutes_per_seed:.0f} min)")
+        lines.append(
+            f"{r.dataset}: SD {r.sd:.2f} over splits, {samples} paired samples for {TARGET_SMALL:.1f} Rank-1 points, "
+            f"i.e. {seeds} seed(s) × {splits} splits (about {seeds * small_minutes_per_seed:.0f} min)"
+        )
     return "; ".join(lines) + "."
 
 
 def table_markdown(analysis: dict, metric: str) -> str:
     """One metric of a grl.bench.variance analysis as a Markdown table (SDs in points; paired rows with the
     half-widths 3, 5 and 10 seeds would give)."""
-    lines = [f"| {metric}: what varies | common random numbers | SD (points) | over | training part | per-query part "
-             f"| SD at {REAL_MARS_QUERIES} queries (projected) | 95 % half-width, 3 / 5 / 10 seeds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| {metric}: what varies | common random numbers | SD (points) | over | training part | per-query part "
+        f"| SD at {REAL_MARS_QUERIES} queries (projected) | 95 % half-width, 3 / 5 / 10 seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in analysis["metrics"][metric]:
         paired = r["kind"].startswith("paired")
-        extra = (f"{r['sd_training']:.2f} | {r['sd_per_query']:.1f} (÷√{r['queries']}) | {r['sd_projected_real_size']:.2f}"
-                 if "sd_training" in r else " | | ")
+        extra = (
+            f"{r['sd_training']:.2f} | {r['sd_per_query']:.1f} (÷√{r['queries']}) | {r['sd_projected_real_size']:.2f}"
+            if "sd_training" in r
+            else " | | "
+        )
         hw = " / ".join(f"{_half_width(r['sd'], n):.2f}" for n in (3, 5, 10)) if paired else ""
-        lines.append(f"| {r['what']} ({r['kind']}) | {'yes' if r['crn'] else 'no'} | {r['sd']:.2f} | {r['n']} | "
-                     f"{extra} | {hw} |")
+        lines.append(
+            f"| {r['what']} ({r['kind']}) | {'yes' if r['crn'] else 'no'} | {r['sd']:.2f} | {r['n']} | {extra} | {hw} |"
+        )
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ Every result.json carries :func:`machine_info`, and every report prints it (READ
 identical where"): float32 results move in their last digits with the CPU's instruction set
 (oneDNN / MKL pick kernels by it) and with the number of threads.
 """
+
 from __future__ import annotations
 
 import platform
@@ -53,8 +54,11 @@ def machine_info() -> dict:
         "numpy": numpy.__version__,
         "platform": f"{sys.platform}-{platform.machine()}",
     }
-    env = {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
-                                      "OMP_NUM_THREADS") if k in os.environ}
+    env = {
+        k: os.environ[k]
+        for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")
+        if k in os.environ
+    }
     if env:
         info["environment"] = env
     return info

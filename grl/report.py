@@ -3,10 +3,10 @@
 Everything here is plain data work on pandas frames, so it is tested with fake results;
 ``notebooks/report.ipynb`` only calls these functions and displays what they return.
 """
+
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import time
 from importlib import resources
@@ -15,8 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 from grl.experiments import CATALOGUE, PROFILES, TABLE_TITLES, TABLES, Run, load_result
-from grl.stats import (VERDICTS, Interval, adjusted_verdict, holm, paired_difference, paired_test, t_interval, verdict,
-                       within_margin)
+from grl.stats import (
+    VERDICTS,
+    Interval,
+    adjusted_verdict,
+    holm,
+    paired_difference,
+    paired_test,
+    t_interval,
+    verdict,
+    within_margin,
+)
 
 DATASET_NAMES = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}
 METRIC_NAMES = {"mAP": "mAP", "rank1": "Rank-1", "rank5": "Rank-5", "rank10": "Rank-10", "rank20": "Rank-20"}
@@ -46,17 +55,27 @@ def results_frame(runs: list[Run]) -> pd.DataFrame:
         for feature, metrics in result.get("metrics", {}).items():
             for metric in METRICS:
                 if metric in metrics:
-                    records.append({"profile": run.profile, "data_version": run.config.data_version,
-                                    "experiment": run.experiment, "dataset": run.dataset, "split": run.split,
-                                    "seed": run.config.seed, "feature": feature, "metric": metric,
-                                    "value": float(metrics[metric])})
+                    records.append(
+                        {
+                            "profile": run.profile,
+                            "data_version": run.config.data_version,
+                            "experiment": run.experiment,
+                            "dataset": run.dataset,
+                            "split": run.split,
+                            "seed": run.config.seed,
+                            "feature": feature,
+                            "metric": metric,
+                            "value": float(metrics[metric]),
+                        }
+                    )
     return pd.DataFrame(records, columns=RESULT_COLUMNS)
 
 
 def _samples(ours: pd.DataFrame) -> dict[tuple, dict[tuple[int, int], float]]:
     """{cell: {(seed, split): value}}: the samples of every table cell, keyed for pairing."""
-    ours = ours.assign(seed=ours["seed"] if "seed" in ours.columns else 0,
-                       split=ours["split"] if "split" in ours.columns else 0)
+    ours = ours.assign(
+        seed=ours["seed"] if "seed" in ours.columns else 0, split=ours["split"] if "split" in ours.columns else 0
+    )
     samples: dict[tuple, dict] = {}
     for r in ours.itertuples():
         samples.setdefault((r.experiment, r.dataset, r.feature, r.metric), {})[(int(r.seed), int(r.split))] = r.value
@@ -75,8 +94,10 @@ def cell_statistics(ours: pd.DataFrame) -> pd.DataFrame:
 def metrics_table(result: dict, decimals: int = 1) -> pd.DataFrame:
     """One run's metrics, one line per test feature, rounded (deterministic text for nbval)."""
     order = {"g": 0, "l": 1, "h": 2, "h+l": 3}
-    rows = {f: {METRIC_NAMES[m]: round(float(v[m]), decimals) for m in METRICS if m in v}
-            for f, v in sorted(result.get("metrics", {}).items(), key=lambda kv: order.get(kv[0], 9))}
+    rows = {
+        f: {METRIC_NAMES[m]: round(float(v[m]), decimals) for m in METRICS if m in v}
+        for f, v in sorted(result.get("metrics", {}).items(), key=lambda kv: order.get(kv[0], 9))
+    }
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "feature"
     return frame
@@ -109,9 +130,20 @@ def assemble_tables(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> di
             for p in printed.itertuples():
                 cell = stats_of.get((row.experiment, row.dataset, row.feature, p.metric))
                 mean, low, high, n = (cell.mean, cell.low, cell.high, cell.n) if cell else (nan, nan, nan, 0)
-                records.append({"row": row.row, "dataset": row.dataset, "feature": row.feature, "metric": p.metric,
-                                "paper": float(p.value), "ours": mean, "low": low, "high": high, "n": n,
-                                "diff": mean - float(p.value)})
+                records.append(
+                    {
+                        "row": row.row,
+                        "dataset": row.dataset,
+                        "feature": row.feature,
+                        "metric": p.metric,
+                        "paper": float(p.value),
+                        "ours": mean,
+                        "low": low,
+                        "high": high,
+                        "n": n,
+                        "diff": mean - float(p.value),
+                    }
+                )
         tables[table] = pd.DataFrame(records, columns=TABLE_COLUMNS)
     return tables
 
@@ -119,6 +151,7 @@ def assemble_tables(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> di
 def wide_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     """Display form: one line per row label, one column per dataset+metric,
     cells "ours ± half-interval / paper (ours - paper)"."""
+
     def cell(r) -> str:
         paper = "—" if pd.isna(r.paper) else f"{r.paper:.{decimals}f}"
         if pd.isna(r.ours):
@@ -140,8 +173,10 @@ def wide_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
 def table_markdown(table_no: int, table: pd.DataFrame, decimals: int = 1) -> str:
     """One table as Markdown, titled; cells read "ours ± 95 % half-interval / paper (ours - paper)"."""
     body = wide_table(table, decimals).to_markdown() if len(table) else "(no rows)"
-    return (f"**{TABLE_TITLES[table_no]}** — cells: ours (mean ± 95 % interval half-width over seeds and splits) "
-            f"/ paper (difference of the means)\n\n{body}\n")
+    return (
+        f"**{TABLE_TITLES[table_no]}** — cells: ours (mean ± 95 % interval half-width over seeds and splits) "
+        f"/ paper (difference of the means)\n\n{body}\n"
+    )
 
 
 def tables_markdown(tables: dict[int, pd.DataFrame], decimals: int = 1) -> str:
@@ -150,8 +185,26 @@ def tables_markdown(tables: dict[int, pd.DataFrame], decimals: int = 1) -> str:
 
 # ---------------------------------------------------------------------------------------
 # comparisons between rows: paired differences and verdicts
-COMPARISON_COLUMNS = ["table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta", "low", "high", "n",
-                      "verdict", "sd", "mde", "p", "p_holm", "verdict_holm", "margin", "within_margin"]
+COMPARISON_COLUMNS = [
+    "table",
+    "row",
+    "vs",
+    "dataset",
+    "metric",
+    "paper_delta",
+    "ours_delta",
+    "low",
+    "high",
+    "n",
+    "verdict",
+    "sd",
+    "mde",
+    "p",
+    "p_holm",
+    "verdict_holm",
+    "margin",
+    "within_margin",
+]
 
 # "No effect larger than δ" (points of mAP or Rank-1), written down on 2026-12-04 before the study of that day
 # was run: on the MARS-like set the paper's TRL effects are 0.6-2.2 points, so 1 point is the smallest effect
@@ -183,7 +236,10 @@ def comparisons(ours: pd.DataFrame, paper: pd.DataFrame | None = None, metrics=(
             if r.row == ref_name or base is None:
                 continue
             for metric in metrics:
-                p_row, p_ref = printed.get((table, r.row, r.dataset, metric)), printed.get((table, base.row, r.dataset, metric))
+                p_row, p_ref = (
+                    printed.get((table, r.row, r.dataset, metric)),
+                    printed.get((table, base.row, r.dataset, metric)),
+                )
                 mine = samples.get((r.experiment, r.dataset, r.feature, metric))
                 theirs = samples.get((base.experiment, base.dataset, base.feature, metric))
                 if p_row is None or p_ref is None or not mine or not theirs:
@@ -193,16 +249,33 @@ def comparisons(ours: pd.DataFrame, paper: pd.DataFrame | None = None, metrics=(
                 if diff.n == 0:
                     continue
                 margin = EQUIVALENCE_MARGIN[r.dataset]
-                records.append({"table": table, "row": r.row, "vs": base.row, "dataset": r.dataset, "metric": metric,
-                                "paper_delta": round(p_row - p_ref, 2), "ours_delta": diff.mean, "low": diff.low,
-                                "high": diff.high, "n": diff.n, "verdict": verdict(diff, p_row - p_ref),
-                                "sd": test.sd, "mde": test.mde, "p": test.p_value, "margin": margin,
-                                "within_margin": within_margin(diff, margin)})
+                records.append(
+                    {
+                        "table": table,
+                        "row": r.row,
+                        "vs": base.row,
+                        "dataset": r.dataset,
+                        "metric": metric,
+                        "paper_delta": round(p_row - p_ref, 2),
+                        "ours_delta": diff.mean,
+                        "low": diff.low,
+                        "high": diff.high,
+                        "n": diff.n,
+                        "verdict": verdict(diff, p_row - p_ref),
+                        "sd": test.sd,
+                        "mde": test.mde,
+                        "p": test.p_value,
+                        "margin": margin,
+                        "within_margin": within_margin(diff, margin),
+                    }
+                )
     frame = pd.DataFrame(records, columns=COMPARISON_COLUMNS)
     # Holm over every comparison of the study (the family the summary counts are drawn from).
     frame["p_holm"] = holm(frame.p) if len(frame) else []
-    frame["verdict_holm"] = [adjusted_verdict(Interval(r.ours_delta, r.low, r.high, r.n), r.paper_delta, r.p_holm)
-                             for r in frame.itertuples()]
+    frame["verdict_holm"] = [
+        adjusted_verdict(Interval(r.ours_delta, r.low, r.high, r.n), r.paper_delta, r.p_holm)
+        for r in frame.itertuples()
+    ]
     return frame
 
 
@@ -219,20 +292,26 @@ def verdict_summary(frame: pd.DataFrame) -> str:
     def counts(part, column="verdict_holm") -> str:
         c = verdict_counts(part, column)
         within = int((part.within_margin & (part[column] == "inconclusive")).sum())
-        return (f"{c['agrees']} agree, {c['contradicts']} contradict, {c['inconclusive']} inconclusive"
-                f" ({within} of them with no effect larger than δ)")
+        return (
+            f"{c['agrees']} agree, {c['contradicts']} contradict, {c['inconclusive']} inconclusive"
+            f" ({within} of them with no effect larger than δ)"
+        )
 
-    lines = [f"Table {t} (vs {reference_row(t)}): {counts(part)} of {len(part)}."
-             for t, part in frame.groupby("table", sort=True)]
+    lines = [
+        f"Table {t} (vs {reference_row(t)}): {counts(part)} of {len(part)}."
+        for t, part in frame.groupby("table", sort=True)
+    ]
     n_low, n_high = int(frame.n.min()), int(frame.n.max())
     n = f"{n_low}" if n_low == n_high else f"{n_low}-{n_high}"
     raw = verdict_counts(frame)
-    lines.append(f"In all, of {len(frame)} comparisons, after Holm's adjustment over all {len(frame)}: {counts(frame)}; "
-                 f"before it: {raw['agrees']} agree, {raw['contradicts']} contradict, {raw['inconclusive']} inconclusive "
-                 f"(paired 95 % intervals over {n} sample{'s' if n_high != 1 else ''} each"
-                 f"{'; one sample cannot give an interval, so every verdict is inconclusive' if n_high < 2 else ''}). "
-                 f"δ = {', '.join(f'{v:g} ({DATASET_NAMES[d]})' for d, v in EQUIVALENCE_MARGIN.items())} points. "
-                 f"Median minimum detectable effect (80 % power): {frame.mde.median():.1f} points.")
+    lines.append(
+        f"In all, of {len(frame)} comparisons, after Holm's adjustment over all {len(frame)}: {counts(frame)}; "
+        f"before it: {raw['agrees']} agree, {raw['contradicts']} contradict, {raw['inconclusive']} inconclusive "
+        f"(paired 95 % intervals over {n} sample{'s' if n_high != 1 else ''} each"
+        f"{'; one sample cannot give an interval, so every verdict is inconclusive' if n_high < 2 else ''}). "
+        f"δ = {', '.join(f'{v:g} ({DATASET_NAMES[d]})' for d, v in EQUIVALENCE_MARGIN.items())} points. "
+        f"Median minimum detectable effect (80 % power): {frame.mde.median():.1f} points."
+    )
     return "\n".join(lines)
 
 
@@ -256,24 +335,38 @@ def grl_vs_baseline(ours: pd.DataFrame) -> str:
             if diff.n == 0:
                 continue
             word = ("better" if diff.low > 0 else "worse") if diff.excludes_zero() else "no conclusion"
-            spread = (f"[{diff.low:+.1f}, {diff.high:+.1f}]" if diff.n > 1 else "no interval from one sample")
-            row = family[(family.table == 2) & (family.row == "+TRL (F^l+F^h)") & (family.dataset == ds)
-                         & (family.metric == m)] if len(family) else family
+            spread = f"[{diff.low:+.1f}, {diff.high:+.1f}]" if diff.n > 1 else "no interval from one sample"
+            row = (
+                family[
+                    (family.table == 2)
+                    & (family.row == "+TRL (F^l+F^h)")
+                    & (family.dataset == ds)
+                    & (family.metric == m)
+                ]
+                if len(family)
+                else family
+            )
             adjusted = ""
             if len(row) and diff.n > 1:
                 r = row.iloc[0]
                 held = r.verdict_holm != "inconclusive"
-                adjusted = (f", after Holm: {word if held else 'no conclusion'}"
-                            f"{'; no effect larger than ' + format(r.margin, 'g') if r.within_margin else ''}"
-                            f"; smallest effect detectable with 80 % power: {test.mde:.1f}")
-            parts.append(f"{METRIC_NAMES[m]} {t_interval(grl.values()).mean:.1f} vs {t_interval(base.values()).mean:.1f}, "
-                         f"difference {diff.mean:+.1f} {spread} over {diff.n} samples: **{word}**{adjusted}")
+                adjusted = (
+                    f", after Holm: {word if held else 'no conclusion'}"
+                    f"{'; no effect larger than ' + format(r.margin, 'g') if r.within_margin else ''}"
+                    f"; smallest effect detectable with 80 % power: {test.mde:.1f}"
+                )
+            parts.append(
+                f"{METRIC_NAMES[m]} {t_interval(grl.values()).mean:.1f} vs {t_interval(base.values()).mean:.1f}, "
+                f"difference {diff.mean:+.1f} {spread} over {diff.n} samples: **{word}**{adjusted}"
+            )
         if parts:
             lines.append(f"- {name}: " + "; ".join(parts))
     if not lines:
         return "No dataset has both a finished GRL run and a finished Baseline run yet, so whether GRL beats the Baseline cannot be said."
-    return ("GRL (F^l+F^h) against the Baseline (F^g), paired by seed and split, with the 95 % interval "
-            "of the mean difference; a conclusion only where the interval excludes 0:\n" + "\n".join(lines))
+    return (
+        "GRL (F^l+F^h) against the Baseline (F^g), paired by seed and split, with the 95 % interval "
+        "of the mean difference; a conclusion only where the interval excludes 0:\n" + "\n".join(lines)
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,29 +376,44 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
     records = []
     for run in runs:
         result = load_result(run.run_dir, run.config.key())
-        records.append({
-            "run": run.name, "experiment": run.experiment, "dataset": run.dataset, "split": run.split,
-            "status": "done" if result else ("stale" if load_result(run.run_dir) else "missing"),
-            "epochs": result.get("epochs_done") if result else None,
-            "wall_time_s": round(float(result.get("wall_time_s", 0.0)), 1) if result else None,
-            "device": result.get("device") if result else None,
-            "seed": run.config.seed, "data_root": _data_label(run),
-            "commit": result.get("commit") if result else None,
-        })
+        records.append(
+            {
+                "run": run.name,
+                "experiment": run.experiment,
+                "dataset": run.dataset,
+                "split": run.split,
+                "status": "done" if result else ("stale" if load_result(run.run_dir) else "missing"),
+                "epochs": result.get("epochs_done") if result else None,
+                "wall_time_s": round(float(result.get("wall_time_s", 0.0)), 1) if result else None,
+                "device": result.get("device") if result else None,
+                "seed": run.config.seed,
+                "data_root": _data_label(run),
+                "commit": result.get("commit") if result else None,
+            }
+        )
     return pd.DataFrame(records)
 
 
 def _data_label(run: Run) -> str:
     root = run.config.data_root
     if not root:
-        return "(built-in synthetic)" if run.config.data_size == "full" else f"(built-in synthetic, {run.config.data_size})"
+        return (
+            "(built-in synthetic)"
+            if run.config.data_size == "full"
+            else f"(built-in synthetic, {run.config.data_size})"
+        )
     return root
 
 
 def current_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -319,9 +427,11 @@ def _machines(runs: list[Run]) -> list[str]:
         machine = (result or {}).get("machine")
         if not machine:
             continue
-        text = (f"{machine.get('cpu', '?')} [{', '.join(machine.get('isa', [])) or 'no AVX2'}; ATen "
-                f"{machine.get('aten_cpu_capability', '?')}], {machine.get('threads', '?')} torch thread(s), Python "
-                f"{machine.get('python', '?')}, torch {machine.get('torch', '?')}, numpy {machine.get('numpy', '?')}")
+        text = (
+            f"{machine.get('cpu', '?')} [{', '.join(machine.get('isa', [])) or 'no AVX2'}; ATen "
+            f"{machine.get('aten_cpu_capability', '?')}], {machine.get('threads', '?')} torch thread(s), Python "
+            f"{machine.get('python', '?')}, torch {machine.get('torch', '?')}, numpy {machine.get('numpy', '?')}"
+        )
         if machine.get("environment"):
             text += f", {' '.join(f'{k}={v}' for k, v in sorted(machine['environment'].items()))}"
         if text not in seen:
@@ -342,9 +452,11 @@ def provenance(profile: str, runs: list[Run]) -> str:
     versions = sorted({f"{r.dataset} {r.config.data_version}" for r in runs if r.config.data_version})
     mars = [r for r in runs if r.dataset == "mars"]
     if mars:
-        gallery = ("gallery **includes** the query tracklets (the authors' release convention)"
-                   if mars[0].config.mars_gallery_includes_queries else
-                   "gallery **excludes** the query tracklets (queries without a cross-camera match are skipped)")
+        gallery = (
+            "gallery **includes** the query tracklets (the authors' release convention)"
+            if mars[0].config.mars_gallery_includes_queries
+            else "gallery **excludes** the query tracklets (queries without a cross-camera match are skipped)"
+        )
     else:
         gallery = "no MARS run selected"
 
@@ -366,14 +478,20 @@ def provenance(profile: str, runs: list[Run]) -> str:
         f"- **Commit** (of the runs): {listed('commit')}",
         f"- **Trained on**: {'; '.join(_machines(runs)) or listed('device')}",
         f"- **Arithmetic**: {', '.join(dtypes)}"
-        + (" (float32 results move in their last digits with the CPU's instruction set and the thread count; "
-           "the intervals over seeds are what carries across machines)" if "float32" in dtypes else
-           " on a fixed thread count (identical on every x86-64 CPU with AVX2 or AVX-512)"),
-        f"- **Recipe**: {', '.join(sorted({r.config.recipe for r in runs})) or '—'} (README, \"The authors' recipe\")",
-        "- **Model selection**: " + (
+        + (
+            " (float32 results move in their last digits with the CPU's instruction set and the thread count; "
+            "the intervals over seeds are what carries across machines)"
+            if "float32" in dtypes
+            else " on a fixed thread count (identical on every x86-64 CPU with AVX2 or AVX-512)"
+        ),
+        f'- **Recipe**: {", ".join(sorted({r.config.recipe for r in runs})) or "—"} (README, "The authors\' recipe")',
+        "- **Model selection**: "
+        + (
             "⚠ **test-set selection** — each run keeps the epoch with the best Rank-1 on the *test set* "
             "(the authors' release does this); these numbers are optimistic and not comparable to a held-out choice"
-            if any(r.config.select_best for r in runs) else "the model after the last epoch (no selection)"),
+            if any(r.config.select_best for r in runs)
+            else "the model after the last epoch (no selection)"
+        ),
         f"- **Training + evaluation wall time**: {wall / 60:.1f} min in total",
         f"- **MARS gallery convention**: {gallery}",
         "- **Test distance**: cosine; iLIDS-VID / PRID2011 numbers are averaged over the profile's splits",
@@ -397,8 +515,10 @@ def read_results_csv(source) -> pd.DataFrame:
     frame = pd.read_csv(source, keep_default_na=False, dtype={"data_version": str, "feature": str})
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{source}: not a results table of this project: missing columns {missing} "
-                         f"(expected {', '.join(RESULT_COLUMNS)})")
+        raise ValueError(
+            f"{source}: not a results table of this project: missing columns {missing} "
+            f"(expected {', '.join(RESULT_COLUMNS)})"
+        )
     frame["value"] = frame["value"].astype(float)
     return frame
 
@@ -434,24 +554,41 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
     """
     empty = pd.DataFrame()
     if ours.empty or reference.empty:
-        return False, "Nothing to compare: " + ("this study has no finished run." if ours.empty else
-                                                "the reference table is empty."), empty
+        return (
+            False,
+            "Nothing to compare: "
+            + ("this study has no finished run." if ours.empty else "the reference table is empty."),
+            empty,
+        )
     for column, what in (("profile", "profile"), ("data_version", "data-generator version")):
         mine = {(r.dataset, str(getattr(r, column))) for r in ours.itertuples()}
         theirs = {(r.dataset, str(getattr(r, column))) for r in reference.itertuples()}
         if column == "profile" and {p for _, p in mine} != {p for _, p in theirs}:
-            return False, (f"Not comparable: the reference was made with profile(s) {sorted({p for _, p in theirs})}, "
-                           f"this study with {sorted({p for _, p in mine})}."), empty
+            return (
+                False,
+                (
+                    f"Not comparable: the reference was made with profile(s) {sorted({p for _, p in theirs})}, "
+                    f"this study with {sorted({p for _, p in mine})}."
+                ),
+                empty,
+            )
         shared = {d for d, _ in mine} & {d for d, _ in theirs}
         if {x for x in mine if x[0] in shared} != {x for x in theirs if x[0] in shared}:
-            return False, (f"Not comparable: the reference was made with another {what} "
-                           f"(reference: {sorted(theirs)}; this study: {sorted(mine)})."), empty
+            return (
+                False,
+                (
+                    f"Not comparable: the reference was made with another {what} "
+                    f"(reference: {sorted(theirs)}; this study: {sorted(mine)})."
+                ),
+                empty,
+            )
     a, b = cell_statistics(ours), cell_statistics(reference)
     merged = a.merge(b, on=CELL, suffixes=("", "_ref"))
     if merged.empty:
         return False, "Nothing to compare: this study and the reference share no table cell.", empty
-    merged["ours_in_ref"] = [Interval(r.mean_ref, r.low_ref, r.high_ref, r.n_ref).contains(r.mean)
-                             for r in merged.itertuples()]
+    merged["ours_in_ref"] = [
+        Interval(r.mean_ref, r.low_ref, r.high_ref, r.n_ref).contains(r.mean) for r in merged.itertuples()
+    ]
     merged["ref_in_ours"] = [Interval(r.mean, r.low, r.high, r.n).contains(r.mean_ref) for r in merged.itertuples()]
     va, vb = comparisons(ours), comparisons(reference)
     keys = ["table", "row", "dataset", "metric"]
@@ -459,19 +596,31 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
     verdicts = va[cols].merge(vb[cols], on=keys, suffixes=("", "_ref"))
     matching = int((verdicts.verdict == verdicts.verdict_ref).sum())
     matching_holm = int((verdicts.verdict_holm == verdicts.verdict_holm_ref).sum())
-    opposite = int((((verdicts.verdict_holm == "agrees") & (verdicts.verdict_holm_ref == "contradicts"))
-                    | ((verdicts.verdict_holm == "contradicts") & (verdicts.verdict_holm_ref == "agrees"))).sum())
+    opposite = int(
+        (
+            ((verdicts.verdict_holm == "agrees") & (verdicts.verdict_holm_ref == "contradicts"))
+            | ((verdicts.verdict_holm == "contradicts") & (verdicts.verdict_holm_ref == "agrees"))
+        ).sum()
+    )
     both = int((merged.ours_in_ref & merged.ref_in_ours).sum())
     headline = _headline_verdicts(va), _headline_verdicts(vb)
-    summary = (f"{len(merged)} cells in common: in {both} ({100 * both / len(merged):.0f} %) each mean lies inside the "
-               f"other's 95 % interval; ours inside the reference's in {int(merged.ours_in_ref.sum())}, the reference's "
-               f"inside ours in {int(merged.ref_in_ours.sum())}. {matching_holm} of {len(verdicts)} verdicts after Holm "
-               f"({matching} before it) match the reference's; {opposite} agree on one side and contradict on the "
-               f"other. GRL vs the Baseline (after Holm), this study: {headline[0]}; the reference: {headline[1]}"
-               f" — {'the same' if headline[0] == headline[1] else 'different'}.")
-    merged.attrs["numbers"] = {"cells": len(merged), "both_inside": both, "verdicts": len(verdicts),
-                               "matching": matching, "matching_holm": matching_holm, "opposite": opposite,
-                               "headline": headline}
+    summary = (
+        f"{len(merged)} cells in common: in {both} ({100 * both / len(merged):.0f} %) each mean lies inside the "
+        f"other's 95 % interval; ours inside the reference's in {int(merged.ours_in_ref.sum())}, the reference's "
+        f"inside ours in {int(merged.ref_in_ours.sum())}. {matching_holm} of {len(verdicts)} verdicts after Holm "
+        f"({matching} before it) match the reference's; {opposite} agree on one side and contradict on the "
+        f"other. GRL vs the Baseline (after Holm), this study: {headline[0]}; the reference: {headline[1]}"
+        f" — {'the same' if headline[0] == headline[1] else 'different'}."
+    )
+    merged.attrs["numbers"] = {
+        "cells": len(merged),
+        "both_inside": both,
+        "verdicts": len(verdicts),
+        "matching": matching,
+        "matching_holm": matching_holm,
+        "opposite": opposite,
+        "headline": headline,
+    }
     return True, summary, merged
 
 
@@ -479,8 +628,13 @@ def _headline_verdicts(frame: pd.DataFrame) -> str:
     """GRL (F^l+F^h) vs the Baseline per dataset and metric, after Holm: "MARS mAP better, ..."."""
     rows = frame[(frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")] if len(frame) else frame
     words = {"agrees": "better", "contradicts": "worse", "inconclusive": "no conclusion"}
-    return ", ".join(f"{DATASET_NAMES[r.dataset]} {METRIC_NAMES[r.metric]} {words[r.verdict_holm]}"
-                     for r in rows.sort_values(["dataset", "metric"]).itertuples()) or "none"
+    return (
+        ", ".join(
+            f"{DATASET_NAMES[r.dataset]} {METRIC_NAMES[r.metric]} {words[r.verdict_holm]}"
+            for r in rows.sort_values(["dataset", "metric"]).itertuples()
+        )
+        or "none"
+    )
 
 
 def reference_comparison(profile: str, ours: pd.DataFrame, reference_path=None) -> tuple[dict | None, str, str]:
@@ -509,20 +663,30 @@ def _same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
         return False
     x = a.sort_values(keys).reset_index(drop=True)
     y = b.sort_values(keys).reset_index(drop=True)
-    return bool((x[keys].astype(str).values == y[keys].astype(str).values).all()
-                and ((x.value - y.value).abs() < 5e-6).all())
+    return bool(
+        (x[keys].astype(str).values == y[keys].astype(str).values).all() and ((x.value - y.value).abs() < 5e-6).all()
+    )
 
 
 def _comparisons_shown(frame: pd.DataFrame, decimals: int) -> pd.DataFrame:
     """The comparisons as the report shows them: named datasets and metrics, signed differences, the verdict."""
-    return pd.DataFrame({
-        "table": frame.table, "row": frame.row, "vs": frame.vs, "dataset": frame.dataset.map(DATASET_NAMES),
-        "metric": frame.metric.map(METRIC_NAMES), "paper Δ": frame.paper_delta.map(lambda v: f"{v:+.{decimals}f}"),
-        "our Δ [95 % interval]": [
-            f"{r.ours_delta:+.{decimals}f} [{r.low:+.{decimals}f}, {r.high:+.{decimals}f}]" if r.n > 1
-            else f"{r.ours_delta:+.{decimals}f} (one sample)" for r in frame.itertuples()],
-        "verdict": frame.verdict,
-    })
+    return pd.DataFrame(
+        {
+            "table": frame.table,
+            "row": frame.row,
+            "vs": frame.vs,
+            "dataset": frame.dataset.map(DATASET_NAMES),
+            "metric": frame.metric.map(METRIC_NAMES),
+            "paper Δ": frame.paper_delta.map(lambda v: f"{v:+.{decimals}f}"),
+            "our Δ [95 % interval]": [
+                f"{r.ours_delta:+.{decimals}f} [{r.low:+.{decimals}f}, {r.high:+.{decimals}f}]"
+                if r.n > 1
+                else f"{r.ours_delta:+.{decimals}f} (one sample)"
+                for r in frame.itertuples()
+            ],
+            "verdict": frame.verdict,
+        }
+    )
 
 
 def comparisons_markdown(frame: pd.DataFrame, decimals: int = 1) -> str:
@@ -557,9 +721,11 @@ def styled_table(table_no: int, table: pd.DataFrame, agreement: pd.DataFrame | N
             column = f"{DATASET_NAMES[r.dataset]} {METRIC_NAMES[r.metric]}"
             if r.row in colours.index and column in colours.columns and VERDICT_BACKGROUND.get(r.verdict):
                 colours.loc[r.row, column] = f"background-color: {VERDICT_BACKGROUND[r.verdict]}"
-    caption = (f"{TABLE_TITLES[table_no]} — ours (mean ± 95 % interval half-width) / paper (difference)"
-               + ("; shaded: the comparison with the reference row agrees (green) or contradicts (red) the paper"
-                  if table_no in (2, 3, 4, 5, 6) else ""))
+    caption = f"{TABLE_TITLES[table_no]} — ours (mean ± 95 % interval half-width) / paper (difference)" + (
+        "; shaded: the comparison with the reference row agrees (green) or contradicts (red) the paper"
+        if table_no in (2, 3, 4, 5, 6)
+        else ""
+    )
     # A cell reads "42.7 ± 12.2 / 85.5 (-42.8)": past six such columns a table outgrows a 1280-px page (and
     # an A4 print), so a wide table (Table 1: three datasets) becomes one table per dataset.
     parts = [list(wide.columns)]
@@ -571,8 +737,12 @@ def styled_table(table_no: int, table: pd.DataFrame, agreement: pd.DataFrame | N
     html = []
     for i, columns in enumerate(parts):
         part_caption = caption if len(parts) == 1 else f"{caption} — {str(columns[0]).split(' ')[0]}"
-        styler = (wide[columns].style.set_uuid(f"table{table_no}" + (f"-{i}" if len(parts) > 1 else ""))
-                  .set_caption(part_caption).apply(lambda _, c=columns: colours[c], axis=None))
+        styler = (
+            wide[columns]
+            .style.set_uuid(f"table{table_no}" + (f"-{i}" if len(parts) > 1 else ""))
+            .set_caption(part_caption)
+            .apply(lambda _, c=columns: colours[c], axis=None)
+        )
         html.append(_html(styler))
     return "\n".join(html)
 
@@ -585,10 +755,18 @@ def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:
     if frame.empty:
         return "<p>(no comparison yet)</p>"
     shown = _comparisons_shown(frame, decimals)
-    styler = shown.style.set_uuid("comparisons").hide(axis="index").map(
-        lambda v: f"background-color: {VERDICT_BACKGROUND[v]}" if VERDICT_BACKGROUND.get(v) else "", subset=["verdict"])
-    return (f"<details><summary>Every comparison of Tables 2-6 ({len(frame)}): paired differences and verdicts"
-            f"</summary>{_html(styler)}</details>")
+    styler = (
+        shown.style.set_uuid("comparisons")
+        .hide(axis="index")
+        .map(
+            lambda v: f"background-color: {VERDICT_BACKGROUND[v]}" if VERDICT_BACKGROUND.get(v) else "",
+            subset=["verdict"],
+        )
+    )
+    return (
+        f"<details><summary>Every comparison of Tables 2-6 ({len(frame)}): paired differences and verdicts"
+        f"</summary>{_html(styler)}</details>"
+    )
 
 
 def runs_table_html(runs: list[Run], metric: str = "mAP") -> str:
@@ -597,11 +775,16 @@ def runs_table_html(runs: list[Run], metric: str = "mAP") -> str:
     for run in runs:
         result = load_result(run.run_dir, run.config.key())
         main = (result or {}).get("metrics", {}).get(run.config.main_feature, {})
-        records.append({"experiment": run.experiment, "dataset": DATASET_NAMES[run.dataset], "seed": run.config.seed,
-                        "status": "done" if result else "missing",
-                        "minutes": f"{result['wall_time_s'] / 60:.1f}" if result else "",
-                        f"{METRIC_NAMES[metric]} ({run.config.main_feature})": f"{main[metric]:.1f}" if metric in main
-                        else ""})
+        records.append(
+            {
+                "experiment": run.experiment,
+                "dataset": DATASET_NAMES[run.dataset],
+                "seed": run.config.seed,
+                "status": "done" if result else "missing",
+                "minutes": f"{result['wall_time_s'] / 60:.1f}" if result else "",
+                f"{METRIC_NAMES[metric]} ({run.config.main_feature})": f"{main[metric]:.1f}" if metric in main else "",
+            }
+        )
     styler = pd.DataFrame(records).style.set_uuid("runs").hide(axis="index")
     return _html(styler)
 
@@ -613,8 +796,10 @@ def pretraining_table(ours: pd.DataFrame, metrics=("mAP", "rank1")) -> pd.DataFr
     (mean and 95 % interval over seeds), and the paired per-seed effect of the pretraining."""
     samples = _samples(ours)
     rows = {r.row: r for r in CATALOGUE if r.table == 7}
-    pairs = (("Baseline", "Baseline, pretrained backbone", "Baseline, from scratch"),
-             ("GRL", "GRL, pretrained backbone", "GRL, from scratch"))
+    pairs = (
+        ("Baseline", "Baseline, pretrained backbone", "Baseline, from scratch"),
+        ("GRL", "GRL, pretrained backbone", "GRL, from scratch"),
+    )
     records = []
     for model, with_row, without_row in pairs:
         a, b = rows[with_row], rows[without_row]
@@ -625,9 +810,15 @@ def pretraining_table(ours: pd.DataFrame, metrics=("mAP", "rank1")) -> pd.DataFr
                 continue
             pre, scratch = t_interval(mine.values()), t_interval(theirs.values())
             diff = paired_difference(mine, theirs)
-            records.append({"model": model, "metric": METRIC_NAMES[metric], "pretrained": pre.text(1),
-                            "from scratch": scratch.text(1), "pretrained - scratch": diff.text(1)
-                            if diff.n else "—"})
+            records.append(
+                {
+                    "model": model,
+                    "metric": METRIC_NAMES[metric],
+                    "pretrained": pre.text(1),
+                    "from scratch": scratch.text(1),
+                    "pretrained - scratch": diff.text(1) if diff.n else "—",
+                }
+            )
     return pd.DataFrame(records, columns=["model", "metric", "pretrained", "from scratch", "pretrained - scratch"])
 
 
@@ -638,10 +829,12 @@ def pretraining_section(runs: list[Run], ours: pd.DataFrame) -> str:
     summary = next((s for s in (pretraining_summary(r.config) for r in runs) if s), None)
     if summary is None:
         return "No run of this selection starts from the synthetic pretrained backbone."
-    text = (f"The tiny backbone is pretrained once, by frame-level identity classification on {summary['ids']} "
-            f"synthetic people ({summary['frames']} frames) whose identities and outfits appear in no evaluation "
-            f"set: {summary['steps']} steps, final training accuracy {summary['final_train_accuracy']:.1f} %, "
-            f"{summary['seconds']:.0f} s (counted in the study's time). File: `data/pretrained/{summary['file']}`.")
+    text = (
+        f"The tiny backbone is pretrained once, by frame-level identity classification on {summary['ids']} "
+        f"synthetic people ({summary['frames']} frames) whose identities and outfits appear in no evaluation "
+        f"set: {summary['steps']} steps, final training accuracy {summary['final_train_accuracy']:.1f} %, "
+        f"{summary['seconds']:.0f} s (counted in the study's time). File: `data/pretrained/{summary['file']}`."
+    )
     table = pretraining_table(ours)
     body = table.to_markdown(index=False) if len(table) else "(the from-scratch runs are not in this selection)"
     return f"{text}\n\n**{TABLE_TITLES[7]}** — mean ± 95 % interval half-width over seeds\n\n{body}\n"
@@ -671,8 +864,18 @@ def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
             fig = viz.plot_ablation_differences(agreement, metric)
             written.append(viz.save(fig, out / f"ablation_differences_{metric}.png"))
             plt.close(fig)
-    shown = [r for r in runs if r.dataset == "mars" and r.experiment in ("baseline", "gce", "grl")
-             and r.seed == runs[0].seed and (r.run_dir / "metrics.jsonl").is_file()] if runs else []
+    shown = (
+        [
+            r
+            for r in runs
+            if r.dataset == "mars"
+            and r.experiment in ("baseline", "gce", "grl")
+            and r.seed == runs[0].seed
+            and (r.run_dir / "metrics.jsonl").is_file()
+        ]
+        if runs
+        else []
+    )
     if shown:
         try:
             fig = viz.plot_training_curves([r.run_dir for r in shown])

@@ -9,6 +9,7 @@ looks finished; rerunning the batch skips finished runs and resumes the interrup
 its checkpoint. One batch per reports folder at a time (a file lock); before any work, the
 folders are checked for writability and free space.
 """
+
 from __future__ import annotations
 
 import ast
@@ -72,13 +73,17 @@ def check_data(runs: list[Run]) -> None:
         checked.add((ds, root))
         profile = get_profile(run.profile)
         if not root and profile.data == "real":
-            raise ConfigError(f"profile {run.profile!r} trains on the real {ds} dataset: give its root with "
-                              f"--data-root {ds}=/path/to/{ds} (or use --profile cpu for the built-in data)")
+            raise ConfigError(
+                f"profile {run.profile!r} trains on the real {ds} dataset: give its root with "
+                f"--data-root {ds}=/path/to/{ds} (or use --profile cpu for the built-in data)"
+            )
         if not root:
             started = time.perf_counter()
             load_config_dataset(run.config.replace(frame_cache=False))  # generates the built-in set when missing
             if time.perf_counter() - started > 2:
-                print(f"built-in {ds} data ({run.config.data_size}): generated in {time.perf_counter() - started:.0f} s")
+                print(
+                    f"built-in {ds} data ({run.config.data_size}): generated in {time.perf_counter() - started:.0f} s"
+                )
         else:
             load_dataset(ds, root, split=run.split)
 
@@ -148,8 +153,11 @@ def _prepare_one(kind: str, values: dict) -> float:
         sizes = synthetic.preset_sizes(config.data_size, config.dataset)
         root = synthetic.default_root(config.dataset, config.data_size)
         manifest = read_manifest(root)
-        if manifest and manifest.get("version") == synthetic.GENERATOR_VERSION and \
-                manifest.get("sizes") == synthetic.resolve_sizes(config.dataset, **sizes):
+        if (
+            manifest
+            and manifest.get("version") == synthetic.GENERATOR_VERSION
+            and manifest.get("sizes") == synthetic.resolve_sizes(config.dataset, **sizes)
+        ):
             return 0.0
         synthetic.ensure_synthetic(config.dataset, root=root, **sizes)
     return time.perf_counter() - started
@@ -157,9 +165,13 @@ def _prepare_one(kind: str, values: dict) -> float:
 
 def _report_prepared(task: tuple, seconds: float) -> None:
     if seconds > 0:
-        what = (f"pretrained backbone {task[1].path().name}" if task[0] == "pretrain"
-                else f"built-in {task[1]} data ({task[2]})")
+        what = (
+            f"pretrained backbone {task[1].path().name}"
+            if task[0] == "pretrain"
+            else f"built-in {task[1]} data ({task[2]})"
+        )
         print(f"{what}: made in {seconds:.0f} s", flush=True)
+
 
 def run_or_load(run: Run, progress: bool = True) -> dict:
     """The run's result: loaded if result.json holds its config, else trained now (resuming a checkpoint)."""
@@ -183,8 +195,9 @@ PROCS_PER_RUN = "GRL_PROCS_PER_RUN"  # set by `reproduce --procs-per-run N` for 
 def procs_per_run() -> int:
     value = os.environ.get(PROCS_PER_RUN, "1")
     if not value.isdigit() or int(value) < 1:
-        raise ConfigError(f"{PROCS_PER_RUN}={value!r}: expected a whole number >= 1 (processes per run, "
-                          "`reproduce --procs-per-run`)")
+        raise ConfigError(
+            f"{PROCS_PER_RUN}={value!r}: expected a whole number >= 1 (processes per run, `reproduce --procs-per-run`)"
+        )
     return int(value)
 
 
@@ -196,10 +209,32 @@ def _train_with_torchrun(run: Run, procs: int) -> dict:
     from grl.engine import distributed
 
     distributed.check_world_size(run.config.batch_size, procs)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
-               "-m", "grl", "train", "--experiment", run.experiment, "--profile", run.profile,
-               "--dataset", run.dataset, "--split", str(run.split), "--seed", str(run.config.seed),
-               "--data-root", run.config.data_root, "--run-dir", str(run.run_dir), "--recipe", run.config.recipe]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={procs}",
+        "-m",
+        "grl",
+        "train",
+        "--experiment",
+        run.experiment,
+        "--profile",
+        run.profile,
+        "--dataset",
+        run.dataset,
+        "--split",
+        str(run.split),
+        "--seed",
+        str(run.config.seed),
+        "--data-root",
+        run.config.data_root,
+        "--run-dir",
+        str(run.run_dir),
+        "--recipe",
+        run.config.recipe,
+    ]
     print(f"training {run.name} on {procs} processes: {' '.join(command[2:])}", flush=True)
     done = subprocess.run(command, env={k: v for k, v in os.environ.items() if k != PROCS_PER_RUN})
     if done.returncode != 0:
@@ -210,8 +245,15 @@ def _train_with_torchrun(run: Run, procs: int) -> dict:
     return result
 
 
-def ensure_run(experiment: str, dataset: str, profile: str = "quick", split: int = 0, seed: int = 0,
-               data_root: str = "", root: str | Path | None = None) -> Path:
+def ensure_run(
+    experiment: str,
+    dataset: str,
+    profile: str = "quick",
+    split: int = 0,
+    seed: int = 0,
+    data_root: str = "",
+    root: str | Path | None = None,
+) -> Path:
     """Train one catalogue run in-process if its result.json is missing; return its run_dir."""
     run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, root=root)
     if not run.is_done():
@@ -219,9 +261,15 @@ def ensure_run(experiment: str, dataset: str, profile: str = "quick", split: int
     return run.run_dir
 
 
-def ensure_runs(profile: str = "quick", only: str | None = None, dataset: str | None = None,
-                seeds: tuple[int, ...] | None = None, root: str | Path | None = None, progress: bool = True,
-                recipe: str | None = None) -> list[Run]:
+def ensure_runs(
+    profile: str = "quick",
+    only: str | None = None,
+    dataset: str | None = None,
+    seeds: tuple[int, ...] | None = None,
+    root: str | Path | None = None,
+    progress: bool = True,
+    recipe: str | None = None,
+) -> list[Run]:
     """Train every missing run of a profile (every seed) in-process (for the quick profile: a couple of minutes)."""
     from tqdm import tqdm
 
@@ -243,12 +291,19 @@ def validate_parameters(notebook: str | Path, parameters: dict) -> None:
     declared = papermill.inspect_notebook(str(notebook))
     if not declared:
         raise ParameterError(f"{notebook}: no cell tagged 'parameters', so no parameter can be passed")
-    allowed = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list": (list, tuple),
-               "dict": (dict,)}
+    allowed = {
+        "str": (str,),
+        "int": (int,),
+        "float": (int, float),
+        "bool": (bool,),
+        "list": (list, tuple),
+        "dict": (dict,),
+    }
     for name, value in parameters.items():
         if name not in declared:
-            raise ParameterError(f"{Path(notebook).name}: unknown parameter {name!r}; "
-                                 f"declared parameters: {', '.join(declared)}")
+            raise ParameterError(
+                f"{Path(notebook).name}: unknown parameter {name!r}; declared parameters: {', '.join(declared)}"
+            )
         expected = declared[name].get("inferred_type_name", "None")
         if expected == "None":  # no annotation: judge by the default's literal type
             try:
@@ -259,8 +314,10 @@ def validate_parameters(notebook: str | Path, parameters: dict) -> None:
         if types is None:  # None / untyped default: anything goes
             continue
         if not isinstance(value, types) or (expected in ("int", "float") and isinstance(value, bool)):
-            raise ParameterError(f"{Path(notebook).name}: parameter {name!r} must be {expected} "
-                                 f"(default {declared[name].get('default')}), got {value!r} ({type(value).__name__})")
+            raise ParameterError(
+                f"{Path(notebook).name}: parameter {name!r} must be {expected} "
+                f"(default {declared[name].get('default')}), got {value!r} ({type(value).__name__})"
+            )
 
 
 def refuse_undeclared_parameters(history: list[str], notebook: str) -> None:
@@ -277,16 +334,17 @@ def refuse_undeclared_parameters(history: list[str], notebook: str) -> None:
     declared, injected = _assignments(cells[0]), _assignments(cells[1])
     unknown = sorted(set(injected) - set(declared))
     if unknown:
-        raise ParameterError(f"{notebook}: unknown parameter(s) {unknown}; declared parameters: "
-                             f"{', '.join(declared)}")
+        raise ParameterError(f"{notebook}: unknown parameter(s) {unknown}; declared parameters: {', '.join(declared)}")
     for name, value in injected.items():
         default = declared[name]
         if default is _UNPARSED or value is _UNPARSED or default is None:
             continue
         ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
         if not ok or (isinstance(value, bool) and not isinstance(default, bool)):
-            raise ParameterError(f"{notebook}: parameter {name!r} must be {type(default).__name__} "
-                                 f"(default {default!r}), got {value!r} ({type(value).__name__})")
+            raise ParameterError(
+                f"{notebook}: parameter {name!r} must be {type(default).__name__} "
+                f"(default {default!r}), got {value!r} ({type(value).__name__})"
+            )
 
 
 _UNPARSED = object()
@@ -296,8 +354,11 @@ def _assignments(source: str) -> dict:
     """name -> literal value (or _UNPARSED) of every top-level assignment in a cell's source."""
     values = {}
     for node in ast.parse(source).body:
-        target = node.target if isinstance(node, ast.AnnAssign) else (
-            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        )
         if isinstance(target, ast.Name) and node.value is not None:
             try:
                 values[target.id] = ast.literal_eval(node.value)
@@ -306,8 +367,13 @@ def _assignments(source: str) -> dict:
     return values
 
 
-def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str | Path | None = None,
-            kernel: "Kernel | None" = None) -> Path:
+def execute(
+    notebook: str | Path,
+    output: str | Path,
+    parameters: dict,
+    cwd: str | Path | None = None,
+    kernel: "Kernel | None" = None,
+) -> Path:
     """Execute ``notebook`` with papermill to a temp file beside ``output``, then rename it into place.
 
     Also on failure the executed copy (with its error cell) is renamed to ``output`` before the
@@ -323,9 +389,17 @@ def execute(notebook: str | Path, output: str | Path, parameters: dict, cwd: str
     tmp = output.with_name(f".{output.stem}.running.ipynb")
     engine = {} if kernel is None else {"engine_name": _register_reused_engine(), "kernel": kernel}
     try:
-        papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name=KERNEL,
-                                   cwd=str(cwd or Path(notebook).parent), progress_bar=False,
-                                   extra_arguments=KERNEL_ARGS, shutdown_kernel="immediate", **engine)
+        papermill.execute_notebook(
+            str(notebook),
+            str(tmp),
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=str(cwd or Path(notebook).parent),
+            progress_bar=False,
+            extra_arguments=KERNEL_ARGS,
+            shutdown_kernel="immediate",
+            **engine,
+        )
     except papermill.PapermillExecutionError:
         if tmp.exists():
             os.replace(tmp, output)
@@ -382,18 +456,32 @@ def _register_reused_engine() -> str:
 
     class ReusedKernelEngine(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+        def execute_managed_notebook(
+            cls,
+            nb_man,
+            kernel_name,
+            log_output=False,
+            stdout_file=None,
+            stderr_file=None,
+            start_timeout=60,
+            execution_timeout=None,
+            **kwargs,
+        ):
             kernel: Kernel = kwargs["kernel"]
             kernel.ensure_started()
-            client = PapermillNotebookClient(nb_man, km=kernel.manager, timeout=execution_timeout,
-                                             startup_timeout=start_timeout, kernel_name=kernel_name,
-                                             log_output=log_output, stdout_file=stdout_file,
-                                             stderr_file=stderr_file)
+            client = PapermillNotebookClient(
+                nb_man,
+                km=kernel.manager,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
 
             async def reset_namespace(**_):
-                msg_id = client.kc.execute("get_ipython().reset(new_session=True)", silent=True,
-                                           store_history=False)
+                msg_id = client.kc.execute("get_ipython().reset(new_session=True)", silent=True, store_history=False)
                 await client.async_wait_for_reply(msg_id)
 
             client.on_notebook_start = reset_namespace
@@ -427,9 +515,16 @@ def notebook_ok(path: Path) -> bool:
 
 
 def experiment_parameters(run: Run) -> dict:
-    return {"experiment": run.experiment, "profile": run.profile, "dataset": run.dataset,
-            "data_root": run.config.data_root, "seed": run.config.seed, "split": run.split,
-            "output_dir": str(run.run_dir), "recipe": run.config.recipe}
+    return {
+        "experiment": run.experiment,
+        "profile": run.profile,
+        "dataset": run.dataset,
+        "data_root": run.config.data_root,
+        "seed": run.config.seed,
+        "split": run.split,
+        "output_dir": str(run.run_dir),
+        "recipe": run.config.recipe,
+    }
 
 
 @dataclass
@@ -439,8 +534,14 @@ class BatchResult:
     failed: dict[str, str] = field(default_factory=dict)  # run name -> executed notebook / reason
 
 
-def run_batch(runs: list[Run], notebook: str | Path | None = None, status_path: str | Path | None = None,
-              progress: bool = True, jobs: int = 1, procs_per_run: int = 1) -> BatchResult:
+def run_batch(
+    runs: list[Run],
+    notebook: str | Path | None = None,
+    status_path: str | Path | None = None,
+    progress: bool = True,
+    jobs: int = 1,
+    procs_per_run: int = 1,
+) -> BatchResult:
     """Execute the experiment notebook once per unfinished run, ``jobs`` at a time (:func:`check_jobs`).
 
     Parameters of every run are validated before the first kernel starts. A failing run
@@ -498,11 +599,13 @@ def gpu_per_job(runs: list[Run], jobs: int, procs_per_run: int = 1) -> list[str]
         return None  # device "auto" without CUDA: the CPU
     if jobs * procs_per_run > len(gpus):
         per = f" × --procs-per-run {procs_per_run}" if procs_per_run > 1 else ""
-        raise ConfigError(f"--jobs {jobs}{per} needs {jobs * procs_per_run} GPUs but {len(gpus)} are visible "
-                          f"({','.join(gpus)}): each job trains on GPUs of its own. Pass --jobs "
-                          f"{max(1, len(gpus) // procs_per_run)} or fewer, or make more GPUs visible "
-                          "(CUDA_VISIBLE_DEVICES).")
-    return [",".join(gpus[j * procs_per_run:(j + 1) * procs_per_run]) for j in range(jobs)]
+        raise ConfigError(
+            f"--jobs {jobs}{per} needs {jobs * procs_per_run} GPUs but {len(gpus)} are visible "
+            f"({','.join(gpus)}): each job trains on GPUs of its own. Pass --jobs "
+            f"{max(1, len(gpus) // procs_per_run)} or fewer, or make more GPUs visible "
+            "(CUDA_VISIBLE_DEVICES)."
+        )
+    return [",".join(gpus[j * procs_per_run : (j + 1) * procs_per_run]) for j in range(jobs)]
 
 
 def cpu_cores() -> int:
@@ -524,8 +627,11 @@ def check_jobs(jobs: int) -> int:
         raise ConfigError(f"--jobs must be a whole number >= 1 (runs trained at once), got {jobs!r}")
     cores = cpu_cores()
     if jobs > cores:
-        print(f"warning: --jobs {jobs} is more than the {cores} cores this process may use; running {cores} at once "
-              "(more would only slow every run down)", file=sys.stderr)
+        print(
+            f"warning: --jobs {jobs} is more than the {cores} cores this process may use; running {cores} at once "
+            "(more would only slow every run down)",
+            file=sys.stderr,
+        )
         jobs = cores
     return jobs
 
@@ -615,8 +721,7 @@ def _run_batch(runs, notebook, status_path, progress, interrupted, jobs=1, gpus=
                 while pending or running:
                     while pending and len(running) < jobs and not interrupted.is_set():
                         run = pending.pop(0)
-                        running[pool.submit(_one_run, run, notebook, outcome, status, interrupted, lock,
-                                            kernels)] = run
+                        running[pool.submit(_one_run, run, notebook, outcome, status, interrupted, lock, kernels)] = run
                     bar.set_postfix_str(", ".join(r.name.split("-split")[0] for r in running.values()))
                     finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                     for future in finished:
@@ -711,23 +816,33 @@ class BatchInterrupted(KeyboardInterrupt):
 
     def message(self) -> str:
         where = f"run {self.run.name}" if self.run else (self.step or "the batch")
-        return (f"interrupted during {where}; nothing finished is lost — rerun the same command to resume"
-                + (" it from its last checkpoint" if self.run else ""))
+        return f"interrupted during {where}; nothing finished is lost — rerun the same command to resume" + (
+            " it from its last checkpoint" if self.run else ""
+        )
 
 
 def _os_error_message(exc: OSError, where: Path) -> str:
     path = exc.filename or where
-    what = {errno.ENOSPC: "the disk is full", errno.EROFS: "the folder is read-only",
-            errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno, exc.strerror)
-    return (f"{path}: {what} ({exc.strerror}). Free some space or make the folder writable (or pass --root "
-            "to write elsewhere), then rerun the same command: finished runs are kept and the rest resumes.")
+    what = {
+        errno.ENOSPC: "the disk is full",
+        errno.EROFS: "the folder is read-only",
+        errno.EACCES: "permission denied",
+        errno.EDQUOT: "the disk quota is exceeded",
+    }.get(exc.errno, exc.strerror)
+    return (
+        f"{path}: {what} ({exc.strerror}). Free some space or make the folder writable (or pass --root "
+        "to write elsewhere), then rerun the same command: finished runs are kept and the rest resumes."
+    )
 
 
 def _stop_if_out_of_space(exc: Exception, where: Path) -> None:
     """A run that failed because the disk is full or read-only is no failure of the run: stop the batch."""
     text = str(exc)
-    for code, words in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system"),
-                        (errno.EDQUOT, "Disk quota exceeded")):
+    for code, words in (
+        (errno.ENOSPC, "No space left on device"),
+        (errno.EROFS, "Read-only file system"),
+        (errno.EDQUOT, "Disk quota exceeded"),
+    ):
         if words in text:
             raise BatchError(_os_error_message(OSError(code, words), where)) from None
 
@@ -750,12 +865,15 @@ def batch_lock(folder: Path):
             who = json.loads(holder.read_text())
         except (OSError, ValueError):
             who = {}
-        raise BatchError(f"another batch (PID {who.get('pid', '?')}, started {who.get('started', '?')}: "
-                         f"{who.get('command', '?')}) is running on {folder}; wait for it to finish or stop it. "
-                         "This invocation did nothing.") from None
+        raise BatchError(
+            f"another batch (PID {who.get('pid', '?')}, started {who.get('started', '?')}: "
+            f"{who.get('command', '?')}) is running on {folder}; wait for it to finish or stop it. "
+            "This invocation did nothing."
+        ) from None
     try:
-        atomic_write_json(holder, {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                   "command": " ".join(sys.argv)})
+        atomic_write_json(
+            holder, {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
+        )
         yield
     finally:
         lock.release()
@@ -784,26 +902,40 @@ def preflight(out: Path, runs: list[Run]) -> None:
             with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
                 pass
         except OSError as exc:
-            raise BatchError(f"{folder} is not writable ({exc.strerror}): the batch writes its "
-                             f"{'runs and report' if folder == out else 'generated data'} there. Make it writable, "
-                             "or choose another folder (--root for reports, GRL_DATA_DIR for data).") from None
+            raise BatchError(
+                f"{folder} is not writable ({exc.strerror}): the batch writes its "
+                f"{'runs and report' if folder == out else 'generated data'} there. Make it writable, "
+                "or choose another folder (--root for reports, GRL_DATA_DIR for data)."
+            ) from None
     missing = [r for r in runs if not r.is_done()]
     if not missing:
         return
     need = run_bytes(missing[0]) * len(missing)
     free = shutil.disk_usage(out).free
     if free < need:
-        raise BatchError(f"{out}: {len(missing)} runs to train need about {need / 2**30:.2f} GiB "
-                         f"(checkpoints, weights, notebooks), but only {free / 2**30:.2f} GiB are free. "
-                         "Free some space or pass --root to write elsewhere.")
+        raise BatchError(
+            f"{out}: {len(missing)} runs to train need about {need / 2**30:.2f} GiB "
+            f"(checkpoints, weights, notebooks), but only {free / 2**30:.2f} GiB are free. "
+            "Free some space or pass --root to write elsewhere."
+        )
 
 
 # ---------------------------------------------------------------------------------------
 # the whole study
-def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
-              data_roots: dict[str, str] | None = None, seeds: tuple[int, ...] | None = None,
-              root: str | Path | None = None, reference: str | Path | None = None, recipe: str | None = None,
-              jobs: int = 1, executor: str = "local", slurm=None, procs_per_run: int = 1) -> int:
+def reproduce(
+    profile: str,
+    only: str | None = None,
+    dataset: str | None = None,
+    data_roots: dict[str, str] | None = None,
+    seeds: tuple[int, ...] | None = None,
+    root: str | Path | None = None,
+    reference: str | Path | None = None,
+    recipe: str | None = None,
+    jobs: int = 1,
+    executor: str = "local",
+    slurm=None,
+    procs_per_run: int = 1,
+) -> int:
     """Run the selected catalogue for every seed (``jobs`` runs at once), then Figure 4 and the report; return a
     process exit code.
 
@@ -815,23 +947,34 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
     """
     from grl import cluster
 
-    slurm = cluster.check_executor(executor, slurm, procs_per_run)  # before anything else: a missing sbatch is said at once
+    slurm = cluster.check_executor(
+        executor, slurm, procs_per_run
+    )  # before anything else: a missing sbatch is said at once
     out = profile_dir(profile, root)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
     runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
     nb_dir = notebooks_dir()
     for run in runs:  # every parameter checked before anything heavy starts
         validate_parameters(nb_dir / "experiment.ipynb", experiment_parameters(run))
-    report_parameters = {"profile": profile, "reports_dir": str(out), "seeds": ",".join(map(str, seeds)),
-                         "reference": str(reference or ""), "recipe": recipe or "", "train_missing": False,
-                         "only": only or "", "dataset": dataset or "",
-                         "data_roots": ",".join(f"{k}={v}" for k, v in sorted((data_roots or {}).items()))}
+    report_parameters = {
+        "profile": profile,
+        "reports_dir": str(out),
+        "seeds": ",".join(map(str, seeds)),
+        "reference": str(reference or ""),
+        "recipe": recipe or "",
+        "train_missing": False,
+        "only": only or "",
+        "dataset": dataset or "",
+        "data_roots": ",".join(f"{k}={v}" for k, v in sorted((data_roots or {}).items())),
+    }
     validate_parameters(nb_dir / "report.ipynb", report_parameters)
     jobs = check_jobs(jobs)
     with batch_lock(out):
         preflight(out, runs)
-        print(f"profile {profile!r}, seeds {','.join(map(str, seeds))}: {len(runs)} runs "
-              f"({sum(r.is_done() for r in runs)} already done) -> {out}")
+        print(
+            f"profile {profile!r}, seeds {','.join(map(str, seeds))}: {len(runs)} runs "
+            f"({sum(r.is_done() for r in runs)} already done) -> {out}"
+        )
         try:
             missing = [r for r in runs if not r.is_done()]
             if missing:
@@ -844,11 +987,22 @@ def reproduce(profile: str, only: str | None = None, dataset: str | None = None,
                 raise
             raise BatchError(_os_error_message(exc, out)) from None
         if slurm is not None:
-            batch = cluster.run_jobs(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json",
-                                     options=slurm, folder=out / cluster.LOGS, procs_per_run=procs_per_run)
+            batch = cluster.run_jobs(
+                runs,
+                nb_dir / "experiment.ipynb",
+                status_path=out / "status.json",
+                options=slurm,
+                folder=out / cluster.LOGS,
+                procs_per_run=procs_per_run,
+            )
         else:
-            batch = run_batch(runs, nb_dir / "experiment.ipynb", status_path=out / "status.json", jobs=jobs,
-                              procs_per_run=procs_per_run)
+            batch = run_batch(
+                runs,
+                nb_dir / "experiment.ipynb",
+                status_path=out / "status.json",
+                jobs=jobs,
+                procs_per_run=procs_per_run,
+            )
         failures = dict(batch.failed)
         try:
             _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures)
@@ -880,15 +1034,23 @@ def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference,
     write_results_csv(out / "results.csv", results_frame(runs))
     print(f"per-seed results: {out / 'results.csv'}")
     figure4 = nb_dir / "figure4.ipynb"
-    grl_run = next((r for r in runs if r.experiment == "grl" and r.dataset == "mars" and r.seed == seeds[0]),
-                   next((r for r in runs if r.experiment == "grl"), None))
+    grl_run = next(
+        (r for r in runs if r.experiment == "grl" and r.dataset == "mars" and r.seed == seeds[0]),
+        next((r for r in runs if r.experiment == "grl"), None),
+    )
     if not figure4.exists():
         print(f"skipping Figure 4: {figure4} does not exist")
     elif grl_run is None or not grl_run.is_done():
         print("skipping Figure 4: no finished GRL run in this selection")
     else:
-        _step("Figure 4", figure4, out / "figure4.ipynb",
-              {"profile": profile, "run_dir": str(grl_run.run_dir), "output_dir": str(out)}, failures, kernel)
+        _step(
+            "Figure 4",
+            figure4,
+            out / "figure4.ipynb",
+            {"profile": profile, "run_dir": str(grl_run.run_dir), "output_dir": str(out)},
+            failures,
+            kernel,
+        )
 
     fault_point("before-report")
     from grl.report import save_figures
@@ -903,8 +1065,10 @@ def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference,
         print(f"report: {out / 'report.html'} and {out / 'report.md'}")
     else:
         kept = [p.name for p in (out / "report.html", out / "report.md") if p.exists()]
-        print("report NOT rebuilt" + (f": {' and '.join(kept)} are the previous batch's, unchanged" if kept else ""),
-              file=sys.stderr)
+        print(
+            "report NOT rebuilt" + (f": {' and '.join(kept)} are the previous batch's, unchanged" if kept else ""),
+            file=sys.stderr,
+        )
 
 
 def _step(what: str, notebook: Path, output: Path, parameters: dict, failures: dict, kernel=None) -> bool:
@@ -963,8 +1127,14 @@ def refresh_notebooks(names: list[str] | None = None, fresh: bool = True) -> lis
                 out = Path(tmp) / path.name
                 import papermill
 
-                papermill.execute_notebook(str(path), str(out), kernel_name=KERNEL, cwd=str(nb_dir),
-                                           progress_bar=False, extra_arguments=KERNEL_ARGS)
+                papermill.execute_notebook(
+                    str(path),
+                    str(out),
+                    kernel_name=KERNEL,
+                    cwd=str(nb_dir),
+                    progress_bar=False,
+                    extra_arguments=KERNEL_ARGS,
+                )
                 nb = nbformat.read(out, as_version=4)
                 nb.metadata.pop("papermill", None)  # timestamps only: keep the diff to real output changes
                 for cell in nb.cells:

@@ -13,6 +13,7 @@ sorted: each row needs only its ``k1 + 1`` nearest items (``topk`` on tie-free i
 At MARS scale (1980 queries, 11310 gallery: N = 13290) the dense N×N matrices (d, V, the expanded
 V and its transpose, 0.7 GB each in float32) are never more than two at a time.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,10 @@ def _as_distances(name: str, value, shape: tuple[int, int] | None = None) -> tor
     if shape is not None and tuple(d.shape) != shape:
         raise ValueError(f"re_ranking: {name} must have shape {shape}, got {tuple(d.shape)}")
     if not torch.isfinite(d).all() or (d < -1e-5).any():
-        raise ValueError(f"re_ranking: {name} must hold finite, non-negative distances (not similarities); "
-                         "re-ranking supports cosine or Euclidean distances")
+        raise ValueError(
+            f"re_ranking: {name} must hold finite, non-negative distances (not similarities); "
+            "re-ranking supports cosine or Euclidean distances"
+        )
     return d.clamp_min(0)  # 1 - cos of an item with itself can round to -1e-7
 
 
@@ -53,8 +56,7 @@ def _reciprocal(ranks: torch.Tensor, k: int) -> torch.Tensor:
     return (backward == own).any(dim=2)
 
 
-def re_ranking(q_g, q_q, g_g, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-               chunk: int = 256) -> torch.Tensor:
+def re_ranking(q_g, q_q, g_g, k1: int = 20, k2: int = 6, lambda_value: float = 0.3, chunk: int = 256) -> torch.Tensor:
     """Re-ranked (Q,G) distances from the query-gallery, query-query and gallery-gallery distance
     matrices (any non-negative distance; the paper uses Euclidean). float32, or float64 when the
     inputs are (the quick profile's portable evaluation); neighbours are ranked in float32.

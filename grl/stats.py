@@ -10,6 +10,7 @@ drawn only where that interval allows it:
 * ``contradicts``  -- it excludes 0 with the opposite sign (or the paper shows no difference);
 * ``inconclusive`` -- it contains 0, or there are fewer than two samples.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,7 +44,7 @@ class Interval:
         return not math.isnan(self.low) and (self.low > 0 or self.high < 0)
 
     def text(self, decimals: int = 1) -> str:
-        """"12.3 ± 1.4" (or "12.3" alone for a single sample)."""
+        """ "12.3 ± 1.4" (or "12.3" alone for a single sample)."""
         if math.isnan(self.mean):
             return "—"
         if math.isnan(self.low):
@@ -148,8 +149,9 @@ def holm(p_values: Iterable[float]) -> list[float]:
     return adjusted
 
 
-def adjusted_verdict(difference: Interval, paper_difference: float, p_adjusted: float,
-                     alpha: float = 1 - CONFIDENCE) -> str:
+def adjusted_verdict(
+    difference: Interval, paper_difference: float, p_adjusted: float, alpha: float = 1 - CONFIDENCE
+) -> str:
     """:func:`verdict` after a multiplicity adjustment: a direction only where the adjusted p-value < alpha."""
     if math.isnan(p_adjusted) or p_adjusted >= alpha:
         return "inconclusive"
@@ -157,5 +159,5 @@ def adjusted_verdict(difference: Interval, paper_difference: float, p_adjusted: 
 
 
 def within_margin(difference: Interval, margin: float) -> bool:
-    """"No effect larger than ``margin``": the whole interval lies inside (−margin, +margin)."""
+    """ "No effect larger than ``margin``": the whole interval lies inside (−margin, +margin)."""
     return not math.isnan(difference.low) and -margin < difference.low and difference.high < margin

@@ -1,4 +1,5 @@
 """Small helpers shared by the package: atomic writes, setting bad files aside, seeding, device choice."""
+
 from __future__ import annotations
 
 import contextlib
@@ -107,7 +108,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available on this machine; use device='cpu' or 'auto'")
+        raise RuntimeError(
+            f"device {name!r} was asked for but CUDA is not available on this machine; use device='cpu' or 'auto'"
+        )
     return device
 
 

@@ -15,6 +15,7 @@ Conventions
   (memories M_t pass through a residual block and can be negative) and emphasises the
   strongest responses, which is what the paper's rows 3-4 of Figure 4 show.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -216,13 +217,28 @@ def figure4(
         FIGURE4_ROWS[3]: np.stack([activation_map(m) for m in mb]),
     }
     scales = {FIGURE4_ROWS[1]: correlation_scale, FIGURE4_ROWS[2]: "raw", FIGURE4_ROWS[3]: "raw"}
-    fig = heatmap_grid(frames, rows, scales=scales, frame_label=FIGURE4_ROWS[0], alpha=alpha, title=title,
-                       colorbar="0 = low, 1 = high (after the scaling below)")
+    fig = heatmap_grid(
+        frames,
+        rows,
+        scales=scales,
+        frame_label=FIGURE4_ROWS[0],
+        alpha=alpha,
+        title=title,
+        colorbar="0 = low, 1 = high (after the scaling below)",
+    )
     how = {"clip": "min-max over the clip", "frame": "min-max per frame", "raw": "as computed (sigmoid output)"}
-    fig.text(0.01, -0.02, "Rows: the T test frames; $R_t$ = sigmoid(W_r[F~g, X_t]) (eq. 2), "
-             f"{how.get(correlation_scale, correlation_scale)}; $M^1_t$ / $M^2_t$: channel activation "
-             "(mean over channels of the squared memory, eq. 8), min-max per frame. Overlay: jet colour map, "
-             f"alpha {alpha}.", fontsize=7, ha="left", va="top", wrap=True)
+    fig.text(
+        0.01,
+        -0.02,
+        "Rows: the T test frames; $R_t$ = sigmoid(W_r[F~g, X_t]) (eq. 2), "
+        f"{how.get(correlation_scale, correlation_scale)}; $M^1_t$ / $M^2_t$: channel activation "
+        "(mean over channels of the squared memory, eq. 8), min-max per frame. Overlay: jet colour map, "
+        f"alpha {alpha}.",
+        fontsize=7,
+        ha="left",
+        va="top",
+        wrap=True,
+    )
     return fig
 
 
@@ -249,8 +265,9 @@ def model_maps(model: torch.nn.Module, clip: torch.Tensor) -> dict[str, torch.Te
     return result
 
 
-def maps_summary(correlation: Any, memory_forward: Any, memory_backward: Any, decimals: int = 3,
-                 digits: int = 4) -> dict:
+def maps_summary(
+    correlation: Any, memory_forward: Any, memory_backward: Any, decimals: int = 3, digits: int = 4
+) -> dict:
     """Small deterministic numbers describing what Figure 4 draws (for regression checks):
     per-frame mean of R_t (``decimals`` places; R_t is in [0, 1]) and per-frame mean squared
     memory activation (``digits`` significant digits: memories are unbounded, so fixed
@@ -337,11 +354,18 @@ def curve_keys(df, exclude: set) -> list[str]:
     (the Baseline's total loss *is* its one term), and no timings ("*_s") or counters."""
     import pandas as pd
 
-    numeric = [c for c in df.columns if c not in exclude and c not in {"epoch", "step", "steps"}
-               and not c.endswith("_s") and pd.api.types.is_numeric_dtype(df[c])]
+    numeric = [
+        c
+        for c in df.columns
+        if c not in exclude
+        and c not in {"epoch", "step", "steps"}
+        and not c.endswith("_s")
+        and pd.api.types.is_numeric_dtype(df[c])
+    ]
     informative = [c for c in numeric if df[c].notna().sum() >= 2 and df[c].dropna().nunique() > 1]
-    headline = [c for c in informative if c.startswith("loss") or c.startswith("lr")
-                or c.split(".")[-1] in ("mAP", "rank1")] or informative
+    headline = [
+        c for c in informative if c.startswith("loss") or c.startswith("lr") or c.split(".")[-1] in ("mAP", "rank1")
+    ] or informative
     keys: list[str] = []
     for c in headline:  # a column repeating another is left out (the named term is kept, not the total)
         if c != "loss" and not any(df[c].equals(df[k]) for k in keys):
@@ -404,8 +428,13 @@ def plot_training_curves(
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     if run_col in df.columns and df[run_col].nunique() > 1:
-        axes.flat[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.25 if nrows == 1 else -0.35),
-                            ncol=min(4, df[run_col].nunique()), frameon=False)
+        axes.flat[0].legend(
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.25 if nrows == 1 else -0.35),
+            ncol=min(4, df[run_col].nunique()),
+            frameon=False,
+        )
     _finish(fig, title)
     return fig
 
@@ -413,8 +442,11 @@ def plot_training_curves(
 VERDICT_COLOURS = {"agrees": "#2ca02c", "contradicts": "#d62728", "inconclusive": "#7f7f7f"}
 
 
-def plot_ablation_differences(comparisons: "pandas.DataFrame", metric: str = "mAP",  # noqa: F821
-                              title: str | None = None) -> Figure:
+def plot_ablation_differences(
+    comparisons: "pandas.DataFrame",  # noqa: F821
+    metric: str = "mAP",
+    title: str | None = None,
+) -> Figure:
     """What can be compared with the paper: for every comparison (rows of ``grl.report.comparisons``),
     our paired difference to the reference row with its 95 % interval (a dot and a bar, coloured by the
     verdict) beside the paper's difference (a black cross), on one shared axis with 0 marked -- so
@@ -444,8 +476,10 @@ def plot_ablation_differences(comparisons: "pandas.DataFrame", metric: str = "mA
     ax.set_ylim(-0.7, len(data) - 0.3)
     ax.set_xlabel(f"difference to the reference row, {metric} (percentage points)", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    handles = [Line2D([], [], color=c, marker="o", ls="-", label=f"ours, {v} (95 % interval)")
-               for v, c in VERDICT_COLOURS.items()]
+    handles = [
+        Line2D([], [], color=c, marker="o", ls="-", label=f"ours, {v} (95 % interval)")
+        for v, c in VERDICT_COLOURS.items()
+    ]
     handles.append(Line2D([], [], color="black", marker="x", ls="", label="paper"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     if title:

@@ -5,6 +5,7 @@ tests/ddp_worker.py SPEC.json``. SPEC: {"config": Config fields, "dataset": a pi
 run folder, "record": a folder}. After every epoch each rank saves its loss per step so far and its
 objective's state (the OIM lookup tables) as record/rank<r>-epoch<e>.pt.
 """
+
 import json
 import os
 import pickle
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 from grl.config import Config
-from grl.engine import distributed, trainer
+from grl.engine import trainer
 
 spec = json.loads(Path(sys.argv[1]).read_text())
 config = Config.from_dict(spec["config"])
@@ -34,8 +35,10 @@ def train_step(*args, **kwargs):
 
 def train_one_epoch(config, model, objective, *args, **kwargs):
     out = real_epoch(config, model, objective, *args, **kwargs)
-    torch.save({"losses": list(losses), "objective": objective.state_dict(), "model": model.state_dict()},
-               record / f"rank{rank}-epoch{out['epoch']}.pt")
+    torch.save(
+        {"losses": list(losses), "objective": objective.state_dict(), "model": model.state_dict()},
+        record / f"rank{rank}-epoch{out['epoch']}.pt",
+    )
     return out
 
 

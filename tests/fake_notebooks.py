@@ -1,4 +1,5 @@
 """Fake experiment notebooks for the batch tests: the real notebook's parameters, a body of the test's own."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,10 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 # Same parameters as notebooks/experiment.ipynb.
-PARAMS = ('experiment: str = "grl"\nprofile: str = "quick"\ndataset: str = "mars"\ndata_root: str = ""\n'
-          'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""\nrecipe: str = ""')
+PARAMS = (
+    'experiment: str = "grl"\nprofile: str = "quick"\ndataset: str = "mars"\ndata_root: str = ""\n'
+    'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""\nrecipe: str = ""'
+)
 
 
 def write_fake_notebook(path: Path, body: str) -> Path:

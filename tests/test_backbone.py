@@ -1,4 +1,5 @@
 """Backbones: last stride 1, channel counts, and the clear missing-weights message."""
+
 import pytest
 import torch
 

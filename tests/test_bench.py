@@ -1,4 +1,5 @@
 """The run-time breakdown benchmark (grl.bench.run): structure only, never timings."""
+
 import math
 
 from grl.bench.__main__ import SECTIONS
@@ -58,8 +59,11 @@ def test_steps_per_epoch_as_the_sampler_counts_them():
 
 
 def test_projection_arithmetic_on_made_up_runs():
-    runs = [gpu.PlannedRun("a", "mars", 2, 10, 8), gpu.PlannedRun("b", "mars", 1, 10, 4),
-            gpu.PlannedRun("c", "ilidsvid", 1, 5, 8)]
+    runs = [
+        gpu.PlannedRun("a", "mars", 2, 10, 8),
+        gpu.PlannedRun("b", "mars", 1, 10, 4),
+        gpu.PlannedRun("c", "ilidsvid", 1, 5, 8),
+    ]
     p = gpu.project(runs, step_s=0.5, seq_len=8, batch_size=16, gpus=2)
     # a: 20 steps x 0.5 = 10 s; b: 10 steps at T=4 -> 0.25 s = 2.5 s; c: 5 x 0.5 = 2.5 s
     assert p["runs"] == 3 and p["steps"] == 35
@@ -93,8 +97,9 @@ def test_step_flops_count_forward_and_backward():
 
 @pytest.fixture(scope="module")
 def tiny_gpu_bench():
-    return gpu.main(["--tiny", "--warmup", "0", "--steps", "1", "--gpus", "2", "--workers", "0",
-                     "--loader-batches", "2"])
+    return gpu.main(
+        ["--tiny", "--warmup", "0", "--steps", "1", "--gpus", "2", "--workers", "0", "--loader-batches", "2"]
+    )
 
 
 def test_gpu_bench_tiny_on_cpu(tiny_gpu_bench, capsys):
@@ -105,8 +110,12 @@ def test_gpu_bench_tiny_on_cpu(tiny_gpu_bench, capsys):
 
     paper = get_profile("paper").overrides
     assert c.batch_size == paper["batch_size"] and c.seq_len == 8  # the profile's batch, not hard-coded
-    assert [(v["amp"], v["channels_last"]) for v in r["variants"]] == [(False, False), (False, True), (True, False),
-                                                                       (True, True)]
+    assert [(v["amp"], v["channels_last"]) for v in r["variants"]] == [
+        (False, False),
+        (False, True),
+        (True, False),
+        (True, True),
+    ]
     for v in r["variants"]:
         assert v["clips_s"] == pytest.approx(c.batch_size / v["step_s"])
         assert v["tflops"] == pytest.approx(v["flops"]["total"] / v["step_s"] / 1e12)

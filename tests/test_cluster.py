@@ -5,6 +5,7 @@ result.json at once, fails for grl-T6 unless GRL_FAKE_FAIL=0, and — when GRL_F
 experiment and the run folder holds no checkpoint yet — writes a checkpoint and sleeps until its job is
 killed; run again, it finds the checkpoint and finishes, marking its result as resumed.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ from grl.experiments import load_result, runs_for
 submitit = pytest.importorskip("submitit")
 
 from fake_notebooks import write_fake_notebook  # noqa: E402
+
 from grl import cluster  # noqa: E402
 from grl.cluster import SlurmOptions, check_executor, parse_slurm_options, run_jobs, slurm_options  # noqa: E402
 
@@ -80,15 +82,17 @@ def three_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_jobs_fill_the_run_folders_isolate_a_failure_and_resubmit_only_the_missing(fake_notebook, tmp_path,
-                                                                                   monkeypatch):
+def test_jobs_fill_the_run_folders_isolate_a_failure_and_resubmit_only_the_missing(
+    fake_notebook, tmp_path, monkeypatch
+):
     runs = three_runs(tmp_path)
     status = tmp_path / "reports" / "status.json"
     logs = tmp_path / "reports" / "slurm"
 
     first_ex = Recording(logs)
-    first = run_jobs(runs, fake_notebook, status_path=status, options=LOCAL, executor=first_ex, progress=False,
-                     poll_s=0.2)
+    first = run_jobs(
+        runs, fake_notebook, status_path=status, options=LOCAL, executor=first_ex, progress=False, poll_s=0.2
+    )
     assert sorted(first_ex.jobs) == sorted(r.name for r in runs)  # one job per run
     assert sorted(first.done) == sorted([runs[0].name, runs[2].name]) and not first.skipped
     for run in (runs[0], runs[2]):  # the folders the local batch uses: runs/<name>/
@@ -108,8 +112,9 @@ def test_jobs_fill_the_run_folders_isolate_a_failure_and_resubmit_only_the_missi
     monkeypatch.setenv("GRL_FAKE_FAIL", "0")  # the failing run is fixed: only it is resubmitted
     stamp = runs[0].result_path.stat().st_mtime_ns
     second_ex = Recording(logs)
-    second = run_jobs(runs, fake_notebook, status_path=status, options=LOCAL, executor=second_ex, progress=False,
-                      poll_s=0.2)
+    second = run_jobs(
+        runs, fake_notebook, status_path=status, options=LOCAL, executor=second_ex, progress=False, poll_s=0.2
+    )
     assert list(second_ex.jobs) == [runs[1].name]
     assert second.done == [runs[1].name] and not second.failed
     assert sorted(second.skipped) == sorted([runs[0].name, runs[2].name])
@@ -139,8 +144,9 @@ def test_a_killed_job_is_resubmitted_by_the_next_batch_and_resumes(fake_notebook
 
     killer = threading.Thread(target=kill_when_sleeping, daemon=True)
     killer.start()
-    first = run_jobs(runs, fake_notebook, status_path=status, options=LOCAL, executor=executor, progress=False,
-                     poll_s=0.2)
+    first = run_jobs(
+        runs, fake_notebook, status_path=status, options=LOCAL, executor=executor, progress=False, poll_s=0.2
+    )
     killer.join()
     assert first.done == [runs[1].name] and list(first.failed) == [runs[0].name]
     entry = json.loads(status.read_text())["runs"][runs[0].name]
@@ -149,8 +155,9 @@ def test_a_killed_job_is_resubmitted_by_the_next_batch_and_resumes(fake_notebook
     assert not runs[0].is_done() and marker.exists()
 
     again = Recording(tmp_path / "reports" / "slurm")
-    second = run_jobs(runs, fake_notebook, status_path=status, options=LOCAL, executor=again, progress=False,
-                      poll_s=0.2)
+    second = run_jobs(
+        runs, fake_notebook, status_path=status, options=LOCAL, executor=again, progress=False, poll_s=0.2
+    )
     assert list(again.jobs) == [runs[0].name]  # only the killed run is resubmitted
     assert second.done == [runs[0].name] and second.skipped == [runs[1].name] and not second.failed
     assert load_result(runs[0].run_dir)["resumed"] is True  # it found what the killed job left
@@ -180,8 +187,7 @@ def test_reproduce_dispatches_to_the_cluster_and_builds_the_report_here(tmp_path
     calls = {}
 
     def fake_run_jobs(runs, notebook, status_path=None, options=None, folder=None, **_):
-        calls.update(runs=[r.name for r in runs], notebook=notebook, status=status_path, options=options,
-                     folder=folder)
+        calls.update(runs=[r.name for r in runs], notebook=notebook, status=status_path, options=options, folder=folder)
         return BatchResult(done=[r.name for r in runs])
 
     monkeypatch.setattr(cluster, "run_jobs", fake_run_jobs)
@@ -199,8 +205,11 @@ def test_reproduce_dispatches_to_the_cluster_and_builds_the_report_here(tmp_path
 def test_bad_input_gets_one_clear_message(tmp_path, monkeypatch, capsys):
     with pytest.raises(ConfigError, match=r"--executor 'pbs': unknown executor; valid executors: local, slurm"):
         slurm_options("pbs")
-    with pytest.raises(ConfigError, match=r"--slurm-partition, --slurm-option apply only to SLURM jobs: add "
-                                          r"--executor slurm"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--slurm-partition, --slurm-option apply only to SLURM jobs: add "
+        r"--executor slurm",
+    ):
         slurm_options("local", partition="gpu", option_items=["mem=4G"])
     with pytest.raises(ConfigError, match="apply only to SLURM jobs"):
         check_executor("local", LOCAL)
@@ -208,24 +217,34 @@ def test_bad_input_gets_one_clear_message(tmp_path, monkeypatch, capsys):
     for bad in ("account", "=abc", "account=", "acc ount=x"):
         with pytest.raises(ConfigError, match="--slurm-option"):
             parse_slurm_options([bad])
-    assert parse_slurm_options(["account=abc", "--mem=64G", "cpus_per_task=8"]) == \
-        {"account": "abc", "mem": "64G", "cpus_per_task": "8"}
+    assert parse_slurm_options(["account=abc", "--mem=64G", "cpus_per_task=8"]) == {
+        "account": "abc",
+        "mem": "64G",
+        "cpus_per_task": "8",
+    }
     with pytest.raises(ConfigError, match="use --slurm-time instead"):
         parse_slurm_options(["time=60"])
     with pytest.raises(ConfigError, match="submitit sets this sbatch option itself"):
         parse_slurm_options(["output=x.log"])
-    for kwargs, name in (({"time_min": 0}, "--slurm-time"), ({"time_min": -5}, "--slurm-time"),
-                         ({"gpus_per_run": 0}, "--slurm-gpus-per-run")):
+    for kwargs, name in (
+        ({"time_min": 0}, "--slurm-time"),
+        ({"time_min": -5}, "--slurm-time"),
+        ({"gpus_per_run": 0}, "--slurm-gpus-per-run"),
+    ):
         with pytest.raises(ConfigError, match=f"{name} must be a whole number >= 1"):
             slurm_options("slurm", **kwargs)
     options = slurm_options("slurm", "gpu", 90, 2, ["account=abc"])
     assert options == SlurmOptions("gpu", 90, 2, {"account": "abc"})
 
     which = cluster.shutil.which  # no sbatch from here on, even on a SLURM login node
-    monkeypatch.setattr(cluster.shutil, "which", lambda name, *a, **k: None if name == "sbatch" else which(name, *a,
-                                                                                                            **k))
-    with pytest.raises(ConfigError, match=r"--executor slurm: sbatch( and srun are| is) not on PATH.*SLURM must be "
-                                          r"reachable.*local executor"):
+    monkeypatch.setattr(
+        cluster.shutil, "which", lambda name, *a, **k: None if name == "sbatch" else which(name, *a, **k)
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"--executor slurm: sbatch( and srun are| is) not on PATH.*SLURM must be "
+        r"reachable.*local executor",
+    ):
         check_executor("slurm", None)
     assert check_executor("slurm", LOCAL) is LOCAL  # the tests' local executor needs no sbatch
     with monkeypatch.context() as m:
@@ -235,12 +254,14 @@ def test_bad_input_gets_one_clear_message(tmp_path, monkeypatch, capsys):
 
     # Through the command line (still no sbatch): exit 2 and one line, before any run is looked at.
     monkeypatch.setenv("GRL_REPORTS_DIR", str(tmp_path))
-    cases = [(["--executor", "slurm"], "not on PATH, so no SLURM cluster is reachable"),
-             (["--executor", "kubernetes"], "unknown executor"),
-             (["--slurm-time", "60"], "--slurm-time applies only to SLURM jobs"),
-             (["--executor", "slurm", "--slurm-option", "mem"], "--slurm-option expects KEY=VALUE"),
-             (["--executor", "slurm", "--slurm-time", "0"], "--slurm-time must be a whole number >= 1"),
-             (["--executor", "slurm", "--slurm-gpus-per-run", "-1"], "--slurm-gpus-per-run must be")]
+    cases = [
+        (["--executor", "slurm"], "not on PATH, so no SLURM cluster is reachable"),
+        (["--executor", "kubernetes"], "unknown executor"),
+        (["--slurm-time", "60"], "--slurm-time applies only to SLURM jobs"),
+        (["--executor", "slurm", "--slurm-option", "mem"], "--slurm-option expects KEY=VALUE"),
+        (["--executor", "slurm", "--slurm-time", "0"], "--slurm-time must be a whole number >= 1"),
+        (["--executor", "slurm", "--slurm-gpus-per-run", "-1"], "--slurm-gpus-per-run must be"),
+    ]
     for extra, message in cases:
         assert main(["reproduce", "--profile", "quick", "--only", "table4", *extra]) == 2, extra
         err = capsys.readouterr().err
@@ -253,26 +274,41 @@ def test_the_sbatch_script_carries_the_options(tmp_path, monkeypatch):
         (tmp_path / tool).write_text("#!/bin/sh\nexit 1\n")
         (tmp_path / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
-    options = check_executor("slurm", slurm_options("slurm", "gpu", 90, 1, ["account=abc", "mem=64G",
-                                                                            "cpus_per_task=8"]))
+    options = check_executor(
+        "slurm", slurm_options("slurm", "gpu", 90, 1, ["account=abc", "mem=64G", "cpus_per_task=8"])
+    )
     executor = cluster.make_executor(tmp_path / "slurm", options)
     executor.update_parameters(name="grl-mars-split0-seed0-abc")
     script = executor._executor._make_submission_file_text("python -u -m submitit.core._submit x", "uid")
-    for line in ("--partition=gpu", "--time=90", "--gpus-per-node=1", "--nodes=1", "--ntasks-per-node=1",
-                 "--account=abc", "--mem=64G", "--cpus-per-task=8", "--job-name=grl-mars-split0-seed0-abc",
-                 "--signal=USR2@90", f"--output={tmp_path / 'slurm'}/%j_0_log.out"):
+    for line in (
+        "--partition=gpu",
+        "--time=90",
+        "--gpus-per-node=1",
+        "--nodes=1",
+        "--ntasks-per-node=1",
+        "--account=abc",
+        "--mem=64G",
+        "--cpus-per-task=8",
+        "--job-name=grl-mars-split0-seed0-abc",
+        "--signal=USR2@90",
+        f"--output={tmp_path / 'slurm'}/%j_0_log.out",
+    ):
         assert f"#SBATCH {line}\n" in script, line
 
 
 @pytest.mark.slow
 def test_procs_per_run_reaches_each_jobs_kernel_and_needs_as_many_gpus(tmp_path, capsys):
-    body = ("import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
-            "(Path(output_dir) / 'procs.txt').write_text(os.environ.get('GRL_PROCS_PER_RUN', 'unset'))")
+    body = (
+        "import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
+        "(Path(output_dir) / 'procs.txt').write_text(os.environ.get('GRL_PROCS_PER_RUN', 'unset'))"
+    )
     notebook = write_fake_notebook(tmp_path / "notebooks" / "procs.ipynb", body)
     runs = runs_for("quick", only="grl-T4", dataset="mars", seeds=(0,), root=tmp_path)
     run_jobs(runs, notebook, options=LOCAL, folder=tmp_path / "slurm", progress=False, procs_per_run=2)
     assert (runs[0].run_dir / "procs.txt").read_text() == "2"  # the kernel would launch torchrun with 2
-    with pytest.raises(ConfigError, match=r"--procs-per-run 2 .* --slurm-gpus-per-run is 1: pass --slurm-gpus-per-run 2"):
+    with pytest.raises(
+        ConfigError, match=r"--procs-per-run 2 .* --slurm-gpus-per-run is 1: pass --slurm-gpus-per-run 2"
+    ):
         check_executor("slurm", LOCAL, procs_per_run=2)
     two = SlurmOptions(time_min=5, gpus_per_run=2, cluster="local")
     assert check_executor("slurm", two, procs_per_run=2) is two

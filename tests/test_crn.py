@@ -1,4 +1,5 @@
 """Common random numbers (Config.crn): what two arms of an ablation share, and what they do not."""
+
 from __future__ import annotations
 
 import torch

@@ -1,13 +1,12 @@
 """Dataset loaders on tiny on-disk fixtures in the real MARS / iLIDS-VID / PRID2011 layouts."""
+
 from __future__ import annotations
 
 import io
 import json
 import os
 import random
-import sys
 import time
-import types
 import warnings
 from pathlib import Path
 
@@ -56,6 +55,7 @@ def write_frames(folder: Path, names, data: bytes = PNG) -> None:
 
 # ---- MARS ------------------------------------------------------------------------------------
 
+
 def mars_name(pid: int, cam: int, tracklet: int, frame: int) -> str:
     pid4 = "00-1" if pid == -1 else f"{pid:04d}"  # real MARS names junk frames "00-1C..."
     return f"{pid4}C{cam}T{tracklet:04d}F{frame:03d}.jpg"
@@ -74,8 +74,10 @@ def write_mars_subset(root: Path, subset: str, tracks, empty_rows=()) -> None:
         rows.insert(position, [5, 4, pid, cam])  # end < start: a track with no frames
     (root / "info").mkdir(parents=True, exist_ok=True)
     (root / "info" / f"{subset}_name.txt").write_text("\n".join(names) + "\n")
-    scipy.io.savemat(root / "info" / f"tracks_{subset}_info.mat",
-                     {f"track_{subset}_info": np.array(rows, dtype=np.float64).reshape(-1, 4)})
+    scipy.io.savemat(
+        root / "info" / f"tracks_{subset}_info.mat",
+        {f"track_{subset}_info": np.array(rows, dtype=np.float64).reshape(-1, 4)},
+    )
 
 
 MARS_TRAIN = [
@@ -329,12 +331,14 @@ def test_ilidsvid_missing_split_file_and_key(tmp_path):
 
 # ---- PRID2011 ----------------------------------------------------------------------------------
 
+
 def make_prid(root: Path, frames_a: dict, frames_b: dict, splits=None) -> Path:
     """frames_a/b: person number -> number of frames in cam_a / cam_b."""
     for cam, counts in (("cam_a", frames_a), ("cam_b", frames_b)):
         for p, n in counts.items():
-            write_frames(root / "prid_2011" / "multi_shot" / cam / f"person_{p:04d}",
-                         [f"{i:04d}.png" for i in range(1, n + 1)])
+            write_frames(
+                root / "prid_2011" / "multi_shot" / cam / f"person_{p:04d}", [f"{i:04d}.png" for i in range(1, n + 1)]
+            )
     if splits is not None:
         (root / "splits_prid2011.json").write_text(json.dumps(splits))
     return root
@@ -394,6 +398,7 @@ def test_prid_missing_camera_folder(tmp_path):
 
 # ---- frames ------------------------------------------------------------------------------------
 
+
 def test_read_frame_returns_rgb(tmp_path):
     (tmp_path / "gray.png").write_bytes(_image_bytes("PNG", mode="L"))
     image = read_frame(tmp_path / "gray.png")
@@ -423,6 +428,7 @@ def test_loading_does_not_decode_frames(tmp_path):
 
 
 # ---- summaries and config ----------------------------------------------------------------------
+
 
 def test_summary_table_and_text(tmp_path):
     ds = load_dataset("mars", make_mars(tmp_path))

@@ -4,6 +4,7 @@ The runs train a tiny model in float64 on one thread per process; ``tests/ddp_wo
 rank's losses and OIM lookup tables. With ``sync_bn`` a 2-process run is a single process's run with
 the same global batch, up to the order of floating-point sums.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,20 +19,37 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from tiny_data import colour_dataset
 
 from grl.config import Config, ConfigError
 from grl.data.datasets import Tracklet, VideoReIDDataset
 from grl.data.loader import build_train_loader
 from grl.data.sampling import PairedBatchSampler, shard_pairs
 from grl.engine.distributed import check_world_size
-from tiny_data import colour_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "tests" / "ddp_worker.py"
 H, W = 32, 16
-CONFIG = dict(backbone="tiny", pretrained=False, height=H, width=W, seq_len=4, batch_size=8, epochs=2, steps_per_epoch=2,
-              optimizer="adam", lr=1e-3, lr_step=100, device="cpu", num_workers=0, amp=False, channels_last=False,
-              dtype="float64", threads=1, sync_bn=True)
+CONFIG = dict(
+    backbone="tiny",
+    pretrained=False,
+    height=H,
+    width=W,
+    seq_len=4,
+    batch_size=8,
+    epochs=2,
+    steps_per_epoch=2,
+    optimizer="adam",
+    lr=1e-3,
+    lr_step=100,
+    device="cpu",
+    num_workers=0,
+    amp=False,
+    channels_last=False,
+    dtype="float64",
+    threads=1,
+    sync_bn=True,
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +65,25 @@ def dataset_file(tmp_path_factory):
 def _command(spec: Path, processes: int) -> list[str]:
     if processes == 1:
         return [sys.executable, str(WORKER), str(spec)]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-            str(WORKER), str(spec)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(processes),
+        str(WORKER),
+        str(spec),
+    ]
 
 
 def _env(pause: str = "") -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     for name in ("GRL_FAULT_PAUSE", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     if pause:
@@ -64,14 +94,27 @@ def _env(pause: str = "") -> dict:
 def _spec(folder: Path, dataset_file: Path, **changes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     spec = folder / "spec.json"
-    spec.write_text(json.dumps({"config": {**CONFIG, **changes}, "dataset": str(dataset_file), "out": str(folder / "run"),
-                                "record": str(folder / "record")}))
+    spec.write_text(
+        json.dumps(
+            {
+                "config": {**CONFIG, **changes},
+                "dataset": str(dataset_file),
+                "out": str(folder / "run"),
+                "record": str(folder / "record"),
+            }
+        )
+    )
     return spec
 
 
 def _train(folder: Path, dataset_file: Path, processes: int, **changes) -> Path:
-    done = subprocess.run(_command(_spec(folder, dataset_file, **changes), processes), env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        _command(_spec(folder, dataset_file, **changes), processes),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return folder
 
@@ -82,8 +125,10 @@ def _record(folder: Path, rank: int, epoch: int) -> dict:
 
 def _epochs(folder: Path) -> list[dict]:
     """The logged epochs without timings."""
-    return [{k: v for k, v in json.loads(line).items() if not k.endswith("_s") and k != "clips_per_s"}
-            for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in json.loads(line).items() if not k.endswith("_s") and k != "clips_per_s"}
+        for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +174,13 @@ def test_a_world_size_that_splits_pairs_is_refused_by_name():
     with pytest.raises(ConfigError, match=r"batch_size=6 .*world size 2.*multiple of 2 x 2 = 4"):
         check_world_size(6, 2)
     with pytest.raises(ConfigError, match=r"batch_size=8 .*world size 3.*--nproc_per_node"):
-        build_train_loader(VideoReIDDataset("mars", "/x", [Tracklet(("/x/a.png",), 0, 0)] * 4, [], []),
-                           Config(**CONFIG), 0, rank=0, world_size=3)
+        build_train_loader(
+            VideoReIDDataset("mars", "/x", [Tracklet(("/x/a.png",), 0, 0)] * 4, [], []),
+            Config(**CONFIG),
+            0,
+            rank=0,
+            world_size=3,
+        )
 
 
 def test_sync_bn_at_its_default_leaves_the_run_key_alone():
@@ -154,7 +204,10 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(single, ddp)
         for name, value in ref["model"].items():
             torch.testing.assert_close(got["model"][name], value, rtol=1e-8, atol=1e-10, msg=name)
     np.testing.assert_allclose([e["loss"] for e in _epochs(ddp)], [e["loss"] for e in _epochs(single)], rtol=1e-10)
-    ours, theirs = json.loads((ddp / "run" / "result.json").read_text()), json.loads((single / "run" / "result.json").read_text())
+    ours, theirs = (
+        json.loads((ddp / "run" / "result.json").read_text()),
+        json.loads((single / "run" / "result.json").read_text()),
+    )
     assert ours["world_size"] == 2 and "world_size" not in theirs
     assert ours["key"] == theirs["key"]
     for feature, metrics in theirs["metrics"].items():
@@ -164,14 +217,16 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(single, ddp)
 @pytest.mark.slow
 def test_lookup_tables_are_identical_on_every_rank_and_match_one_process(single, ddp):
     for epoch in (1, 2):
-        tables = [{k: v for k, v in _record(ddp, r, epoch)["objective"].items() if k.endswith("lookup_table")}
-                  for r in (0, 1)]
+        tables = [
+            {k: v for k, v in _record(ddp, r, epoch)["objective"].items() if k.endswith("lookup_table")} for r in (0, 1)
+        ]
         assert set(tables[0]) == {"frame_oim.lookup_table", "video_oim.lookup_table"}
         for name in tables[0]:
             assert torch.equal(tables[0][name], tables[1][name]), name  # bit for bit
             assert tables[0][name].abs().sum() > 0
-            torch.testing.assert_close(tables[0][name], _record(single, 0, epoch)["objective"][name], rtol=1e-8,
-                                       atol=1e-10)
+            torch.testing.assert_close(
+                tables[0][name], _record(single, 0, epoch)["objective"][name], rtol=1e-8, atol=1e-10
+            )
     saved = torch.load(ddp / "run" / "checkpoint.pt", weights_only=False)
     assert saved["world_size"] == 2
     assert torch.equal(saved["objective"]["frame_oim.lookup_table"], tables[0]["frame_oim.lookup_table"])
@@ -182,8 +237,9 @@ def test_a_ddp_run_killed_mid_epoch_resumes_to_the_uninterrupted_numbers(ddp, da
     spec = _spec(tmp_path, dataset_file)
     log = tmp_path / "killed.log"
     with open(log, "w") as err:  # stop both ranks at the first step of epoch 2 (epoch 1 is checkpointed)
-        proc = subprocess.Popen(_command(spec, 2), env=_env("train-step:3"), stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            _command(spec, 2), env=_env("train-step:3"), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
         deadline = time.time() + 180
         while log.read_text().count("FAULT-POINT train-step") < 2:
             assert proc.poll() is None, f"the run ended before its fault point:\n{log.read_text()[-3000:]}"
@@ -202,7 +258,9 @@ def test_a_ddp_run_killed_mid_epoch_resumes_to_the_uninterrupted_numbers(ddp, da
     result, reference = (json.loads((f / "run" / "result.json").read_text()) for f in (tmp_path, ddp))
     assert result["metrics"] == reference["metrics"]
     for name, value in torch.load(ddp / "run" / "model.pt", weights_only=False)["state_dict"].items():
-        assert torch.equal(torch.load(tmp_path / "run" / "model.pt", weights_only=False)["state_dict"][name], value), name
+        assert torch.equal(torch.load(tmp_path / "run" / "model.pt", weights_only=False)["state_dict"][name], value), (
+            name
+        )
 
 
 @pytest.mark.slow

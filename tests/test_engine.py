@@ -1,4 +1,5 @@
 """Training engine: repeatability, exact resume, done-marker, lr schedule, feature extraction."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_data import colour_dataset
 
 from grl.config import Config
-from grl.data.datasets import Tracklet, VideoReIDDataset
+from grl.data.datasets import Tracklet
 from grl.engine import RunMismatchError, evaluate_model, extract_features, load_run, train
 from grl.engine import trainer as trainer_mod
 from grl.engine.trainer import build_optimizer, build_scheduler
-from tiny_data import colour_dataset
 
 H, W = 32, 16
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
@@ -27,16 +28,34 @@ def tiny_dataset(tmp_path_factory):
 
 
 def _config(**changes) -> Config:
-    values = dict(backbone="tiny", pretrained=False, height=H, width=W, seq_len=4, batch_size=4, epochs=4,
-                  steps_per_epoch=2, lr=0.05, lr_step=2, lr_gamma=0.1, new_layer_lr_mult=2.0, eval_every=2,
-                  device="cpu", num_workers=0, amp=False, channels_last=False)
+    values = dict(
+        backbone="tiny",
+        pretrained=False,
+        height=H,
+        width=W,
+        seq_len=4,
+        batch_size=4,
+        epochs=4,
+        steps_per_epoch=2,
+        lr=0.05,
+        lr_step=2,
+        lr_gamma=0.1,
+        new_layer_lr_mult=2.0,
+        eval_every=2,
+        device="cpu",
+        num_workers=0,
+        amp=False,
+        channels_last=False,
+    )
     values.update(changes)
     return Config(**values)
 
 
 def _losses(run_dir):
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k.startswith("loss") or k in ("epoch", "lr", "lr_new", "eval")} for r in lines]
+    return [
+        {k: v for k, v in r.items() if k.startswith("loss") or k in ("epoch", "lr", "lr_new", "eval")} for r in lines
+    ]
 
 
 def _final_state(run_dir):
@@ -220,7 +239,9 @@ def test_dense_averages_chunks_and_rrs_takes_one_clip(tmp_path):
             assert f.shape == (2, 3) and f.dtype == torch.float32
     # rrs: first frame of each of 8 equal chunks; dense: every frame in chunks of 8, chunk means averaged
     np.testing.assert_allclose(rrs["h"][0].numpy(), _expected(values16[::2]), atol=1e-5)
-    np.testing.assert_allclose(rrs["h"][1].numpy(), _expected([values12[i] for i in (0, 2, 4, 6, 8, 9, 10, 11)]), atol=1e-5)
+    np.testing.assert_allclose(
+        rrs["h"][1].numpy(), _expected([values12[i] for i in (0, 2, 4, 6, 8, 9, 10, 11)]), atol=1e-5
+    )
     np.testing.assert_allclose(dense["h"][0].numpy(), _expected(values16), atol=1e-5)
     chunk2 = values12[8:] + [values12[-1]] * 4  # the last chunk repeats the last frame
     chunk_means = [np.mean(values12[:8]), np.mean(chunk2)]
@@ -257,16 +278,28 @@ def small_mars(tmp_path_factory):
     from grl.data import load_dataset
     from grl.data.synthetic import generate
 
-    root = generate("mars", tmp_path_factory.mktemp("smallmars") / "mars", seed=0, num_train_ids=40, num_test_ids=40,
-                    num_distractors=10, num_junk=4, max_len=24, progress=False)
+    root = generate(
+        "mars",
+        tmp_path_factory.mktemp("smallmars") / "mars",
+        seed=0,
+        num_train_ids=40,
+        num_test_ids=40,
+        num_distractors=10,
+        num_junk=4,
+        max_len=24,
+        progress=False,
+    )
     return load_dataset("mars", root)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", [
-    pytest.param({"use_trl": False}, id="gce"),
-    pytest.param({}, id="grl-full"),
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param({"use_trl": False}, id="gce"),
+        pytest.param({}, id="grl-full"),
+    ],
+)
 def test_cpu_profile_learns_far_above_chance(small_mars, tmp_path, variant):
     # The CPU profile's model, input size and optimiser (grl.experiments.PROFILES["cpu"]), 120 steps.
     from grl.experiments import PROFILES
@@ -283,8 +316,10 @@ def test_cpu_profile_learns_far_above_chance(small_mars, tmp_path, variant):
 def test_select_best_keeps_the_best_test_rank1_and_says_it_is_test_set_selection(tiny_dataset, tmp_path):
     config = _config(select_best=True, eval_every=1, epochs=4)
     result = train(config, tmp_path, progress=False, dataset=tiny_dataset)
-    evals = [(r["epoch"], r["eval"]["h+l"]["rank1"], r["eval"]["h+l"]["mAP"]) for r in
-             (json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines())]
+    evals = [
+        (r["epoch"], r["eval"]["h+l"]["rank1"], r["eval"]["h+l"]["mAP"])
+        for r in (json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines())
+    ]
     best_rank1 = max(r1 for _, r1, _ in evals)
     best_epoch = next(e for e, r1, _ in evals if r1 == best_rank1)  # ties keep the earlier epoch
     assert result["selection"]["epoch"] == best_epoch and "TEST set" in result["selection"]["rule"]
@@ -306,8 +341,13 @@ def test_rerank_adds_the_re_ranked_main_feature(reference_run, tiny_dataset):
     q, g = feats[:4], feats[4:]
     ids = [torch.tensor([t.pid for t in s]) for s in (tiny_dataset.query, tiny_dataset.gallery)]
     cams = [torch.tensor([t.camid for t in s]) for s in (tiny_dataset.query, tiny_dataset.gallery)]
-    expected = evaluate_ranking(re_ranking(pairwise_distance(q, g), pairwise_distance(q, q), pairwise_distance(g, g)),
-                                ids[0], ids[1], cams[0], cams[1])
+    expected = evaluate_ranking(
+        re_ranking(pairwise_distance(q, g), pairwise_distance(q, q), pairwise_distance(g, g)),
+        ids[0],
+        ids[1],
+        cams[0],
+        cams[1],
+    )
     assert metrics["h+l+rerank"]["mAP"] == pytest.approx(expected["mAP"])
 
 
@@ -324,8 +364,10 @@ def test_a_finished_run_gets_re_ranking_added_without_retraining(reference_run, 
     updated = complete_evaluation(config.replace(rerank=True), tmp_path / "run", dataset=tiny_dataset)
     assert set(updated["metrics"]) == set(result["metrics"]) | {"h+l+rerank"}
     assert {k: updated["metrics"][k] for k in result["metrics"]} == result["metrics"]
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["metrics"]["h+l+rerank"] == \
-        updated["metrics"]["h+l+rerank"]
+    assert (
+        json.loads((tmp_path / "run" / "result.json").read_text())["metrics"]["h+l+rerank"]
+        == updated["metrics"]["h+l+rerank"]
+    )
     assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == before  # nothing retrained
     _, model = load_run(out)
     expected = evaluate_model(model, tiny_dataset, config.replace(rerank=True))["h+l+rerank"]

@@ -1,4 +1,5 @@
 """CMC / mAP under the MARS protocol: hand-made cases and vectorised == reference."""
+
 import numpy as np
 import pytest
 import torch
@@ -30,8 +31,10 @@ def test_known_values(evaluate):
     # query 0 (pid 1, cam 0): ranked gallery = [g0 pid2, g1 pid1 cam0 (removed), g2 pid1 cam1, g3 pid3, g4 pid1 cam2]
     #   kept ranking: pid2, pid1, pid3, pid1 -> first hit at rank 2; AP = (1/2 + 2/4) / 2 = 0.5
     g_pids, g_cams = [2, 1, 1, 3, 1], [0, 0, 1, 1, 2]
-    dist = [[0.1, 0.2, 0.3, 0.4, 0.5],
-            [0.5, 0.4, 0.3, 0.2, 0.1]]  # query 1 (pid 3, cam 1): its only match g3 is removed -> skipped
+    dist = [
+        [0.1, 0.2, 0.3, 0.4, 0.5],
+        [0.5, 0.4, 0.3, 0.2, 0.1],
+    ]  # query 1 (pid 3, cam 1): its only match g3 is removed -> skipped
     out = evaluate(dist, [1, 3], g_pids, [0, 1], g_cams, max_rank=3)
     assert (out["num_queries"], out["num_skipped"]) == (1, 1)
     assert out["cmc"] == [0.0, 100.0, 100.0] and out["rank1"] == 0.0 and out["rank5"] == 100.0
@@ -123,8 +126,16 @@ def test_errors_name_the_problem():
 
 # ---- splits -------------------------------------------------------------------------
 def test_average_splits():
-    a = {"mAP": 50.0, "rank1": 40.0, "rank5": 60.0, "rank10": 70.0, "rank20": 80.0, "cmc": [40.0, 50.0],
-         "num_queries": 10, "num_skipped": 1}
+    a = {
+        "mAP": 50.0,
+        "rank1": 40.0,
+        "rank5": 60.0,
+        "rank10": 70.0,
+        "rank20": 80.0,
+        "cmc": [40.0, 50.0],
+        "num_queries": 10,
+        "num_skipped": 1,
+    }
     b = {**a, "mAP": 70.0, "rank1": 60.0, "cmc": [60.0, 70.0], "num_queries": 12, "num_skipped": 0}
     out = average_splits([a, b])
     assert out["mAP"] == 60.0 and out["rank1"] == 50.0 and out["rank5"] == 60.0
@@ -150,12 +161,14 @@ def test_first_ranked_names_what_ranks_first():
     # gallery: 0 junk, 1 query's own id+camera (excluded), 2 look-alike same cam, 3 match, 4 distractor, 5 stranger
     g_pids, g_cams = [-1, 7, 8, 7, 0, 9], [0, 0, 0, 1, 1, 1]
     groups = {7: 1, 8: 1, 9: 2}
-    dist = torch.tensor([
-        [0.0, 0.0, 0.1, 0.2, 0.3, 0.4],  # junk and own camera skipped -> look-alike in the same camera
-        [0.9, 0.9, 0.5, 0.1, 0.3, 0.4],  # match
-        [0.9, 0.9, 0.5, 0.5, 0.2, 0.2],  # distractor and stranger tie: the lower index wins
-        [0.9, 0.9, 0.5, 0.5, 0.5, 0.1],  # stranger in another camera
-    ])
+    dist = torch.tensor(
+        [
+            [0.0, 0.0, 0.1, 0.2, 0.3, 0.4],  # junk and own camera skipped -> look-alike in the same camera
+            [0.9, 0.9, 0.5, 0.1, 0.3, 0.4],  # match
+            [0.9, 0.9, 0.5, 0.5, 0.2, 0.2],  # distractor and stranger tie: the lower index wins
+            [0.9, 0.9, 0.5, 0.5, 0.5, 0.1],  # stranger in another camera
+        ]
+    )
     got = first_ranked(dist, [7, 7, 7, 7], g_pids, [0, 0, 0, 0], g_cams, groups)
     assert got == {"distractor": 1, "look-alike, same camera": 1, "match": 1, "other id, other camera": 1}
     # without groups the look-alike is just another id

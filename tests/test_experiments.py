@@ -1,4 +1,5 @@
 """The experiment catalogue, profiles and the paper's numbers as data."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,18 +16,21 @@ def paper_value(table, row, dataset, metric):
     return float(hit.value.iloc[0])
 
 
-@pytest.mark.parametrize("table,row,dataset,metric,value", [
-    (2, "+TRL (F^h)", "ilidsvid", "rank1", 90.5),
-    (3, "- Enhancement Block", "mars", "mAP", 83.4),
-    (4, "GRL (T=10)", "mars", "rank5", 96.5),
-    (1, "GRL (ours)", "prid2011", "rank1", 96.2),
-    (6, "GRL F-OIM", "mars", "mAP", 83.5),
-    (1, "GRL (ours)", "mars", "mAP", 84.8),
-    (2, "Baseline (F^g)", "prid2011", "rank5", 98.7),
-    (2, "+GCE (F^l+F^h)", "mars", "rank1", 90.1),
-    (5, "GRL backward", "mars", "mAP", 83.7),
-    (1, "MGRA [33]", "mars", "mAP", 85.9),
-])
+@pytest.mark.parametrize(
+    "table,row,dataset,metric,value",
+    [
+        (2, "+TRL (F^h)", "ilidsvid", "rank1", 90.5),
+        (3, "- Enhancement Block", "mars", "mAP", 83.4),
+        (4, "GRL (T=10)", "mars", "rank5", 96.5),
+        (1, "GRL (ours)", "prid2011", "rank1", 96.2),
+        (6, "GRL F-OIM", "mars", "mAP", 83.5),
+        (1, "GRL (ours)", "mars", "mAP", 84.8),
+        (2, "Baseline (F^g)", "prid2011", "rank5", 98.7),
+        (2, "+GCE (F^l+F^h)", "mars", "rank1", 90.1),
+        (5, "GRL backward", "mars", "mAP", 83.7),
+        (1, "MGRA [33]", "mars", "mAP", 85.9),
+    ],
+)
 def test_paper_numbers_match_the_paper_text(table, row, dataset, metric, value):
     assert paper_value(table, row, dataset, metric) == value
 
@@ -85,8 +89,13 @@ def test_selection_by_table_experiment_and_dataset(tmp_path):
     assert [r.seed for r in runs_for("quick", only="table4", seeds=(7, 3), root=tmp_path)] == [7] * 5 + [3] * 5
     both = runs_for("quick", only="table1,table3", root=tmp_path)
     assert {(r.experiment, r.dataset) for r in both} == {
-        ("grl", "mars"), ("grl", "ilidsvid"), ("grl", "prid2011"), ("baseline", "mars"),
-        ("grl-no-memory", "mars"), ("grl-no-enhancement", "mars")}
+        ("grl", "mars"),
+        ("grl", "ilidsvid"),
+        ("grl", "prid2011"),
+        ("baseline", "mars"),
+        ("grl-no-memory", "mars"),
+        ("grl-no-enhancement", "mars"),
+    }
     assert [r.experiment for r in runs_for("quick", only="grl-T6", seeds=(0,), root=tmp_path)] == ["grl-T6"]
     assert {r.dataset for r in runs_for("quick", only="prid2011", root=tmp_path)} == {"prid2011"}
     assert {r.experiment for r in runs_for("quick", dataset="ilidsvid", root=tmp_path)} == {"grl", "baseline", "gce"}

@@ -6,6 +6,7 @@ SIGKILLs the batch with its kernel, reruns the same command and compares every r
 logged epoch with a reference batch (the quick profile trains in float64 on one thread: equal to
 the last bit). Two invocations on one folder: the second refuses, the first finishes alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,20 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-COMMAND = [sys.executable, "-m", "grl", "reproduce", "--profile", "quick", "--only", "grl-forward,grl-backward",
-           "--dataset", "mars", "--seeds", "0"]
+COMMAND = [
+    sys.executable,
+    "-m",
+    "grl",
+    "reproduce",
+    "--profile",
+    "quick",
+    "--only",
+    "grl-forward,grl-backward",
+    "--dataset",
+    "mars",
+    "--seeds",
+    "0",
+]
 
 
 def _env(data: Path, pause: str = "") -> dict:
@@ -33,16 +46,22 @@ def _env(data: Path, pause: str = "") -> dict:
 
 
 def _batch(root: Path, data: Path, pause: str = "", timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMMAND, "--root", str(root)], env=_env(data, pause), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*COMMAND, "--root", str(root)], env=_env(data, pause), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _kill_at(root: Path, data: Path, point: str, timeout: float = 300) -> None:
     """Start the batch, wait until it reports standing at ``point``, SIGKILL it and its kernel."""
     log = root.parent / f"{root.name}-{point.replace(':', '_')}.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([*COMMAND, "--root", str(root)], env=_env(data, point), stdout=subprocess.DEVNULL,
-                                stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            [*COMMAND, "--root", str(root)],
+            env=_env(data, point),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
         deadline = time.time() + timeout
         while f"FAULT-POINT {point.split(':')[0]}" not in log.read_text():
             assert proc.poll() is None, f"the batch ended before reaching {point}:\n{log.read_text()[-3000:]}"
@@ -60,10 +79,15 @@ def _outcome(root: Path) -> dict:
     runs = {}
     for run in sorted((root / "runs").iterdir()):
         result = json.loads((run / "result.json").read_text())
-        epochs = [{k: v for k, v in json.loads(line).items() if not k.endswith("_s") and k != "clips_per_s"}
-                  for line in (run / "metrics.jsonl").read_text().splitlines()]
-        runs[run.name] = {"metrics": result["metrics"], "epochs": epochs,
-                          "files": sorted(p.name for p in run.iterdir())}
+        epochs = [
+            {k: v for k, v in json.loads(line).items() if not k.endswith("_s") and k != "clips_per_s"}
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+        ]
+        runs[run.name] = {
+            "metrics": result["metrics"],
+            "epochs": epochs,
+            "files": sorted(p.name for p in run.iterdir()),
+        }
     return runs
 
 
@@ -81,8 +105,10 @@ def reference(tmp_path_factory):
     return base, outcome
 
 
-@pytest.mark.parametrize("point", ["synthetic-writing", "after-checkpoint:1", "after-checkpoint:2",
-                                   "before-notebook-rename:1", "before-report"])
+@pytest.mark.parametrize(
+    "point",
+    ["synthetic-writing", "after-checkpoint:1", "after-checkpoint:2", "before-notebook-rename:1", "before-report"],
+)
 def test_killed_anywhere_then_rerun_equals_the_uninterrupted_batch(reference, point):
     base, expected = reference
     name = point.replace(":", "-")
@@ -102,8 +128,13 @@ def test_killed_anywhere_then_rerun_equals_the_uninterrupted_batch(reference, po
 def test_two_batches_on_one_folder(reference):
     base, expected = reference
     root = base / "concurrent"
-    first = subprocess.Popen([*COMMAND, "--root", str(root)], env=_env(base / "data"), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*COMMAND, "--root", str(root)],
+        env=_env(base / "data"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while not (root / ".batch.lock.json").exists():
         assert time.time() < deadline and first.poll() is None
@@ -121,8 +152,13 @@ def test_ctrl_c_stops_the_batch_within_seconds_in_one_line(reference):
     base, expected = reference
     root, log = base / "ctrl-c", base / "ctrl-c.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([*COMMAND, "--root", str(root)], env=_env(base / "data", "after-checkpoint:1"),
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            [*COMMAND, "--root", str(root)],
+            env=_env(base / "data", "after-checkpoint:1"),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
         deadline = time.time() + 300
         while "FAULT-POINT after-checkpoint" not in log.read_text():  # mid-run: the kernel is training
             assert proc.poll() is None and time.time() < deadline

@@ -1,4 +1,5 @@
 """The decoded-frame cache gives bit-identical clips, and a bad cache file is rebuilt, never trusted."""
+
 import logging
 import pickle
 
@@ -68,7 +69,7 @@ def test_cache_is_reused_and_survives_pickling(noisy, tmp_path):
 def test_truncated_or_mismatched_cache_is_rebuilt_with_a_warning(noisy, tmp_path, caplog):
     file = tmp_path / "frames.npy"
     good = np.asarray(load_or_build(noisy, "v-test", 16, 8, path=file).array).copy()
-    file.write_bytes(file.read_bytes()[: 200])  # truncated
+    file.write_bytes(file.read_bytes()[:200])  # truncated
     with caplog.at_level(logging.WARNING, logger="grl.data.frame_cache"):
         rebuilt = load_or_build(noisy, "v-test", 16, 8, path=file)
     assert "frames.npy" in caplog.text and "rebuilding" in caplog.text

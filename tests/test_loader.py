@@ -1,4 +1,5 @@
 """ClipDataset and the train / test DataLoaders on a tiny on-disk fixture."""
+
 import numpy as np
 import pytest
 import torch
@@ -122,7 +123,9 @@ def test_bad_arguments_are_named(tiny):
 def test_items_load_single_threaded_and_restore_the_thread_count(tiny, monkeypatch):
     seen = []
     transform = ClipTransform(16, 8, train=False)
-    monkeypatch.setattr(transform, "apply", lambda clip, params: (seen.append(torch.get_num_threads()), clip.float())[1])
+    monkeypatch.setattr(
+        transform, "apply", lambda clip, params: (seen.append(torch.get_num_threads()), clip.float())[1]
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -1,4 +1,5 @@
 """Losses (eq. 11-14) on hand-made vectors, gradients of every parameter, and a falling loss."""
+
 import time
 
 import pytest
@@ -6,9 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from grl.config import Config
-from grl.losses import GRLObjective, OIMLoss, VerificationHead, pair_labels, soft_margin_triplet_loss, split_pairs, verification_loss
+from grl.losses import (
+    GRLObjective,
+    OIMLoss,
+    VerificationHead,
+    pair_labels,
+    soft_margin_triplet_loss,
+    split_pairs,
+    verification_loss,
+)
 from grl.models import build_model
-
 
 pytestmark = pytest.mark.usefixtures("seeded_one_thread")
 

@@ -1,4 +1,5 @@
 """GRL model: each equation checked against a hand computation on small tensors."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -91,7 +92,10 @@ def test_enhancement_attention_matches_eq_5_to_7():
     with torch.no_grad():
         unit.f1.weight.copy_(torch.eye(C)[:, :, None, None]), unit.f1.bias.zero_()
         unit.f2.weight.copy_(2 * torch.eye(C)[:, :, None, None]), unit.f2.bias.fill_(0.1)
-        unit.channel_weights[0].weight.copy_(w1[:, :, None, None]), unit.channel_weights[2].weight.copy_(w2[:, :, None, None])
+        (
+            unit.channel_weights[0].weight.copy_(w1[:, :, None, None]),
+            unit.channel_weights[2].weight.copy_(w2[:, :, None, None]),
+        )
     xh, m = torch.randn(4, C, H, W), torch.randn(4, C, H, W)
     d = ((F.relu(2 * m + 0.1) - F.relu(xh)) ** 2).mean(dim=(2, 3))  # eq. 5 + GAP
     a = torch.sigmoid(F.relu(d @ w1.T) @ w2.T)  # eq. 6

@@ -4,6 +4,7 @@ The quick profile trains in float64 on one thread (grl.experiments.PROFILES["qui
 train its GRL run -- exactly what notebooks/experiment.ipynb runs and prints -- under environments
 that make oneDNN, MKL and ATen pick other kernels, and compare the checked text and the raw numbers.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,11 @@ print(json.dumps({"checked": metrics_table(result).to_markdown(),
 
 
 def _quick_grl_in(env_changes: dict) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS")
+    }
     env.update(env_changes)
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -1,5 +1,6 @@
 """The study's precision on made-up numbers: half-widths against the targets, the frontier, the projection, and
 the variance components of grl.bench.variance on matrices whose parts are known."""
+
 from __future__ import annotations
 
 import math
@@ -15,14 +16,33 @@ from grl.report import comparisons
 
 
 def frame(values):  # {(experiment, feature): [per-seed MARS mAP]} -> results frame
-    return pd.DataFrame([{"profile": "cpu", "data_version": "v1", "experiment": e, "dataset": "mars", "split": 0,
-                          "seed": s, "feature": f, "metric": "mAP", "value": v}
-                         for (e, f), vs in values.items() for s, v in enumerate(vs)])
+    return pd.DataFrame(
+        [
+            {
+                "profile": "cpu",
+                "data_version": "v1",
+                "experiment": e,
+                "dataset": "mars",
+                "split": 0,
+                "seed": s,
+                "feature": f,
+                "metric": "mAP",
+                "value": v,
+            }
+            for (e, f), vs in values.items()
+            for s, v in enumerate(vs)
+        ]
+    )
 
 
 GRL = [50.0, 52.0, 49.0, 51.0]
-OURS = frame({("grl", "h+l"): GRL, ("baseline", "g"): [g - d for g, d in zip(GRL, [3.0, 5.0, 4.0, 4.0])],
-              ("grl-no-memory", "h+l"): [g + d for g, d in zip(GRL, [0.5, -0.5, 0.3, -0.3])]})
+OURS = frame(
+    {
+        ("grl", "h+l"): GRL,
+        ("baseline", "g"): [g - d for g, d in zip(GRL, [3.0, 5.0, 4.0, 4.0])],
+        ("grl-no-memory", "h+l"): [g + d for g, d in zip(GRL, [0.5, -0.5, 0.3, -0.3])],
+    }
+)
 
 
 def test_half_widths_and_targets_by_hand():

@@ -1,4 +1,5 @@
 """The synthetic pretraining of the tiny backbone: disjoint population, cache, determinism, bad files."""
+
 import logging
 
 import pytest
@@ -26,7 +27,9 @@ def _palette_index(colour) -> int:
 
 
 def test_outfit_pools_split_the_palette():
-    assert outfit_pool(0, 1) == "pretraining" and outfit_pool(1, 1) == "evaluation" and outfit_pool(2, 4) == "evaluation"
+    assert (
+        outfit_pool(0, 1) == "pretraining" and outfit_pool(1, 1) == "evaluation" and outfit_pool(2, 4) == "evaluation"
+    )
 
 
 def test_population_is_disjoint_from_every_evaluation_set():

@@ -3,6 +3,7 @@
 Expected values are computed inside the tests from the definitions (numpy / explicit formulas),
 not copied from the release's code or from our own modules' outputs.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,9 @@ def test_recipe_sets_every_release_choice_and_each_stays_a_field():
     assert back.key() == paper.key() and back.integration == "paper"
     assert release.replace(recipe="paper", lambda_veri=20.0).lambda_veri == 20.0
     assert make_run("grl", "mars", "quick", recipe="release").config.rrs_chunks == "ceil"
-    assert make_run("grl", "mars", "quick").config.key() != make_run("grl", "mars", "quick", recipe="release").config.key()
+    assert (
+        make_run("grl", "mars", "quick").config.key() != make_run("grl", "mars", "quick", recipe="release").config.key()
+    )
 
 
 def test_unknown_recipe_lists_the_valid_ones(capsys):
@@ -129,8 +132,10 @@ def test_release_gce_structure_and_output_on_fixed_weights():
     def bn(x, m, axis=0):  # eval-mode BatchNorm over channel axis `axis`
         shape = [1] * x.ndim
         shape[axis] = -1
-        p = {k: v.detach().numpy().reshape(shape) for k, v in
-             (("w", m.weight), ("b", m.bias), ("m", m.running_mean), ("v", m.running_var))}
+        p = {
+            k: v.detach().numpy().reshape(shape)
+            for k, v in (("w", m.weight), ("b", m.bias), ("m", m.running_mean), ("v", m.running_var))
+        }
         return (x - p["m"]) / np.sqrt(p["v"] + m.eps) * p["w"] + p["b"]
 
     lin, bn1 = gce.global_projection[0], gce.global_projection[1]
@@ -223,21 +228,28 @@ def test_release_pooling_batchnorm_statistics_per_half_batch():
         return F.normalize(z, dim=1)
 
     flat = frames.reshape(8, 3)
-    q = torch.cat([normalised_projection(pool.query, flat[:4]), normalised_projection(pool.query, flat[4:])]).view(4, 2, -1)
+    q = torch.cat([normalised_projection(pool.query, flat[:4]), normalised_projection(pool.query, flat[4:])]).view(
+        4, 2, -1
+    )
     k = torch.cat([normalised_projection(pool.key, flat[:4]), normalised_projection(pool.key, flat[4:])]).view(4, 2, -1)
     expected = F.normalize((torch.softmax(q @ k.transpose(1, 2), -1) @ frames).mean(1), dim=1)
     assert torch.allclose(pooled, expected, atol=1e-6)
     whole = AttentionPooling(3, inner=2).train()
-    whole.load_state_dict({k: v for k, v in pool.state_dict().items() if "running" not in k and "num_batches" not in k},
-                          strict=False)
+    whole.load_state_dict(
+        {k: v for k, v in pool.state_dict().items() if "running" not in k and "num_batches" not in k}, strict=False
+    )
     assert not torch.allclose(whole(frames), pooled, atol=1e-4)  # statistics of the whole batch differ
 
 
 # ---- features and losses ---------------------------------------------------------------------
 def test_release_test_feature_is_the_three_normalised_parts():
     frame_high = torch.tensor([[[2.0, 0.0], [0.0, 2.0]]])  # (B=1,T=2,D=2): mean_t = (1, 1)
-    out = GRLOutput(torch.zeros(1, 2), frame_high=frame_high, video_high=torch.tensor([[0.0, 5.0]]),
-                    video_low=torch.tensor([[3.0, 4.0]]))
+    out = GRLOutput(
+        torch.zeros(1, 2),
+        frame_high=frame_high,
+        video_high=torch.tensor([[0.0, 5.0]]),
+        video_low=torch.tensor([[3.0, 4.0]]),
+    )
     s = 1 / math.sqrt(2)
     assert torch.allclose(out.test_feature("l+h+mean"), torch.tensor([[0.6, 0.8, 0.0, 1.0, s, s]]))
 
@@ -260,18 +272,21 @@ def test_release_loss_weights_and_the_pooled_oim_on_the_frame_table():
     assert objective.lambdas["verification"] == 20.0 and objective.oim_pooled
     rng = np.random.default_rng(1)
     B, T, D = 4, 2, 4
-    out = GRLOutput(torch.zeros(B, D, dtype=torch.float64),
-                    frame_high=torch.from_numpy(rng.normal(size=(B, T, D))),
-                    video_high=torch.from_numpy(rng.normal(size=(B, D))),
-                    video_low=torch.from_numpy(rng.normal(size=(B, D))))
+    out = GRLOutput(
+        torch.zeros(B, D, dtype=torch.float64),
+        frame_high=torch.from_numpy(rng.normal(size=(B, T, D))),
+        video_high=torch.from_numpy(rng.normal(size=(B, D))),
+        video_low=torch.from_numpy(rng.normal(size=(B, D))),
+    )
     pids = torch.tensor([0, 1, 0, 2])
     start = rng.normal(size=(3, D))
     start /= np.linalg.norm(start, axis=1, keepdims=True)
     objective.frame_oim.lookup_table.copy_(torch.from_numpy(start))
     objective.video_oim.lookup_table.copy_(torch.from_numpy(start[::-1].copy()))
     total, parts = objective(out, pids)
-    frame_ce, table = _oim_logits_and_update(start, out.frame_high.reshape(B * T, D).numpy(),
-                                             np.repeat(pids.numpy(), T))
+    frame_ce, table = _oim_logits_and_update(
+        start, out.frame_high.reshape(B * T, D).numpy(), np.repeat(pids.numpy(), T)
+    )
     video_ce, _ = _oim_logits_and_update(start[::-1].copy(), out.video_low.numpy(), pids.numpy())
     pooled_ce, table = _oim_logits_and_update(table, out.video_high.numpy(), pids.numpy())  # the updated frame table
     assert parts["frame_oim"] == pytest.approx(frame_ce) and parts["video_oim"] == pytest.approx(video_ce)

@@ -3,6 +3,7 @@
 Each test first reproduces the problem as it was met (see the issue on a batch that survives
 anything), then checks the fix. The end-to-end kills are in tests/test_faults.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,17 @@ import pytest
 
 from grl.__main__ import main
 from grl.experiments import load_result, make_run, runs_for
-from grl.viz import read_run_metrics
-from grl.reproduce import (BatchError, BatchInterrupted, ParameterError, batch_lock, preflight,
-                           refuse_undeclared_parameters, run_batch)
+from grl.reproduce import (
+    BatchError,
+    BatchInterrupted,
+    ParameterError,
+    batch_lock,
+    preflight,
+    refuse_undeclared_parameters,
+    run_batch,
+)
 from grl.utils import set_aside
+from grl.viz import read_run_metrics
 
 
 # ---- artefacts that verify themselves ----------------------------------------------------------
@@ -164,8 +172,7 @@ def test_ctrl_c_stops_with_one_line_naming_the_run(tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(reproduce, "execute", interrupted)
     monkeypatch.setattr(reproduce, "check_data", lambda runs: None)
-    assert main(["reproduce", "--profile", "quick", "--only", "grl-T4", "--seeds", "0",
-                 "--root", str(tmp_path)]) == 130
+    assert main(["reproduce", "--profile", "quick", "--only", "grl-T4", "--seeds", "0", "--root", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # above it only the progress bar
     assert "Traceback" not in err and "interrupted during run grl-T4-mars-split0-seed0-" in last
@@ -177,10 +184,13 @@ def test_ctrl_c_stops_with_one_line_naming_the_run(tmp_path, monkeypatch, capsys
 def test_undeclared_or_mistyped_parameters_are_refused_inside_the_notebook():
     declared = 'experiment: str = "grl"\nseed: int = 0\nlr: float = 0.1\n'
     refuse_undeclared_parameters(["", declared, "print(1)"], "x.ipynb")  # JupyterLab / nbval: nothing injected
-    refuse_undeclared_parameters(["", declared, '# Parameters\nseed = 3\nlr = 1\n'], "x.ipynb")
-    with pytest.raises(ParameterError, match=r"x.ipynb: unknown parameter\(s\) \['epochs'\]; declared parameters: "
-                                             r"experiment, seed, lr"):
-        refuse_undeclared_parameters(["", declared, '# Parameters\nepochs = 3\n'], "x.ipynb")
+    refuse_undeclared_parameters(["", declared, "# Parameters\nseed = 3\nlr = 1\n"], "x.ipynb")
+    with pytest.raises(
+        ParameterError,
+        match=r"x.ipynb: unknown parameter\(s\) \['epochs'\]; declared parameters: "
+        r"experiment, seed, lr",
+    ):
+        refuse_undeclared_parameters(["", declared, "# Parameters\nepochs = 3\n"], "x.ipynb")
     with pytest.raises(ParameterError, match=r"parameter 'seed' must be int \(default 0\), got '3' \(str\)"):
         refuse_undeclared_parameters(["", declared, '# Parameters\nseed = "3"\n'], "x.ipynb")
 
@@ -189,9 +199,24 @@ def test_undeclared_or_mistyped_parameters_are_refused_inside_the_notebook():
 def test_plain_papermill_with_an_undeclared_parameter_fails(tmp_path):
     from grl.reproduce import notebooks_dir
 
-    out = subprocess.run([sys.executable, "-m", "papermill", str(notebooks_dir() / "experiment.ipynb"),
-                          str(tmp_path / "out.ipynb"), "-p", "epochs", "3", "--kernel", "python3"],
-                         capture_output=True, text=True, timeout=300, cwd=notebooks_dir())
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(notebooks_dir() / "experiment.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            "-p",
+            "epochs",
+            "3",
+            "--kernel",
+            "python3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=notebooks_dir(),
+    )
     assert out.returncode != 0  # was: exit 0 after a warning, with the parameter ignored
     assert "unknown parameter(s) ['epochs']" in out.stderr
 
@@ -219,8 +244,10 @@ def test_kernels_do_not_log_noise(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell("x")]
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     nbformat.write(nb, tmp_path / "n.ipynb")
-    code = ("from grl.reproduce import execute; "
-            f"execute({str(tmp_path / 'n.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, {{'x': 2}})")
+    code = (
+        "from grl.reproduce import execute; "
+        f"execute({str(tmp_path / 'n.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, {{'x': 2}})"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "without encryption" not in out.stderr and "KeyboardInterrupt" not in out.stderr

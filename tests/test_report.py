@@ -1,4 +1,5 @@
 """Report assembly from fake results: paper / ours / difference, Markdown, the headline sentence."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 import pytest
+from scipy import stats
 
 from grl.experiments import runs_for
-from grl.summary import report_markdown
 from grl.report import (
     assemble_tables,
     compare_with_reference,
@@ -25,11 +25,18 @@ from grl.report import (
     wide_table,
     write_results_csv,
 )
+from grl.summary import report_markdown
 
 
 def fake_metrics(base: float) -> dict:
-    return {"mAP": base, "rank1": base + 10, "rank5": base + 15, "rank10": base + 17, "rank20": base + 20,
-            "cmc": [base] * 20}
+    return {
+        "mAP": base,
+        "rank1": base + 10,
+        "rank5": base + 15,
+        "rank10": base + 17,
+        "rank20": base + 20,
+        "cmc": [base] * 20,
+    }
 
 
 def write_fake_results(runs, score, wall=12.0):
@@ -41,9 +48,19 @@ def write_fake_results(runs, score, wall=12.0):
         run.run_dir.mkdir(parents=True, exist_ok=True)
         args = (run.experiment, run.dataset) + ((run.config.seed,) if takes_seed else ())
         metrics = {f: fake_metrics(score(*args[:2], f, *args[2:])) for f in run.config.test_features}
-        result = {"key": run.config.key(), "config": run.config.to_dict(), "metrics": metrics, "protocol": {},
-                  "dataset": {}, "epochs_done": run.config.epochs, "wall_time_s": wall, "device": "cpu (2 threads)",
-                  "torch": "x", "seed": run.config.seed, "commit": "abc123"}
+        result = {
+            "key": run.config.key(),
+            "config": run.config.to_dict(),
+            "metrics": metrics,
+            "protocol": {},
+            "dataset": {},
+            "epochs_done": run.config.epochs,
+            "wall_time_s": wall,
+            "device": "cpu (2 threads)",
+            "torch": "x",
+            "seed": run.config.seed,
+            "commit": "abc123",
+        }
         run.result_path.write_text(json.dumps(result))
 
 
@@ -129,7 +146,7 @@ def test_html_tables_are_real_tables_with_verdict_shading(tmp_path):
     # Table 1's ten columns (three datasets) would be wider than a page: one table per dataset instead
     table1 = styled_table(1, tables[1], agreement)
     assert table1.count("<table") == 3 and "Table 1." in table1 and "— PRID2011</caption>" in table1
-    assert all(len(t.split("<th class=\"col_heading")) - 1 <= 6 for t in table1.split("<table")[1:])
+    assert all(len(t.split('<th class="col_heading')) - 1 <= 6 for t in table1.split("<table")[1:])
     appendix = comparisons_html(agreement)
     assert appendix.startswith("<details><summary>Every comparison") and appendix.count("<tr") == len(agreement) + 1
     narrow = runs_table_html(runs)
@@ -141,8 +158,11 @@ def test_grl_vs_baseline_is_a_paired_interval_per_dataset(tmp_path):
     # GRL is 5 + seed above the Baseline, whose level moves a lot with the seed: paired differences 5, 6, 7.
     write_fake_results(runs, lambda e, d, f, seed: 30.0 + 10 * seed + (5 + seed if e == "grl" else 0))
     sentence = grl_vs_baseline(results_frame(runs))
-    half = 4.302652730 * 1 / 3 ** 0.5
-    assert f"- MARS: mAP 46.0 vs 40.0, difference +6.0 [{6 - half:+.1f}, {6 + half:+.1f}] over 3 samples: **better**" in sentence
+    half = 4.302652730 * 1 / 3**0.5
+    assert (
+        f"- MARS: mAP 46.0 vs 40.0, difference +6.0 [{6 - half:+.1f}, {6 + half:+.1f}] over 3 samples: **better**"
+        in sentence
+    )
     assert "worse" not in sentence and "**no conclusion**" not in sentence
 
     runs = runs_for("quick", root=tmp_path / "b", seeds=(0, 1, 2))
@@ -153,8 +173,13 @@ def test_grl_vs_baseline_is_a_paired_interval_per_dataset(tmp_path):
 def test_grl_vs_baseline_inconclusive_and_missing():
     def frame(grl, base):  # per seed on PRID2011, mAP and Rank-1 equal
         rows = [("grl", "h+l", g, s) for s, g in enumerate(grl)] + [("baseline", "g", b, s) for s, b in enumerate(base)]
-        return pd.DataFrame([{"experiment": e, "dataset": "prid2011", "split": 0, "seed": s, "feature": f,
-                              "metric": m, "value": v} for e, f, v, s in rows for m in ("mAP", "rank1")])
+        return pd.DataFrame(
+            [
+                {"experiment": e, "dataset": "prid2011", "split": 0, "seed": s, "feature": f, "metric": m, "value": v}
+                for e, f, v, s in rows
+                for m in ("mAP", "rank1")
+            ]
+        )
 
     text = grl_vs_baseline(frame([50, 40, 60], [45, 45, 45]))  # differences +5, -5, +15
     assert "PRID2011" in text and "**no conclusion**" in text
@@ -183,16 +208,35 @@ def test_provenance_states_profile_data_seeds_and_gallery(tmp_path):
 
 
 def long_frame(values):  # {(experiment, feature): [per-seed MARS mAP]} -> results frame
-    return pd.DataFrame([{"profile": "quick", "data_version": "v1", "experiment": e, "dataset": "mars", "split": 0,
-                          "seed": s, "feature": f, "metric": "mAP", "value": v}
-                         for (e, f), vs in values.items() for s, v in enumerate(vs)])
+    return pd.DataFrame(
+        [
+            {
+                "profile": "quick",
+                "data_version": "v1",
+                "experiment": e,
+                "dataset": "mars",
+                "split": 0,
+                "seed": s,
+                "feature": f,
+                "metric": "mAP",
+                "value": v,
+            }
+            for (e, f), vs in values.items()
+            for s, v in enumerate(vs)
+        ]
+    )
 
 
 def test_comparisons_pair_each_row_with_its_reference_row():
-    ours = long_frame({("grl", "h+l"): [20, 22, 24], ("grl-no-memory", "h+l"): [18, 20, 22],  # always -2
-                       ("grl-forward", "h+l"): [25, 18, 30],  # -> differences +5, -4, +6: inconclusive
-                       ("baseline", "g"): [30, 32, 34],  # always +10 over GRL
-                       ("gce", "l"): [31, 33, 35]})  # always +1 over the Baseline
+    ours = long_frame(
+        {
+            ("grl", "h+l"): [20, 22, 24],
+            ("grl-no-memory", "h+l"): [18, 20, 22],  # always -2
+            ("grl-forward", "h+l"): [25, 18, 30],  # -> differences +5, -4, +6: inconclusive
+            ("baseline", "g"): [30, 32, 34],  # always +10 over GRL
+            ("gce", "l"): [31, 33, 35],
+        }
+    )  # always +1 over the Baseline
     frame = comparisons(ours)
     by = {(r.table, r.row): r for r in frame.itertuples()}
     memory = by[(3, "- Memory Block")]
@@ -204,19 +248,29 @@ def test_comparisons_pair_each_row_with_its_reference_row():
     assert gce.vs == "Baseline (F^g)" and gce.ours_delta == 1.0 and gce.verdict == "agrees"
     assert (4, "GRL (T=4)") not in by  # no number of ours: left out
     summary = verdict_summary(frame)
-    assert "Table 3 (vs GRL): 1 agree, 1 contradict, 0 inconclusive (0 of them with no effect larger than δ) of 2." in summary
+    assert (
+        "Table 3 (vs GRL): 1 agree, 1 contradict, 0 inconclusive (0 of them with no effect larger than δ) of 2."
+        in summary
+    )
     # Table 2's +TRL (F^l+F^h) and the Baseline rows of Tables 3-5 all contradict: our Baseline is above GRL.
-    assert "In all, of 7 comparisons, after Holm's adjustment over all 7: 2 agree, 4 contradict, 1 inconclusive" in summary
+    assert (
+        "In all, of 7 comparisons, after Holm's adjustment over all 7: 2 agree, 4 contradict, 1 inconclusive" in summary
+    )
     assert verdict_summary(comparisons(long_frame({}))).startswith("No row can be compared")
 
 
 def test_holm_takes_back_a_verdict_one_test_alone_would_draw_and_margins_say_what_was_not_seen():
     # Six comparisons against GRL; "- Memory" is -2 with a small spread (raw p ~ 0.01): alone it agrees,
     # after Holm over the six it is inconclusive (and so is T=10's raw contradiction). T=6 is within ±1 point on every seed: no effect larger than δ.
-    ours = long_frame({("grl", "h+l"): [20.0, 22.0, 24.0, 26.0], ("grl-no-memory", "h+l"): [18.5, 19.0, 22.5, 24.0],
-                       ("grl-T6", "h+l"): [20.1, 22.0, 23.9, 26.05],
-                       **{(e, "h+l"): [21.0, 20.0, 26.0, 25.0] for e in ("grl-T4", "grl-forward", "grl-v-oim")},
-                       ("grl-T10", "h+l"): [30.0, 40.0, 30.0, 45.0]})
+    ours = long_frame(
+        {
+            ("grl", "h+l"): [20.0, 22.0, 24.0, 26.0],
+            ("grl-no-memory", "h+l"): [18.5, 19.0, 22.5, 24.0],
+            ("grl-T6", "h+l"): [20.1, 22.0, 23.9, 26.05],
+            **{(e, "h+l"): [21.0, 20.0, 26.0, 25.0] for e in ("grl-T4", "grl-forward", "grl-v-oim")},
+            ("grl-T10", "h+l"): [30.0, 40.0, 30.0, 45.0],
+        }
+    )
     frame = comparisons(ours).set_index("row")
     memory = frame.loc["- Memory Block"]
     assert memory.verdict == "agrees" and memory.p < 0.05 and memory.p_holm >= 0.05
@@ -227,8 +281,10 @@ def test_holm_takes_back_a_verdict_one_test_alone_would_draw_and_margins_say_wha
     assert memory.mde == pytest.approx((stats.t.ppf(0.975, 3) + stats.t.ppf(0.8, 3)) * d.std(ddof=1) / 2)
     summary = verdict_summary(comparisons(ours))
     assert frame.loc["GRL (T=10)"].verdict == "contradicts" and frame.loc["GRL (T=10)"].verdict_holm == "inconclusive"
-    assert "after Holm's adjustment over all 6: 0 agree, 0 contradict, 6 inconclusive (1 of them with no effect " \
-           "larger than δ); before it: 1 agree, 1 contradict, 4 inconclusive" in summary
+    assert (
+        "after Holm's adjustment over all 6: 0 agree, 0 contradict, 6 inconclusive (1 of them with no effect "
+        "larger than δ); before it: 1 agree, 1 contradict, 4 inconclusive" in summary
+    )
 
 
 def test_results_csv_round_trip_and_bad_table(tmp_path):
@@ -247,7 +303,9 @@ def test_compare_with_reference():
     reference = long_frame({("grl", "h+l"): [20, 22, 24], ("baseline", "g"): [30, 32, 34]})
     ok, summary, cells = compare_with_reference(reference.assign(value=reference.value + 0.5), reference)
     assert ok and "2 cells in common: in 2 (100 %) each mean lies inside the other's 95 % interval" in summary
-    assert "4 of 4 verdicts after Holm (4 before it)" in summary  # GRL against the Baseline in Tables 2-5: both contradict
+    assert (
+        "4 of 4 verdicts after Holm (4 before it)" in summary
+    )  # GRL against the Baseline in Tables 2-5: both contradict
     assert "0 agree on one side and contradict on the other" in summary
     assert "this study: MARS mAP worse; the reference: MARS mAP worse — the same" in summary
     far = reference.assign(value=reference.value + 10 * (reference.experiment == "grl"))
@@ -272,7 +330,9 @@ def test_compare_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 cells in common: in 2 (100 %) each mean" in out and "4 of 4 verdicts" in out
     write_results_csv(tmp_path / "other.csv", reference.assign(data_version="v0"))
-    assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "other.csv")]) == 1
+    assert (
+        main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "other.csv")]) == 1
+    )
     assert "Not comparable" in capsys.readouterr().out
     assert main(["compare", "--profile", "quick", "--root", str(tmp_path / "none")]) == 2
     assert "results.csv does not exist: run `python -m grl reproduce" in capsys.readouterr().err
@@ -291,5 +351,7 @@ def test_report_md_shows_the_figures_it_has(tmp_path):
     assert {p.name for p in written} >= {"ablation_differences_mAP.png", "ablation_differences_rank1.png"}
     assert all(p.stat().st_size > 1000 for p in written)
     md = report_markdown("quick", runs, figures_dir=tmp_path)
-    assert "## Figures" in md and "![Every comparison of Tables 2-6, mAP" in md and "(ablation_differences_mAP.png)" in md
+    assert (
+        "## Figures" in md and "![Every comparison of Tables 2-6, mAP" in md and "(ablation_differences_mAP.png)" in md
+    )
     assert "figure4" not in figures_markdown(tmp_path)  # only what exists is linked

@@ -1,12 +1,13 @@
 """The batch orchestrator end to end on a fake notebook, parameter validation and the CLI."""
+
 from __future__ import annotations
 
 import json
 
 import nbformat
 import pytest
-
 from fake_notebooks import write_fake_notebook
+
 from grl.__main__ import main
 from grl.config import ConfigError
 from grl.experiments import make_run, runs_for
@@ -61,8 +62,9 @@ def test_committed_notebooks_declare_the_orchestrators_parameters():
 
     run = make_run("grl-T4", "ilidsvid", "cpu", split=2)
     validate_parameters(notebooks_dir() / "experiment.ipynb", experiment_parameters(run))
-    validate_parameters(notebooks_dir() / "report.ipynb", {"profile": "cpu", "reports_dir": "/x", "seeds": "0,1",
-                                                              "reference": ""})
+    validate_parameters(
+        notebooks_dir() / "report.ipynb", {"profile": "cpu", "reports_dir": "/x", "seeds": "0,1", "reference": ""}
+    )
 
 
 @pytest.mark.slow
@@ -166,9 +168,16 @@ def test_runs_sharing_a_kernel_equal_runs_in_fresh_kernels(tmp_path):
     from grl.reproduce import notebooks_dir
 
     def outcome(runs):
-        return {r.name: (json.loads(r.result_path.read_text())["metrics"],
-                         [{k: v for k, v in json.loads(line).items() if not k.endswith("_s") and k != "clips_per_s"}
-                          for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()]) for r in runs}
+        return {
+            r.name: (
+                json.loads(r.result_path.read_text())["metrics"],
+                [
+                    {k: v for k, v in json.loads(line).items() if not k.endswith("_s") and k != "clips_per_s"}
+                    for line in (r.run_dir / "metrics.jsonl").read_text().splitlines()
+                ],
+            )
+            for r in runs
+        }
 
     shared = runs_for("quick", only="baseline,grl-T4", dataset="mars", seeds=(0,), root=tmp_path / "shared")
     assert run_batch(shared, progress=False).done == [r.name for r in shared]  # grl-T4 after the baseline
@@ -188,9 +197,13 @@ def test_each_job_kernel_sees_one_gpu_of_its_own(tmp_path, monkeypatch):
     from grl import reproduce
     from grl.reproduce import gpu_per_job
 
-    notebook = write_fake_notebook(tmp_path / "gpu.ipynb", (
-        "import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
-        "(Path(output_dir) / 'gpu.txt').write_text(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"))
+    notebook = write_fake_notebook(
+        tmp_path / "gpu.ipynb",
+        (
+            "import os\nfrom pathlib import Path\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
+            "(Path(output_dir) / 'gpu.txt').write_text(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"
+        ),
+    )
     cpu_runs = runs_for("quick", only="grl-T4,baseline", dataset="mars", seeds=(0,), root=tmp_path)
     gpu_runs = [dataclasses.replace(r, config=dataclasses.replace(r.config, device="auto")) for r in cpu_runs]
     monkeypatch.setattr(reproduce, "visible_gpus", lambda: ["3", "5"])
@@ -224,11 +237,13 @@ def test_a_batch_run_on_two_processes_trains_under_torchrun(tmp_path, monkeypatc
 
 
 def test_a_run_that_kills_its_kernel_fails_alone_and_the_next_run_gets_a_new_kernel(tmp_path):
-    body = ("import json, os\nfrom pathlib import Path\nfrom grl.experiments import make_run\n"
-            "if experiment == 'grl-T4':\n    os._exit(1)  # as the out-of-memory killer would\n"
-            "run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, "
-            "run_dir=output_dir, recipe=recipe or None)\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
-            "(Path(output_dir) / 'result.json').write_text(json.dumps({'key': run.config.key(), 'metrics': {}}))")
+    body = (
+        "import json, os\nfrom pathlib import Path\nfrom grl.experiments import make_run\n"
+        "if experiment == 'grl-T4':\n    os._exit(1)  # as the out-of-memory killer would\n"
+        "run = make_run(experiment, dataset, profile, split=split, seed=seed, data_root=data_root, "
+        "run_dir=output_dir, recipe=recipe or None)\nPath(output_dir).mkdir(parents=True, exist_ok=True)\n"
+        "(Path(output_dir) / 'result.json').write_text(json.dumps({'key': run.config.key(), 'metrics': {}}))"
+    )
     notebook = write_fake_notebook(tmp_path / "dies.ipynb", body)
     runs = runs_for("quick", only="grl-T4,baseline", dataset="mars", seeds=(0,), root=tmp_path)
     runs = sorted(runs, key=lambda r: r.experiment != "grl-T4")  # the dying run first, in the batch's one kernel

@@ -1,4 +1,5 @@
 """k-reciprocal re-ranking against a direct, per-query implementation of the paper's algorithm."""
+
 from __future__ import annotations
 
 import numpy as np

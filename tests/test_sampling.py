@@ -1,4 +1,5 @@
 """RRS, dense chunks and the paired batch sampler."""
+
 from collections import Counter
 
 import numpy as np
@@ -81,9 +82,11 @@ def test_pairs_share_identity_from_another_camera_and_probes_are_distinct_ids():
 
 def test_single_camera_fallback_is_documented_and_counted():
     tracklets = [
-        Tracklet(("f",), pid=0, camid=0), Tracklet(("f",), pid=0, camid=0),  # one camera, two tracklets
+        Tracklet(("f",), pid=0, camid=0),
+        Tracklet(("f",), pid=0, camid=0),  # one camera, two tracklets
         Tracklet(("f",), pid=1, camid=1),  # a single tracklet
-        Tracklet(("f",), pid=2, camid=0), Tracklet(("f",), pid=2, camid=1),
+        Tracklet(("f",), pid=2, camid=0),
+        Tracklet(("f",), pid=2, camid=1),
     ]
     sampler = PairedBatchSampler(tracklets, batch_size=2, seed=3)
     assert sampler.num_without_cross_camera == 3 and sampler.num_without_partner == 1
@@ -132,7 +135,9 @@ def test_few_identities_repeat_only_when_unavoidable():
 
 def test_distinct_identities_in_every_batch_of_many_epochs():
     rng = np.random.default_rng(0)  # unbalanced: identities with 1..12 tracklets
-    tracklets = [Tracklet(("f",), pid=p, camid=int(c)) for p in range(30) for c in rng.integers(0, 3, rng.integers(1, 13))]
+    tracklets = [
+        Tracklet(("f",), pid=p, camid=int(c)) for p in range(30) for c in rng.integers(0, 3, rng.integers(1, 13))
+    ]
     sampler = PairedBatchSampler(tracklets, 16, seed=0, steps=60)
     for epoch in range(3):
         sampler.set_epoch(epoch)
@@ -140,11 +145,16 @@ def test_distinct_identities_in_every_batch_of_many_epochs():
             assert len({tracklets[i].pid for i in batch[:8]}) == 8
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(batch_size=7), "batch_size"), (dict(batch_size=0), "batch_size"),
-    (dict(batch_size=4, steps=0), "steps"), (dict(batch_size=4, seed=-1), "seed"),
-    (dict(batch_size=400), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(batch_size=7), "batch_size"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=4, steps=0), "steps"),
+        (dict(batch_size=4, seed=-1), "seed"),
+        (dict(batch_size=400), "batch_size"),
+    ],
+)
 def test_sampler_rejects_bad_arguments(kwargs, name):
     kwargs = {"seed": 0, **kwargs}
     with pytest.raises(ValueError, match=name):

@@ -1,10 +1,10 @@
 """grl.stats on hand-made numbers: t-intervals, paired differences, verdicts, degenerate cases."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
-
 import pytest
 
 from grl.stats import Interval, paired_difference, t_interval, verdict

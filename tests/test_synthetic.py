@@ -1,4 +1,5 @@
 """Built-in synthetic datasets: exact on-disk layouts, determinism, idempotency, intermittent cues."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,11 +16,13 @@ from grl.data import synthetic as S
 from grl.data.synthetic import sheet, writers
 
 SMALL = {
-    "mars": dict(num_train_ids=8, num_test_ids=8, min_len=4, max_len=10, num_distractors=3, num_junk=2,
-                 height=64, width=32),
+    "mars": dict(
+        num_train_ids=8, num_test_ids=8, min_len=4, max_len=10, num_distractors=3, num_junk=2, height=64, width=32
+    ),
     "ilidsvid": dict(num_ids=10, min_len=4, max_len=10, height=64, width=32),
-    "prid2011": dict(num_cam_a=12, num_cam_b=16, num_both=10, min_len=22, max_len=26, short_fraction=0.3,
-                     height=64, width=32),
+    "prid2011": dict(
+        num_cam_a=12, num_cam_b=16, num_both=10, min_len=22, max_len=26, short_fraction=0.3, height=64, width=32
+    ),
 }
 
 
@@ -30,8 +33,11 @@ def roots(tmp_path_factory) -> dict[str, Path]:
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _mat(path: Path, key: str) -> np.ndarray:
@@ -53,7 +59,7 @@ def test_mars_layout(roots):
         assert (table[1:, 0] == table[:-1, 1] + 1).all() and (table[:, 1] >= table[:, 0]).all()
         assert set(table[:, 3].astype(int)) <= set(range(1, 7))
         for start, end, pid, cam in table.astype(int):
-            frames = names[start - 1:end]
+            frames = names[start - 1 : end]
             tag = "00-1" if pid == -1 else f"{pid:04d}"
             assert all(re.fullmatch(rf"{re.escape(tag)}C{cam}T\d{{4}}F\d{{3}}\.jpg", n) for n in frames), frames
             assert [int(n[-7:-4]) for n in frames] == list(range(1, len(frames) + 1))  # frame order
@@ -110,8 +116,11 @@ def test_prid_layout(roots):
     assert [f.name for f in sorted((base / "cam_a" / a[0]).iterdir())][:2] == ["0001.png", "0002.png"]
     lengths = {(cam, p.name): len(list(p.iterdir())) for cam in ("cam_a", "cam_b") for p in (base / cam).iterdir()}
     assert any(n <= 21 for n in lengths.values()) and any(n > 21 for n in lengths.values())
-    eligible = {f"person_{i:04d}" for i in range(1, 11)
-                if min(lengths[("cam_a", f"person_{i:04d}")], lengths[("cam_b", f"person_{i:04d}")]) > 21}
+    eligible = {
+        f"person_{i:04d}"
+        for i in range(1, 11)
+        if min(lengths[("cam_a", f"person_{i:04d}")], lengths[("cam_b", f"person_{i:04d}")]) > 21
+    }
     splits = json.loads((root / "splits_prid2011.json").read_text())
     assert len(splits) == 10
     for split in splits:
@@ -121,8 +130,17 @@ def test_prid_layout(roots):
 
 
 def test_prid_without_splits(tmp_path):
-    root = S.generate("prid2011", tmp_path / "p", num_cam_a=3, num_cam_b=4, num_both=2, max_len=23,
-                      height=32, width=16, write_splits=False)
+    root = S.generate(
+        "prid2011",
+        tmp_path / "p",
+        num_cam_a=3,
+        num_cam_b=4,
+        num_both=2,
+        max_len=23,
+        height=32,
+        width=16,
+        write_splits=False,
+    )
     assert not (root / "splits_prid2011.json").exists() and (root / "manifest.json").exists()
 
 
@@ -275,8 +293,10 @@ def test_contact_sheet_shows_each_identity_under_its_cameras(roots):
     for name in S.DATASETS:
         rows = sheet.contact_sheet_rows(roots[name], name, num_ids=2)
         image = S.contact_sheet(roots[name], name, num_ids=2, frames_per_tracklet=3)
-        assert isinstance(image, Image.Image) and image.size == (sheet.LABEL_WIDTH + 3 * (32 + sheet.GAP),
-                                                                  len(rows) * (64 + sheet.GAP))
+        assert isinstance(image, Image.Image) and image.size == (
+            sheet.LABEL_WIDTH + 3 * (32 + sheet.GAP),
+            len(rows) * (64 + sheet.GAP),
+        )
         pids = [pid for pid, _, _ in rows]
         assert len(set(pids)) == 2 and all(pids.count(pid) >= 2 for pid in pids), rows  # two ids, >= 2 cameras each
         pixels = np.asarray(image)
@@ -288,7 +308,7 @@ def test_contact_sheet_shows_each_identity_under_its_cameras(roots):
                 with Image.open(tracklet.frames[round(k)]) as frame:
                     expected = np.asarray(frame.convert("RGB"))
                 y, x = r * (64 + sheet.GAP), sheet.LABEL_WIDTH + c * (32 + sheet.GAP)
-                assert (pixels[y:y + 64, x:x + 32] == expected).all(), (name, pid, camid, c)
+                assert (pixels[y : y + 64, x : x + 32] == expected).all(), (name, pid, camid, c)
 
 
 def test_cli(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
 """ClipTransform: shared random parameters within a clip, fresh ones across clips."""
+
 import numpy as np
 import pytest
 import torch
@@ -77,9 +78,13 @@ def test_mixed_frame_sizes_and_grey_frames_are_accepted():
     assert clip.shape == (2, 3, 32, 16)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(height=0, width=16), "height"), (dict(height=32, width=16, flip_p=2.0), "flip_p"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(height=0, width=16), "height"),
+        (dict(height=32, width=16, flip_p=2.0), "flip_p"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ClipTransform(train=True, **kwargs)

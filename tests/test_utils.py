@@ -66,8 +66,13 @@ def test_kept_freed_memory_saves_page_faults_and_changes_no_number():
     # Fresh processes: the setting is process-wide.
     runs = {}
     for mode in ("0", "1"):
-        out = subprocess.run([sys.executable, "-c", _TRAINING], capture_output=True, text=True, check=True,
-                             env={**os.environ, "GRL_KEEP_FREED_MEMORY": mode}).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", _TRAINING],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "GRL_KEEP_FREED_MEMORY": mode},
+        ).stdout.split()
         runs[mode] = (out[0], int(out[1]), out[2])
     (off, faults_default, weights_default), (on, faults_kept, weights_kept) = runs["0"], runs["1"]
     assert (off, on) == ("False", "True")

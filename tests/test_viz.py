@@ -1,5 +1,6 @@
 """grl.viz on hand-made inputs: the maps point where the activation is, overlays change the
 right pixels, Figure 4 has the paper's layout, denormalize inverts ImageNet normalisation."""
+
 import json
 
 import matplotlib
@@ -66,8 +67,13 @@ def test_denormalize_inverts_imagenet_normalisation():
 def test_figure4_layout():
     T, C, h, w = 8, 5, 4, 2
     g = torch.Generator().manual_seed(0)
-    fig = viz.figure4(torch.rand(T, 3, 16, 8, generator=g), torch.rand(T, h, w, generator=g),
-                      torch.randn(T, C, h, w, generator=g), torch.randn(T, C, h, w, generator=g), title="tracklet 0")
+    fig = viz.figure4(
+        torch.rand(T, 3, 16, 8, generator=g),
+        torch.rand(T, h, w, generator=g),
+        torch.randn(T, C, h, w, generator=g),
+        torch.randn(T, C, h, w, generator=g),
+        title="tracklet 0",
+    )
     axes = np.array(fig.axes[: 4 * T]).reshape(4, T)
     colorbar = fig.axes[4 * T]  # one colour bar for the heat-map rows, labelled, 0 to 1
     assert colorbar.get_ylabel().startswith("0 = low") and colorbar.get_ylim() == pytest.approx((0, 1))
@@ -128,15 +134,31 @@ def test_plot_training_curves_from_jsonl(tmp_path):
     for run, offset in (("a", 0.0), ("b", 1.0)):
         d = tmp_path / run
         d.mkdir()
-        lines = [{"epoch": e, "steps": 4, "loss": 3.0 - e + offset, "loss_video_oim": 1.0 / e,
-                  "loss_frame_oim": 2.0 / e, "lr": 0.05, "train_time_s": 0.5, "clips_per_s": 9.0,
-                  "eval": {"h+l": {"mAP": 10.0 * e, "rank1": 20.0 + e, "rank5": 30.0}}} for e in (1, 2, 3)]
+        lines = [
+            {
+                "epoch": e,
+                "steps": 4,
+                "loss": 3.0 - e + offset,
+                "loss_video_oim": 1.0 / e,
+                "loss_frame_oim": 2.0 / e,
+                "lr": 0.05,
+                "train_time_s": 0.5,
+                "clips_per_s": 9.0,
+                "eval": {"h+l": {"mAP": 10.0 * e, "rank1": 20.0 + e, "rank5": 30.0}},
+            }
+            for e in (1, 2, 3)
+        ]
         (d / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     fig = viz.plot_training_curves([tmp_path / "a" / "metrics.jsonl", tmp_path / "b"])
     axes = [ax for ax in fig.axes if ax.get_visible()]
     # one panel per term; the constant learning rate gets none
-    assert [ax.get_title() for ax in axes] == ["loss", "loss_video_oim", "loss_frame_oim", "eval.h+l.mAP",
-                                               "eval.h+l.rank1"]
+    assert [ax.get_title() for ax in axes] == [
+        "loss",
+        "loss_video_oim",
+        "loss_frame_oim",
+        "eval.h+l.mAP",
+        "eval.h+l.rank1",
+    ]
     assert [ax.get_ylabel() for ax in axes] == ["loss", "loss", "loss", "%", "%"]
     assert all(ax.get_xlabel() == "epoch" for ax in axes)
     assert len(axes[0].lines) == 2
@@ -148,18 +170,36 @@ def test_plot_training_curves_from_jsonl(tmp_path):
 
 def test_curves_leave_out_duplicates_constants_and_single_points():
     # the Baseline: its total loss is its one term; an evaluation logged once is a point, not a curve
-    df = pd.DataFrame({"epoch": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "loss_video_oim": [3.0, 2.0, 1.5],
-                       "lr": [0.1, 0.1, 0.1], "eval.g.mAP": [None, None, 12.0]})
+    df = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [3.0, 2.0, 1.5],
+            "loss_video_oim": [3.0, 2.0, 1.5],
+            "lr": [0.1, 0.1, 0.1],
+            "eval.g.mAP": [None, None, 12.0],
+        }
+    )
     assert viz.curve_keys(df, exclude={"epoch"}) == ["loss_video_oim"]
     with pytest.raises(ValueError, match="no curve"):
         viz.plot_training_curves(df.drop(columns=["loss", "loss_video_oim"]))
 
 
 def test_ablation_differences_show_ours_beside_the_papers_on_one_axis():
-    df = pd.DataFrame({"table": [3, 4], "row": ["- Memory Block", "GRL (T=4)"], "vs": ["GRL", "GRL"],
-                       "dataset": ["mars", "mars"], "metric": ["mAP", "mAP"], "paper_delta": [-0.6, -1.8],
-                       "ours_delta": [1.5, -3.0], "low": [-0.5, -4.0], "high": [3.5, -2.0], "n": [3, 3],
-                       "verdict": ["inconclusive", "agrees"]})
+    df = pd.DataFrame(
+        {
+            "table": [3, 4],
+            "row": ["- Memory Block", "GRL (T=4)"],
+            "vs": ["GRL", "GRL"],
+            "dataset": ["mars", "mars"],
+            "metric": ["mAP", "mAP"],
+            "paper_delta": [-0.6, -1.8],
+            "ours_delta": [1.5, -3.0],
+            "low": [-0.5, -4.0],
+            "high": [3.5, -2.0],
+            "n": [3, 3],
+            "verdict": ["inconclusive", "agrees"],
+        }
+    )
     fig = viz.plot_ablation_differences(df)
     ax = fig.axes[0]
     ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))

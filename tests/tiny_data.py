@@ -3,6 +3,7 @@
 Train: ``train_ids`` identities on 2 cameras, 6-8 frames per tracklet; query (camera 0, 7 frames) and
 gallery (camera 1, 9 frames): ``test_ids`` more identities. Same seed, same files.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,11 @@ def colour_dataset(root: Path, train_ids: int, test_ids: int, protocol: dict | N
     rng = np.random.default_rng(0)
     colours = rng.uniform(30, 225, (train_ids + test_ids, 3))
     test = range(train_ids, train_ids + test_ids)
-    train = [write_tracklet(root / f"tr{p}c{c}", p, c, 6 + p % 3, rng, colours[p]) for p in range(train_ids)
-             for c in range(2)]
+    train = [
+        write_tracklet(root / f"tr{p}c{c}", p, c, 6 + p % 3, rng, colours[p])
+        for p in range(train_ids)
+        for c in range(2)
+    ]
     query = [write_tracklet(root / f"q{p}", p, 0, 7, rng, colours[p]) for p in test]
     gallery = [write_tracklet(root / f"g{p}", p, 1, 9, rng, colours[p]) for p in test]
     return VideoReIDDataset("mars", str(root), train, query, gallery, **({"protocol": protocol} if protocol else {}))

@@ -5,6 +5,7 @@
 Benchmarks print tables; they never pass or fail. Timings on a shared machine are noisy:
 compare the ratios printed in one run (e.g. vectorised vs per-query evaluation).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,15 @@ DEFAULT_SECTIONS = SECTIONS[:-1]  # variance trains dozens of runs: only when as
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grl.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", metavar="SECTION",
-                        help=f"which benchmarks: {', '.join(SECTIONS)} (default: all but variance)")
-    parser.add_argument("--quick", action="store_true",
-                        help="skip the slow parts (per-query reference; ResNet-50 step; repetitions)")
+    parser.add_argument(
+        "sections",
+        nargs="*",
+        metavar="SECTION",
+        help=f"which benchmarks: {', '.join(SECTIONS)} (default: all but variance)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the slow parts (per-query reference; ResNet-50 step; repetitions)"
+    )
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
@@ -27,8 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     for section in args.sections or DEFAULT_SECTIONS:
         print(f"\n=== grl.bench.{section} ===", flush=True)
         module = importlib.import_module(f"grl.bench.{section}")
-        extra = {"evaluation": ["--no-reference", "--no-rerank"], "model": ["--quick"], "data": ["--batches", "3"],
-                 "run": ["--quick"], "gpu": ["--tiny"], "variance": ["--seeds", "0-1", "--splits", "0-1"]}[section]
+        extra = {
+            "evaluation": ["--no-reference", "--no-rerank"],
+            "model": ["--quick"],
+            "data": ["--batches", "3"],
+            "run": ["--quick"],
+            "gpu": ["--tiny"],
+            "variance": ["--seeds", "0-1", "--splits", "0-1"],
+        }[section]
         module.main(extra if args.quick else [])
     return 0
 

@@ -14,6 +14,7 @@ before the call), so it covers torch and numpy allocations alike, which tracemal
 would not. ``cpu_s`` is the process CPU time (all threads): on a shared machine it
 is steadier than ``wall_s``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,14 @@ def make_problem(seed: int = 0, dim: int = DIM):
     q_index = rng.choice(NUM_GALLERY, NUM_QUERY, replace=False)
     centres = rng.standard_normal((NUM_IDS, dim), dtype=np.float32)
     g_feats = centres[g_pids] + 4.0 * rng.standard_normal((NUM_GALLERY, dim), dtype=np.float32)
-    return torch.from_numpy(g_feats[q_index]), torch.from_numpy(g_feats), g_pids[q_index], g_pids, g_cams[q_index], g_cams
+    return (
+        torch.from_numpy(g_feats[q_index]),
+        torch.from_numpy(g_feats),
+        g_pids[q_index],
+        g_pids,
+        g_cams[q_index],
+        g_cams,
+    )
 
 
 def _status_kib(field: str) -> int:
@@ -119,11 +127,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     extra = {}
     if not opts.no_rerank:
         tasks.append("re_ranking (k1=20, k2=6, λ=0.3) + evaluate_ranking")
-        extra = {"q_q": pairwise_distance(query, query, "cosine").numpy(),
-                 "g_g": pairwise_distance(gallery, gallery, "cosine").numpy()}
+        extra = {
+            "q_q": pairwise_distance(query, query, "cosine").numpy(),
+            "g_g": pairwise_distance(gallery, gallery, "cosine").numpy(),
+        }
     with tempfile.TemporaryDirectory() as tmp:
-        arrays = dict(query=query.numpy(), gallery=gallery.numpy(), dist=dist, **extra,
-                      **dict(zip(("q_pids", "g_pids", "q_cams", "g_cams"), ids)))
+        arrays = dict(
+            query=query.numpy(),
+            gallery=gallery.numpy(),
+            dist=dist,
+            **extra,
+            **dict(zip(("q_pids", "g_pids", "q_cams", "g_cams"), ids)),
+        )
         for name, array in arrays.items():
             np.save(os.path.join(tmp, name + ".npy"), array)
         path = tmp

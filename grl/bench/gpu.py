@@ -22,6 +22,7 @@ a few steps) in seconds; the columns only a GPU can fill read "n/a (no CUDA)".
 
 Not a test: numbers depend on the machine and on whatever else runs on it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -129,9 +130,16 @@ def plan_profile(profile: str = "paper") -> list[PlannedRun]:
     """Every training of the profile (grl.experiments.runs_for, in the batch's order) with its epochs and steps."""
     from grl.experiments import runs_for
 
-    return [PlannedRun(r.name, r.dataset, r.config.epochs,
-                       steps_per_epoch(r.dataset, r.config.batch_size, r.config.steps_per_epoch), r.config.seq_len)
-            for r in runs_for(profile)]
+    return [
+        PlannedRun(
+            r.name,
+            r.dataset,
+            r.config.epochs,
+            steps_per_epoch(r.dataset, r.config.batch_size, r.config.steps_per_epoch),
+            r.config.seq_len,
+        )
+        for r in runs_for(profile)
+    ]
 
 
 def project(runs: list[PlannedRun], step_s: float, seq_len: int, batch_size: int, gpus: int) -> dict:
@@ -152,9 +160,17 @@ def project(runs: list[PlannedRun], step_s: float, seq_len: int, batch_size: int
         free[i] += t
     mars_steps = steps_per_epoch("mars", batch_size)
     total = sum(times)
-    return {"mars_steps": mars_steps, "mars_epoch_s": mars_steps * step_s, "mars_epoch_n_s": mars_steps * step_s / gpus,
-            "runs": len(runs), "steps": sum(r.epochs * r.steps_per_epoch for r in runs), "total_s": total,
-            "total_n_s": total / gpus, "makespan_s": max(free), "gpus": gpus}
+    return {
+        "mars_steps": mars_steps,
+        "mars_epoch_s": mars_steps * step_s,
+        "mars_epoch_n_s": mars_steps * step_s / gpus,
+        "runs": len(runs),
+        "steps": sum(r.epochs * r.steps_per_epoch for r in runs),
+        "total_s": total,
+        "total_n_s": total / gpus,
+        "makespan_s": max(free),
+        "gpus": gpus,
+    }
 
 
 def human(seconds: float) -> str:
@@ -219,8 +235,9 @@ def measure_variant(config: Config, device: torch.device, *, warmup: int, steps:
     dtype = amp_dtype(device) if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp and dtype == torch.float16)
     # On CUDA train_step's autocast_context applies config.amp; on CPU this outer context stands in for it.
-    cast = (lambda: torch.autocast("cpu", dtype=dtype)) if device.type != "cuda" and config.amp \
-        else contextlib.nullcontext
+    cast = (
+        (lambda: torch.autocast("cpu", dtype=dtype)) if device.type != "cuda" and config.amp else contextlib.nullcontext
+    )
     half = config.batch_size // 2
     gen = torch.Generator().manual_seed(0)
     clips = torch.randn(config.batch_size, config.seq_len, 3, config.height, config.width, generator=gen)
@@ -228,8 +245,10 @@ def measure_variant(config: Config, device: torch.device, *, warmup: int, steps:
     pids = torch.arange(half).repeat(2).to(device)  # probes and their same-identity partners
 
     def step_loss():
-        with cast(), (torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and config.amp
-                      else contextlib.nullcontext()):
+        with (
+            cast(),
+            torch.autocast("cuda", dtype=dtype) if device.type == "cuda" and config.amp else contextlib.nullcontext(),
+        ):
             loss, _ = objective(model(clips), pids)
         return loss
 
@@ -262,12 +281,20 @@ def measure_variant(config: Config, device: torch.device, *, warmup: int, steps:
         times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    del model, objective, optimizer
-    return {"precision": (str(dtype).replace("torch.", "") + " autocast") if config.amp else "fp32",
-            "layout": "channels_last" if config.channels_last else "contiguous", "amp": config.amp,
-            "channels_last": config.channels_last, "step_s": step_s, "steps": steps,
-            "clips_s": config.batch_size / step_s, "flops": flops, "tflops": flops["total"] / step_s / 1e12,
-            "peak_bytes": peak, "nan": nan}
+    model = objective = optimizer = None  # frees the memory before the next variant (the closures above hold the names)
+    return {
+        "precision": (str(dtype).replace("torch.", "") + " autocast") if config.amp else "fp32",
+        "layout": "channels_last" if config.channels_last else "contiguous",
+        "amp": config.amp,
+        "channels_last": config.channels_last,
+        "step_s": step_s,
+        "steps": steps,
+        "clips_s": config.batch_size / step_s,
+        "flops": flops,
+        "tflops": flops["total"] / step_s / 1e12,
+        "peak_bytes": peak,
+        "nan": nan,
+    }
 
 
 def measure_matmul_tflops(device: torch.device, n: int = 8192, reps: int = 5) -> float:
@@ -307,8 +334,16 @@ def measure_loader(config: Config, batches: int, workers: int) -> dict:
 # ---- the table -------------------------------------------------------------------------------------
 
 
-def run(*, tiny: bool | None = None, gpus: int | None = None, warmup: int | None = None, steps: int | None = None,
-        loader_batches: int | None = None, workers: int | None = None, profile: str = "paper") -> dict:
+def run(
+    *,
+    tiny: bool | None = None,
+    gpus: int | None = None,
+    warmup: int | None = None,
+    steps: int | None = None,
+    loader_batches: int | None = None,
+    workers: int | None = None,
+    profile: str = "paper",
+) -> dict:
     """Measure every variant, the loader and the projections; returns what :func:`format_result` prints."""
     from grl.utils import resolve_device
 
@@ -324,11 +359,17 @@ def run(*, tiny: bool | None = None, gpus: int | None = None, warmup: int | None
     visible = torch.cuda.device_count() if cuda else 0
     gpus = max(1, visible) if gpus is None else gpus
 
-    variants = [measure_variant(config.replace(amp=amp, channels_last=cl), device, warmup=warmup, steps=steps)
-                for amp in (False, True) for cl in (False, True)]
+    variants = [
+        measure_variant(config.replace(amp=amp, channels_last=cl), device, warmup=warmup, steps=steps)
+        for amp in (False, True)
+        for cl in (False, True)
+    ]
     # The variant the trainer runs on this device: the profile's amp / channels_last on CUDA, neither elsewhere.
-    trainer = next(v for v in variants if (v["amp"], v["channels_last"]) ==
-                   ((config.amp, config.channels_last) if cuda else (False, False)))
+    trainer = next(
+        v
+        for v in variants
+        if (v["amp"], v["channels_last"]) == ((config.amp, config.channels_last) if cuda else (False, False))
+    )
     name = torch.cuda.get_device_name(device) if cuda else None
     known = dense_bf16_peak(name) if cuda else None
     matmul = measure_matmul_tflops(device) if cuda else None
@@ -340,77 +381,113 @@ def run(*, tiny: bool | None = None, gpus: int | None = None, warmup: int | None
     verdict = loader_verdict(loader["clips_s"], trainer["step_s"], config.batch_size, workers)
     effective = max(trainer["step_s"], config.batch_size / loader["clips_s"])  # the slower of compute and loading
     runs = plan_profile(profile)
-    return {"device": name or str(device), "cuda": cuda, "tiny": tiny, "config": config, "known_peak": known,
-            "matmul_tflops": matmul, "variants": variants, "trainer": trainer, "loader": loader, "verdict": verdict,
-            "effective_step_s": effective,
-            "projection": project(runs, effective, config.seq_len, config.batch_size, gpus),
-            "visible_gpus": visible, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    return {
+        "device": name or str(device),
+        "cuda": cuda,
+        "tiny": tiny,
+        "config": config,
+        "known_peak": known,
+        "matmul_tflops": matmul,
+        "variants": variants,
+        "trainer": trainer,
+        "loader": loader,
+        "verdict": verdict,
+        "effective_step_s": effective,
+        "projection": project(runs, effective, config.seq_len, config.batch_size, gpus),
+        "visible_gpus": visible,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def format_result(r: dict) -> str:
     c, cuda = r["config"], r["cuda"]
     size = "TINY sizes (not the paper's: no CUDA here, or --tiny)" if r["tiny"] else "the paper's sizes"
-    lines = [f"device: {r['device']}  torch {r['torch']}  {r['date']}  threads: {torch.get_num_threads()}",
-             f"config: {c.backbone} {c.height}x{c.width}, T={c.seq_len}, batch {c.batch_size} clips "
-             f"(the {'paper'!r} profile's GRL run on MARS; {size})"]
+    lines = [
+        f"device: {r['device']}  torch {r['torch']}  {r['date']}  threads: {torch.get_num_threads()}",
+        f"config: {c.backbone} {c.height}x{c.width}, T={c.seq_len}, batch {c.batch_size} clips "
+        f"(the {'paper'!r} profile's GRL run on MARS; {size})",
+    ]
     if cuda and r["known_peak"]:
         ref = f"dense bf16 peak of the {r['known_peak'][0]}: {r['known_peak'][1]:.0f} TFLOP/s"
         lines.append(ref + f" (measured 8192^2 bf16 matmul: {r['matmul_tflops']:.0f} TFLOP/s)")
         share_head = f"of dense bf16 peak ({r['known_peak'][1]:.0f})"
     elif cuda:
-        lines.append(f"peak unknown for {r['device']!r}: compared with a measured 8192^2 bf16 matmul, "
-                     f"{r['matmul_tflops']:.0f} TFLOP/s")
+        lines.append(
+            f"peak unknown for {r['device']!r}: compared with a measured 8192^2 bf16 matmul, "
+            f"{r['matmul_tflops']:.0f} TFLOP/s"
+        )
         share_head = f"of measured bf16 matmul ({r['matmul_tflops']:.0f})"
     else:
         share_head = "of dense bf16 peak"
-    lines += ["", f"| precision | layout | step ms (median of {r['variants'][0]['steps']}) | clips/s | TFLOP/step | "
-                  f"TFLOP/s | {share_head} | peak memory GiB |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"| precision | layout | step ms (median of {r['variants'][0]['steps']}) | clips/s | TFLOP/step | "
+        f"TFLOP/s | {share_head} | peak memory GiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for v in r["variants"]:
         share = v["peak_share"] if v["peak_share"] is not None else v["matmul_share"]
         share_text = f"{100 * share:.0f}%" if share is not None else NO_CUDA
         mem = f"{v['peak_bytes'] / 2**30:.1f}" if v["peak_bytes"] is not None else NO_CUDA
         mark = (" (trainer)" if v is r["trainer"] else "") + (" (loss NaN)" if v["nan"] else "")
-        lines.append(f"| {v['precision']}{mark} | {v['layout']} | {1e3 * v['step_s']:.1f} | {v['clips_s']:.1f} | "
-                     f"{v['flops']['total'] / 1e12:.3f} | {v['tflops']:.3f} | {share_text} | {mem} |")
-    lines.append("TFLOP/step: FlopCounterMode over one forward + backward (convolutions and matmuls; "
-                 f"backward {r['trainer']['flops']['backward'] / r['trainer']['flops']['forward']:.2f}x the forward); "
-                 "the SGD update and elementwise ops not counted.")
+        lines.append(
+            f"| {v['precision']}{mark} | {v['layout']} | {1e3 * v['step_s']:.1f} | {v['clips_s']:.1f} | "
+            f"{v['flops']['total'] / 1e12:.3f} | {v['tflops']:.3f} | {share_text} | {mem} |"
+        )
+    lines.append(
+        "TFLOP/step: FlopCounterMode over one forward + backward (convolutions and matmuls; "
+        f"backward {r['trainer']['flops']['backward'] / r['trainer']['flops']['forward']:.2f}x the forward); "
+        "the SGD update and elementwise ops not counted."
+    )
     if cuda:
         bf16 = [v for v in r["variants"] if v["amp"]]
         best = max(bf16, key=lambda v: v["tflops"])
         share = best["peak_share"] if best["peak_share"] is not None else best["matmul_share"]
-        lines.append(f"goal: >= {100 * GOAL_PEAK_SHARE:.0f}% of the dense bf16 peak: best bf16 variant "
-                     f"({best['layout']}) {100 * share:.0f}% -> {'met' if share >= GOAL_PEAK_SHARE else 'NOT met'}")
+        lines.append(
+            f"goal: >= {100 * GOAL_PEAK_SHARE:.0f}% of the dense bf16 peak: best bf16 variant "
+            f"({best['layout']}) {100 * share:.0f}% -> {'met' if share >= GOAL_PEAK_SHARE else 'NOT met'}"
+        )
     if any(v["nan"] for v in r["variants"]):
-        lines.append("loss NaN: timed all the same. Seen on CPU only, under bf16 autocast: on CPUs with AMX, torch 2.14.1's "
-                     "oneDNN bf16 convolution (brg_conv_fwd:avx10_1_512_amx) gets a 3x3 stride-2 convolution of a 4x2 "
-                     "map wrong (README, 'The GPU path'; ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 avoids it).")
+        lines.append(
+            "loss NaN: timed all the same. Seen on CPU only, under bf16 autocast: on CPUs with AMX, torch 2.14.1's "
+            "oneDNN bf16 convolution (brg_conv_fwd:avx10_1_512_amx) gets a 3x3 stride-2 convolution of a 4x2 "
+            "map wrong (README, 'The GPU path'; ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 avoids it)."
+        )
     if not cuda:
-        lines.append("bf16 autocast and channels_last on CPU are applied by the benchmark (the trainer uses them on "
-                     "CUDA only); the shares of the card's peak and the peak memory need CUDA.")
+        lines.append(
+            "bf16 autocast and channels_last on CPU are applied by the benchmark (the trainer uses them on "
+            "CUDA only); the shares of the card's peak and the peak memory need CUDA."
+        )
 
     ld, vd = r["loader"], r["verdict"]
-    lines += ["", "| train loader | workers | pinned memory | clips/s | step consumes clips/s | verdict |",
-              "|---|---|---|---|---|---|",
-              f"| {c.height}x{c.width}, T={c.seq_len}, batch {c.batch_size} | {ld['workers']} | "
-              f"{('yes' if ld['pinned'] else 'no') if cuda else NO_CUDA} | {ld['clips_s']:.1f} | "
-              f"{vd['needed_clips_s']:.1f} | {vd['text']} |",
-              f"loader: fake JPEG tracklets stored at {c.height}x{c.width} (as MARS's frames are), {ld['batches']} "
-              "batches after one warm-up batch; step consumes: batch / step time of the (trainer) variant. "
-              "With --jobs N on one machine the N loaders share its cores."]
+    lines += [
+        "",
+        "| train loader | workers | pinned memory | clips/s | step consumes clips/s | verdict |",
+        "|---|---|---|---|---|---|",
+        f"| {c.height}x{c.width}, T={c.seq_len}, batch {c.batch_size} | {ld['workers']} | "
+        f"{('yes' if ld['pinned'] else 'no') if cuda else NO_CUDA} | {ld['clips_s']:.1f} | "
+        f"{vd['needed_clips_s']:.1f} | {vd['text']} |",
+        f"loader: fake JPEG tracklets stored at {c.height}x{c.width} (as MARS's frames are), {ld['batches']} "
+        "batches after one warm-up batch; step consumes: batch / step time of the (trainer) variant. "
+        "With --jobs N on one machine the N loaders share its cores.",
+    ]
 
     p = r["projection"]
     n = p["gpus"]
-    lines += ["", f"| projection (one step = {1e3 * r['effective_step_s']:.1f} ms: the slower of the (trainer) "
-                  "step and loading a batch) | steps | 1 GPU | " + f"{n} GPU{'s' if n > 1 else ''} |",
-              "|---|---|---|---|",
-              f"| one MARS epoch (8298 tracklets // (batch/2)) | {p['mars_steps']} | {human(p['mars_epoch_s'])} | "
-              f"{human(p['mars_epoch_n_s'])} (torchrun, ideal scaling) |",
-              f"| the {'paper'!r} profile: {p['runs']} trainings (runs_for) | {p['steps']} | {human(p['total_s'])} | "
-              f"{human(p['total_n_s'])} (--jobs {n}: total / {n}); {human(p['makespan_s'])} with the runs started in "
-              "the batch's order |",
-              "projection: training steps only (no evaluation, checkpoints or start-up); every run at the GRL step "
-              "scaled by T/8, the Baseline's cheaper step not discounted."]
+    lines += [
+        "",
+        f"| projection (one step = {1e3 * r['effective_step_s']:.1f} ms: the slower of the (trainer) "
+        "step and loading a batch) | steps | 1 GPU | " + f"{n} GPU{'s' if n > 1 else ''} |",
+        "|---|---|---|---|",
+        f"| one MARS epoch (8298 tracklets // (batch/2)) | {p['mars_steps']} | {human(p['mars_epoch_s'])} | "
+        f"{human(p['mars_epoch_n_s'])} (torchrun, ideal scaling) |",
+        f"| the {'paper'!r} profile: {p['runs']} trainings (runs_for) | {p['steps']} | {human(p['total_s'])} | "
+        f"{human(p['total_n_s'])} (--jobs {n}: total / {n}); {human(p['makespan_s'])} with the runs started in "
+        "the batch's order |",
+        "projection: training steps only (no evaluation, checkpoints or start-up); every run at the GRL step "
+        "scaled by T/8, the Baseline's cheaper step not discounted.",
+    ]
     if r["tiny"]:
         lines.append("TINY sizes: the projection shows the arithmetic, not the paper's time.")
     return "\n".join(lines)
@@ -422,8 +499,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gpus", type=int, default=None, help="N of the N-GPU projection (default: the visible GPUs)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per variant (5 on CUDA, 1 tiny)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per variant (20 on CUDA, 2 tiny)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="loader workers (default: the profile's; tiny: at most the cores here)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="loader workers (default: the profile's; tiny: at most the cores here)",
+    )
     parser.add_argument("--loader-batches", type=int, default=None, help="timed loader batches")
     args = parser.parse_args(argv)
     for option in ("gpus", "steps", "workers", "warmup", "loader_batches"):
@@ -431,8 +512,14 @@ def main(argv: list[str] | None = None) -> dict:
         low = 1 if option in ("gpus", "steps", "loader_batches") else 0
         if value is not None and value < low:
             parser.error(f"--{option.replace('_', '-')} must be >= {low}, got {value}")
-    result = run(tiny=True if args.tiny else None, gpus=args.gpus, warmup=args.warmup, steps=args.steps,
-                 loader_batches=args.loader_batches, workers=args.workers)
+    result = run(
+        tiny=True if args.tiny else None,
+        gpus=args.gpus,
+        warmup=args.warmup,
+        steps=args.steps,
+        loader_batches=args.loader_batches,
+        workers=args.workers,
+    )
     print(format_result(result))
     return result
 

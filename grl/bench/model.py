@@ -20,6 +20,7 @@ same at 128x64, and the CPU default (tiny backbone, 64x32, batch 16, T=8):
 
 Not a test: numbers depend on the machine and on whatever else runs on it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,13 +44,31 @@ NUM_IDS = 625  # MARS train identities: sizes the OIM lookup tables as in the pa
 
 
 def paper_config(height: int = 256, width: int = 128, device: str = "cpu") -> Config:
-    return Config(backbone="resnet50", pretrained=False, height=height, width=width, seq_len=8, batch_size=4,
-                  device=device, amp=False, channels_last=False)
+    return Config(
+        backbone="resnet50",
+        pretrained=False,
+        height=height,
+        width=width,
+        seq_len=8,
+        batch_size=4,
+        device=device,
+        amp=False,
+        channels_last=False,
+    )
 
 
 def cpu_config(device: str = "cpu") -> Config:
-    return Config(backbone="tiny", pretrained=False, height=64, width=32, seq_len=8, batch_size=16,
-                  device=device, amp=False, channels_last=False)
+    return Config(
+        backbone="tiny",
+        pretrained=False,
+        height=64,
+        width=32,
+        seq_len=8,
+        batch_size=16,
+        device=device,
+        amp=False,
+        channels_last=False,
+    )
 
 
 class _FakeDataset:
@@ -122,8 +141,16 @@ def _flops_by_part(model, objective, clips, pids) -> tuple[float, float]:
     return float(total), float(backbone)
 
 
-def bench_config(config: Config, *, warmup: int, reps: int, infer_reps: int, channels_last: bool = False,
-                 bf16: bool = False, keep_memory: bool = True) -> dict:
+def bench_config(
+    config: Config,
+    *,
+    warmup: int,
+    reps: int,
+    infer_reps: int,
+    channels_last: bool = False,
+    bf16: bool = False,
+    keep_memory: bool = True,
+) -> dict:
     """Step / head / inference timings, FLOPs and memory of one configuration.
 
     ``channels_last``: the model in channels_last memory format (same arithmetic). ``bf16``: every
@@ -197,8 +224,9 @@ def bench_config(config: Config, *, warmup: int, reps: int, infer_reps: int, cha
     params["objective"] = sum(p.numel() for p in objective.parameters())
     return {
         "config": config,
-        "layout": ("channels_last" if channels_last else "contiguous") + (", bf16 autocast" if bf16 else ", fp32")
-                  + ("" if keep_memory or device.type != "cpu" else ", freed memory unmapped"),
+        "layout": ("channels_last" if channels_last else "contiguous")
+        + (", bf16 autocast" if bf16 else ", fp32")
+        + ("" if keep_memory or device.type != "cpu" else ", freed memory unmapped"),
         "step_s": step_s,
         "head_s": head_s,
         "infer_ms_per_clip": infer_s / config.batch_size * 1e3,
@@ -256,11 +284,13 @@ def main(argv=None) -> int:
     jobs = [("CPU default (tiny)", cpu_config(args.device), dict(warmup=2, reps=5, infer_reps=5))]
     if not args.quick:
         big = paper_config(device=args.device)
-        jobs += [("ResNet-50 @128x64", paper_config(128, 64, args.device), paper),
-                 ("ResNet-50 paper size", big, {**paper, "keep_memory": False}),
-                 ("ResNet-50 paper size", big, paper),
-                 ("ResNet-50 paper size", big, {**paper, "channels_last": True}),
-                 ("ResNet-50 paper size", big, {**paper, "channels_last": True, "bf16": True})]
+        jobs += [
+            ("ResNet-50 @128x64", paper_config(128, 64, args.device), paper),
+            ("ResNet-50 paper size", big, {**paper, "keep_memory": False}),
+            ("ResNet-50 paper size", big, paper),
+            ("ResNet-50 paper size", big, {**paper, "channels_last": True}),
+            ("ResNet-50 paper size", big, {**paper, "channels_last": True, "bf16": True}),
+        ]
     # One fresh process per configuration, so that its peak RSS is its own; the matmul peak in the row's
     # precision just before and after it (the best of the two), so that a busy spell shows in both.
     ctx = multiprocessing.get_context("spawn")
@@ -274,34 +304,56 @@ def main(argv=None) -> int:
         r["peak_share"] = r["gflops"] / r["matmul_peak"]
         runs.append((label, r))
     print()
-    print("| config | input | batch (clips x T) | layout, precision | step s | infer ms/clip | peak MB | heads: time | "
-          "heads: FLOPs | GFLOP/step | GFLOP/s | of the matmul peak (GFLOP/s) | of matmuls side by side | "
-          "page faults/step | system time |")
+    print(
+        "| config | input | batch (clips x T) | layout, precision | step s | infer ms/clip | peak MB | heads: time | "
+        "heads: FLOPs | GFLOP/step | GFLOP/s | of the matmul peak (GFLOP/s) | of matmuls side by side | "
+        "page faults/step | system time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, r in runs:
         print(_row(label, r))
-    goal = [r for label, r in runs if r["config"].backbone == "resnet50" and r["config"].height == 256
-            and r["layout"].endswith("fp32")]
-    met = ", ".join(f"{r['layout'].split(',')[0]} {100 * r['peak_share']:.0f}% "
-                    f"({'met' if r['peak_share'] >= GOAL_PEAK_SHARE else 'not met'})" for r in goal)
-    print(f"\ngoal: the ResNet-50 training step at 256x128 at >= {100 * GOAL_PEAK_SHARE:.0f}% of this machine's "
-          f"fp32 matmul peak{': ' + met if met else ' (not measured with --quick)'}")
+    goal = [
+        r
+        for label, r in runs
+        if r["config"].backbone == "resnet50" and r["config"].height == 256 and r["layout"].endswith("fp32")
+    ]
+    met = ", ".join(
+        f"{r['layout'].split(',')[0]} {100 * r['peak_share']:.0f}% "
+        f"({'met' if r['peak_share'] >= GOAL_PEAK_SHARE else 'not met'})"
+        for r in goal
+    )
+    print(
+        f"\ngoal: the ResNet-50 training step at 256x128 at >= {100 * GOAL_PEAK_SHARE:.0f}% of this machine's "
+        f"fp32 matmul peak{': ' + met if met else ' (not measured with --quick)'}"
+    )
     unmapped = next((r for _, r in runs if r["layout"].endswith("unmapped")), None)
-    kept = next((r for _, r in runs if unmapped and r["config"] == unmapped["config"]
-                 and r["layout"] == "contiguous, fp32"), None)
+    kept = next(
+        (r for _, r in runs if unmapped and r["config"] == unmapped["config"] and r["layout"] == "contiguous, fp32"),
+        None,
+    )
     if kept:
-        print(f"keeping freed memory (grl.utils.keep_freed_memory, on in every training): the paper-size step "
-              f"{unmapped['step_s'] / kept['step_s']:.2f}x faster, {unmapped['faults_per_step']:,.0f} -> "
-              f"{kept['faults_per_step']:,.0f} page faults per step")
-    print("matmul peak: the fastest 4096^2 matmul in the row's precision (fp32; bf16 for the bf16 row), measured "
-          "just before and after the row; step s: the best of the timed steps; GFLOP: FlopCounterMode")
-    print("of matmuls side by side: the median (the upper one of an even count) over the timed steps of the step's "
-          "GFLOP/s over that of 4096^2 matmuls run right after it for as long (the same neighbours on a shared "
-          "machine; still noisy: compare rows of one run)")
-    print("bf16 autocast changes the numerics: no profile trains with it; channels_last keeps them (the trainer "
-          "uses it on CUDA only)")
-    print("peak MB: peak RSS of a fresh process running only that row (incl. ~0.4 GB of torch itself) on CPU; "
-          "max allocated on CUDA")
+        print(
+            f"keeping freed memory (grl.utils.keep_freed_memory, on in every training): the paper-size step "
+            f"{unmapped['step_s'] / kept['step_s']:.2f}x faster, {unmapped['faults_per_step']:,.0f} -> "
+            f"{kept['faults_per_step']:,.0f} page faults per step"
+        )
+    print(
+        "matmul peak: the fastest 4096^2 matmul in the row's precision (fp32; bf16 for the bf16 row), measured "
+        "just before and after the row; step s: the best of the timed steps; GFLOP: FlopCounterMode"
+    )
+    print(
+        "of matmuls side by side: the median (the upper one of an even count) over the timed steps of the step's "
+        "GFLOP/s over that of 4096^2 matmuls run right after it for as long (the same neighbours on a shared "
+        "machine; still noisy: compare rows of one run)"
+    )
+    print(
+        "bf16 autocast changes the numerics: no profile trains with it; channels_last keeps them (the trainer "
+        "uses it on CUDA only)"
+    )
+    print(
+        "peak MB: peak RSS of a fresh process running only that row (incl. ~0.4 GB of torch itself) on CPU; "
+        "max allocated on CUDA"
+    )
     print("\nparameters (M) per module:")
     for label, r in runs[:2]:
         parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in r["params"].items())

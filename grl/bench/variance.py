@@ -20,6 +20,7 @@ iLIDS-VID-like set; then prints, for each metric,
 Design rule (written before the first measurement): the study's design is chosen from these SDs alone,
 never from the arms' means; the means are not printed here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,13 @@ def two_way_components(d: np.ndarray) -> dict:
     ms_seed = Q * float(((row - grand) ** 2).sum()) / (S - 1)
     ms_resid = float(((d - row - col + grand) ** 2).sum()) / ((S - 1) * (Q - 1))
     var_train = max(0.0, (ms_seed - ms_resid) / Q)
-    return {"seeds": S, "queries": Q, "sd_measured": float(np.std(row[:, 0], ddof=1)),
-            "sd_training": math.sqrt(var_train), "sd_per_query": math.sqrt(ms_resid)}
+    return {
+        "seeds": S,
+        "queries": Q,
+        "sd_measured": float(np.std(row[:, 0], ddof=1)),
+        "sd_training": math.sqrt(var_train),
+        "sd_per_query": math.sqrt(ms_resid),
+    }
 
 
 def projected_sd(components: dict, queries: int) -> float:
@@ -99,12 +105,20 @@ def _configs(seeds, splits, arms=MARS_ARMS, crns=(False, True), overrides=None):
     for crn in crns:
         for seed in seeds:
             for arm in arms:
-                out.append((f"mars-{arm}-seed{seed}-crn{int(crn)}",
-                            cpu.config(arm, "mars", seed=seed).replace(crn=crn, **overrides)))
+                out.append(
+                    (
+                        f"mars-{arm}-seed{seed}-crn{int(crn)}",
+                        cpu.config(arm, "mars", seed=seed).replace(crn=crn, **overrides),
+                    )
+                )
     for split in splits:
         for arm in SMALL_ARMS:
-            out.append((f"ilidsvid-{arm}-split{split}-seed0-crn1",
-                        cpu.config(arm, "ilidsvid", split=split, seed=0).replace(crn=True, **overrides)))
+            out.append(
+                (
+                    f"ilidsvid-{arm}-split{split}-seed0-crn1",
+                    cpu.config(arm, "ilidsvid", split=split, seed=0).replace(crn=True, **overrides),
+                )
+            )
     return out
 
 
@@ -136,15 +150,23 @@ def _train_and_score(name: str, values: dict, root: str) -> tuple[str, dict]:
     m = evaluate_ranking(test.distance(feature), *test.ids(), per_query=True)
     q_pids, g_pids, q_cams, g_cams = test.ids()
     valid = [bool(((g_pids == p) & (g_cams != c)).any()) for p, c in zip(q_pids.tolist(), q_cams.tolist())]
-    blob = {"key": config.key(), "feature": feature, "mAP": m["mAP"], "rank1": m["rank1"],
-            "query_ap": m["query_ap"], "query_rank1": m["query_rank1"],
-            "query_pid": [p for p, v in zip(q_pids.tolist(), valid) if v],
-            "seconds": time.perf_counter() - started}
+    blob = {
+        "key": config.key(),
+        "feature": feature,
+        "mAP": m["mAP"],
+        "rank1": m["rank1"],
+        "query_ap": m["query_ap"],
+        "query_rank1": m["query_rank1"],
+        "query_pid": [p for p, v in zip(q_pids.tolist(), valid) if v],
+        "seconds": time.perf_counter() - started,
+    }
     atomic_write_json(scores, blob)
     return name, blob
 
 
-def train_all(root: Path, seeds, splits, jobs: int, arms=MARS_ARMS, crns=(False, True), overrides=None) -> dict[str, dict]:
+def train_all(
+    root: Path, seeds, splits, jobs: int, arms=MARS_ARMS, crns=(False, True), overrides=None
+) -> dict[str, dict]:
     from tqdm import tqdm
 
     from grl.experiments import runs_for
@@ -175,35 +197,96 @@ def analyse(results: dict[str, dict], seeds, splits, arms=MARS_ARMS, crns=(False
                 runs = [results[f"mars-{arm}-seed{s}-crn{crn}"] for s in seeds]
                 values = [r[metric] for r in runs]
                 boot = [bootstrap_sd(r[per_query], r["query_pid"]) for r in runs]
-                rows.append({"what": f"MARS-like {arm}", "crn": bool(crn), "kind": "seeds (fixed test set)",
-                             "sd": float(np.std(values, ddof=1)), "n": len(values)})
-                rows.append({"what": f"MARS-like {arm}", "crn": bool(crn), "kind": "bootstrap of test identities",
-                             "sd": float(np.mean(boot)), "n": len(boot)})
+                rows.append(
+                    {
+                        "what": f"MARS-like {arm}",
+                        "crn": bool(crn),
+                        "kind": "seeds (fixed test set)",
+                        "sd": float(np.std(values, ddof=1)),
+                        "n": len(values),
+                    }
+                )
+                rows.append(
+                    {
+                        "what": f"MARS-like {arm}",
+                        "crn": bool(crn),
+                        "kind": "bootstrap of test identities",
+                        "sd": float(np.mean(boot)),
+                        "n": len(boot),
+                    }
+                )
             for arm, ref in pairs:
-                d = np.array([np.subtract(results[f"mars-{arm}-seed{s}-crn{crn}"][per_query],
-                                          results[f"mars-{ref}-seed{s}-crn{crn}"][per_query]) for s in seeds])
+                d = np.array(
+                    [
+                        np.subtract(
+                            results[f"mars-{arm}-seed{s}-crn{crn}"][per_query],
+                            results[f"mars-{ref}-seed{s}-crn{crn}"][per_query],
+                        )
+                        for s in seeds
+                    ]
+                )
                 comp = two_way_components(d)
-                rows.append({"what": f"MARS-like {arm} − {ref}", "crn": bool(crn), "kind": "paired difference, seeds",
-                             "sd": comp["sd_measured"], "n": comp["seeds"],
-                             "sd_training": comp["sd_training"], "sd_per_query": comp["sd_per_query"],
-                             "queries": comp["queries"],
-                             "sd_projected_real_size": projected_sd(comp, REAL_MARS_QUERIES)})
+                rows.append(
+                    {
+                        "what": f"MARS-like {arm} − {ref}",
+                        "crn": bool(crn),
+                        "kind": "paired difference, seeds",
+                        "sd": comp["sd_measured"],
+                        "n": comp["seeds"],
+                        "sd_training": comp["sd_training"],
+                        "sd_per_query": comp["sd_per_query"],
+                        "queries": comp["queries"],
+                        "sd_projected_real_size": projected_sd(comp, REAL_MARS_QUERIES),
+                    }
+                )
         for arm in SMALL_ARMS if splits else ():
             values = [results[f"ilidsvid-{arm}-split{k}-seed0-crn1"][metric] for k in splits]
-            rows.append({"what": f"iLIDS-VID-like {arm}", "crn": True, "kind": "splits (seed 0)",
-                         "sd": float(np.std(values, ddof=1)), "n": len(values)})
-            boot = [bootstrap_sd(results[f"ilidsvid-{arm}-split{k}-seed0-crn1"][per_query],
-                                 results[f"ilidsvid-{arm}-split{k}-seed0-crn1"]["query_pid"]) for k in splits]
-            rows.append({"what": f"iLIDS-VID-like {arm}", "crn": True, "kind": "bootstrap of test identities",
-                         "sd": float(np.mean(boot)), "n": len(boot)})
-        diffs = [results[f"ilidsvid-grl-split{k}-seed0-crn1"][metric]
-                 - results[f"ilidsvid-baseline-split{k}-seed0-crn1"][metric] for k in splits]
+            rows.append(
+                {
+                    "what": f"iLIDS-VID-like {arm}",
+                    "crn": True,
+                    "kind": "splits (seed 0)",
+                    "sd": float(np.std(values, ddof=1)),
+                    "n": len(values),
+                }
+            )
+            boot = [
+                bootstrap_sd(
+                    results[f"ilidsvid-{arm}-split{k}-seed0-crn1"][per_query],
+                    results[f"ilidsvid-{arm}-split{k}-seed0-crn1"]["query_pid"],
+                )
+                for k in splits
+            ]
+            rows.append(
+                {
+                    "what": f"iLIDS-VID-like {arm}",
+                    "crn": True,
+                    "kind": "bootstrap of test identities",
+                    "sd": float(np.mean(boot)),
+                    "n": len(boot),
+                }
+            )
+        diffs = [
+            results[f"ilidsvid-grl-split{k}-seed0-crn1"][metric]
+            - results[f"ilidsvid-baseline-split{k}-seed0-crn1"][metric]
+            for k in splits
+        ]
         if len(diffs) >= 2:
-                rows.append({"what": "iLIDS-VID-like grl − baseline", "crn": True, "kind": "paired difference, splits",
-                         "sd": float(np.std(diffs, ddof=1)), "n": len(diffs)})
+            rows.append(
+                {
+                    "what": "iLIDS-VID-like grl − baseline",
+                    "crn": True,
+                    "kind": "paired difference, splits",
+                    "sd": float(np.std(diffs, ddof=1)),
+                    "n": len(diffs),
+                }
+            )
         out["metrics"][metric] = rows
-    out["seconds_per_run"] = {ds: float(np.mean(t)) for ds in ("mars", "ilidsvid")
-                              if (t := [r["seconds"] for k, r in results.items() if k.startswith(ds) and "seconds" in r])}
+    out["seconds_per_run"] = {
+        ds: float(np.mean(t))
+        for ds in ("mars", "ilidsvid")
+        if (t := [r["seconds"] for k, r in results.items() if k.startswith(ds) and "seconds" in r])
+    }
     return out
 
 
@@ -223,8 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-train", action="store_true", help="analyse the runs already in --out only")
     parser.add_argument("--arms", default=",".join(MARS_ARMS), help=f"MARS-like arms (default {','.join(MARS_ARMS)})")
     parser.add_argument("--crn", default="0,1", help="common random numbers off (0) and/or on (1); default 0,1")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a Config field for every run (a lever to measure, e.g. epochs=9); repeatable")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Config field for every run (a lever to measure, e.g. epochs=9); repeatable",
+    )
     args = parser.parse_args(argv)
     from grl.paths import data_dir
 
@@ -242,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = value
     started = time.perf_counter()
     if args.no_train:
-        results = {p.name: json.loads((p / "per_query.json").read_text()) for p in root.iterdir()
-                   if (p / "per_query.json").is_file()}
+        results = {
+            p.name: json.loads((p / "per_query.json").read_text())
+            for p in root.iterdir()
+            if (p / "per_query.json").is_file()
+        }
     else:
         results = train_all(root, seeds, splits, args.jobs, arms, crns, overrides)
     analysis = analyse(results, seeds, splits, arms, crns)
@@ -252,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     (root / "variance.json").write_text(json.dumps(analysis, indent=1))
     for metric in ("mAP", "rank1"):
         print(f"\n{table_markdown(analysis, metric)}")
-    print(f"\nseconds per run (one thread, {args.jobs} at once): {analysis['seconds_per_run']}; written {root / 'variance.json'}")
+    print(
+        f"\nseconds per run (one thread, {args.jobs} at once): {analysis['seconds_per_run']}; written {root / 'variance.json'}"
+    )
     return 0
 
 

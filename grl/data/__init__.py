@@ -1,5 +1,6 @@
 """Video Re-ID data: dataset loaders (real on-disk formats), built-in synthetic datasets,
 clip sampling (RRS, dense, paired batches), clip transforms and DataLoader builders."""
+
 from grl.data.datasets import (
     CorruptFrameError,
     DatasetNotFoundError,

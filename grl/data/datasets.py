@@ -8,6 +8,7 @@ Protocol choices that change the numbers (MARS gallery with or without the queri
 which half of an iLIDS-VID split row is the test set, where PRID2011 splits come from)
 are parameters, and the ones used are recorded in ``dataset.protocol``.
 """
+
 from __future__ import annotations
 
 import json
@@ -123,8 +124,10 @@ class VideoReIDDataset:
             "split": self.split,
             "num_train_ids": self.num_train_ids,
             "protocol": dict(self.protocol),
-            "table": {row: {k: v.item() if hasattr(v, "item") else v for k, v in cols.items()}
-                      for row, cols in table.to_dict(orient="index").items()},
+            "table": {
+                row: {k: v.item() if hasattr(v, "item") else v for k, v in cols.items()}
+                for row, cols in table.to_dict(orient="index").items()
+            },
         }
 
 
@@ -165,8 +168,9 @@ def load_dataset(
     dataset.protocol["empty_tracklets_skipped"] = len(skipped)
     if skipped:
         examples = "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
-        warnings.warn(f"{name} at {root_str}: skipped {len(skipped)} empty tracklet(s) without frames ({examples})",
-                      stacklevel=2)
+        warnings.warn(
+            f"{name} at {root_str}: skipped {len(skipped)} empty tracklet(s) without frames ({examples})", stacklevel=2
+        )
     return dataset
 
 
@@ -182,9 +186,11 @@ def load_config_dataset(config: "Config") -> VideoReIDDataset:
             raise ValueError(
                 f"config.data_version {config.data_version!r} is not what this code generates for the built-in "
                 f"{config.dataset!r} set of size {config.data_size!r} ({expected!r}): the run was configured with "
-                "another generator version. Rebuild the configuration (grl.experiments.make_run) to use today's data.")
-        root = synthetic.ensure_synthetic(config.dataset, root=synthetic.default_root(config.dataset, config.data_size),
-                                          **sizes)
+                "another generator version. Rebuild the configuration (grl.experiments.make_run) to use today's data."
+            )
+        root = synthetic.ensure_synthetic(
+            config.dataset, root=synthetic.default_root(config.dataset, config.data_size), **sizes
+        )
     else:
         root = config.data_root
     dataset = load_dataset(
@@ -242,7 +248,9 @@ def _load_mat(name: str, root: str, path: str, key: str):
     except NotImplementedError as error:  # MATLAB v7.3 (HDF5) files
         raise _not_found(name, root, f"{path} is not a MATLAB v5 .mat file ({error}); re-save it with -v7") from error
     except Exception as error:  # scipy raises ValueError / TypeError / OSError for garbage
-        raise _not_found(name, root, f"{path} cannot be read as a .mat file ({type(error).__name__}: {error})") from error
+        raise _not_found(
+            name, root, f"{path} cannot be read as a .mat file ({type(error).__name__}: {error})"
+        ) from error
     if key not in contents:
         found = sorted(k for k in contents if not k.startswith("__"))
         raise _not_found(name, root, f"{path} has no key {key!r} (found {found})")
@@ -258,7 +266,7 @@ def _frame_number(file_name: str) -> int:
     stem = file_name.rpartition(".")[0] or file_name
     head = stem.rstrip(_DIGITS)
     if len(head) < len(stem):  # fast path: the stem ends in the number (all three datasets)
-        return int(stem[len(head):])
+        return int(stem[len(head) :])
     match = _LAST_NUMBER.search(stem)
     return int(match.group(1)) if match else -1
 
@@ -301,13 +309,18 @@ def _load_mars(root: str, split: int, gallery_includes_queries: bool, skipped: l
     query_rows = [int(i) - 1 for i in _load_mat("mars", root, query_file, "query_IDX").ravel()]
     bad = [i + 1 for i in query_rows if not 0 <= i < len(test)]
     if bad:
-        raise ValueError(f"{query_file}: query_IDX entries {bad[:5]} are outside 1..{len(test)} "
-                         f"(the rows of info/tracks_test_info.mat)")
+        raise ValueError(
+            f"{query_file}: query_IDX entries {bad[:5]} are outside 1..{len(test)} "
+            f"(the rows of info/tracks_test_info.mat)"
+        )
     query_set = set(query_rows)
     # Test rows are kept aligned with the track table (None = empty) so query_IDX indexes them directly.
     query = [test[i] for i in query_rows if test[i] is not None and test[i].pid != -1]
-    gallery = [t for i, t in enumerate(test)
-               if t is not None and t.pid != -1 and (gallery_includes_queries or i not in query_set)]
+    gallery = [
+        t
+        for i, t in enumerate(test)
+        if t is not None and t.pid != -1 and (gallery_includes_queries or i not in query_set)
+    ]
     train_tracklets = _relabel([t for t in train if t is not None and t.pid != -1])
     protocol = {
         "split": 0,
@@ -335,8 +348,11 @@ def _mars_tracklets(root: str, subset: str, skipped: list[str]) -> list[Tracklet
         raise ValueError(f"{table_file}: expected rows [start, end, pid, camid], got an array of shape {table.shape}")
     # Check one frame only: listing or stat-ing a million files would make loading slow.
     if names and not os.path.isfile(os.path.join(frames_dir, names[0][:4], names[0])):
-        raise _not_found("mars", root, f"{names_file} lists {names[0]} but "
-                                       f"{os.path.join(frames_dir, names[0][:4], names[0])} does not exist")
+        raise _not_found(
+            "mars",
+            root,
+            f"{names_file} lists {names[0]} but {os.path.join(frames_dir, names[0][:4], names[0])} does not exist",
+        )
     # Paths are built by string joins (no per-file filesystem calls); the folder is the name's first
     # 4 characters, which also covers junk frames named "00-1C..." stored under "00-1".
     prefix = frames_dir + os.sep
@@ -349,8 +365,9 @@ def _mars_tracklets(root: str, subset: str, skipped: list[str]) -> list[Tracklet
             tracklets.append(None)
             continue
         if start < 1 or end > len(names):
-            raise ValueError(f"{table_file} row {row}: frames {start}..{end} are outside 1..{len(names)}, "
-                             f"the lines of {names_file}")
+            raise ValueError(
+                f"{table_file} row {row}: frames {start}..{end} are outside 1..{len(names)}, the lines of {names_file}"
+            )
         lo, hi = start - 1, end
         span = numbers[lo:hi]
         if all(a <= b for a, b in zip(span, span[1:])):
@@ -374,19 +391,25 @@ def _load_ilidsvid(root: str, split: int, test_first: bool, skipped: list[str]) 
     if ls_set.ndim != 2 or ls_set.shape[0] == 0:
         raise ValueError(f"{split_file}: 'ls_set' should be (num_splits, num_persons), got shape {ls_set.shape}")
     if not 0 <= split < ls_set.shape[0]:
-        raise ValueError(f"split={split} is out of range: {split_file} has {ls_set.shape[0]} splits "
-                         f"(valid: 0..{ls_set.shape[0] - 1})")
+        raise ValueError(
+            f"split={split} is out of range: {split_file} has {ls_set.shape[0]} splits "
+            f"(valid: 0..{ls_set.shape[0] - 1})"
+        )
     persons = _list_persons(cam_dirs[0])  # ls_set indexes the sorted cam1 person folders
     row = [int(i) - 1 for i in ls_set[split].ravel()]
     bad = [i + 1 for i in row if not 0 <= i < len(persons)]
     if bad:
-        raise ValueError(f"{split_file}: split {split} refers to persons {bad[:5]}, but {cam_dirs[0]} "
-                         f"has only {len(persons)} person folders")
+        raise ValueError(
+            f"{split_file}: split {split} refers to persons {bad[:5]}, but {cam_dirs[0]} "
+            f"has only {len(persons)} person folders"
+        )
     half = len(row) // 2
     test_idx, train_idx = (row[:half], row[half:]) if test_first else (row[half:], row[:half])
 
     def tracklets(person_indices: list[int], cams: tuple[int, ...]) -> list[Tracklet]:
-        return _person_tracklets("ilidsvid", root, cam_dirs, [persons[i] for i in sorted(person_indices)], cams, skipped)
+        return _person_tracklets(
+            "ilidsvid", root, cam_dirs, [persons[i] for i in sorted(person_indices)], cams, skipped
+        )
 
     protocol = {
         "split": split,
@@ -395,12 +418,20 @@ def _load_ilidsvid(root: str, split: int, test_first: bool, skipped: list[str]) 
         "query": "cam1 of test persons",
         "gallery": "cam2 of test persons",
     }
-    return VideoReIDDataset("ilidsvid", root, _relabel(tracklets(train_idx, (0, 1))),
-                            tracklets(test_idx, (0,)), tracklets(test_idx, (1,)), split, protocol)
+    return VideoReIDDataset(
+        "ilidsvid",
+        root,
+        _relabel(tracklets(train_idx, (0, 1))),
+        tracklets(test_idx, (0,)),
+        tracklets(test_idx, (1,)),
+        split,
+        protocol,
+    )
 
 
-def _person_tracklets(name: str, root: str, cam_dirs: list[str], persons: list[str], cams: tuple[int, ...],
-                      skipped: list[str]) -> list[Tracklet]:
+def _person_tracklets(
+    name: str, root: str, cam_dirs: list[str], persons: list[str], cams: tuple[int, ...], skipped: list[str]
+) -> list[Tracklet]:
     """One tracklet per (person folder, camera) of the two-camera datasets, persons in the given order;
     the pid is the number in the folder name; empty folders are recorded in ``skipped``."""
     out = []
@@ -427,8 +458,9 @@ def _load_prid(root: str, split: int, skipped: list[str]) -> VideoReIDDataset:
         splits = _read_prid_splits(split_file)
         source = "splits_prid2011.json"
         if not 0 <= split < len(splits):
-            raise ValueError(f"split={split} is out of range: {split_file} has {len(splits)} splits "
-                             f"(valid: 0..{len(splits) - 1})")
+            raise ValueError(
+                f"split={split} is out of range: {split_file} has {len(splits)} splits (valid: 0..{len(splits) - 1})"
+            )
     else:
         splits = _generate_prid_splits(cam_dirs)
         source = "generated (not the community split)"
@@ -453,8 +485,15 @@ def _load_prid(root: str, split: int, skipped: list[str]) -> VideoReIDDataset:
     }
     if source.startswith("generated"):
         protocol["persons"] = f"in both cameras with > {PRID_MIN_FRAMES - 1} frames each (paper §4.1)"
-    return VideoReIDDataset("prid2011", root, _relabel(tracklets(chosen["train"], (0, 1))),
-                            tracklets(chosen["test"], (0,)), tracklets(chosen["test"], (1,)), split, protocol)
+    return VideoReIDDataset(
+        "prid2011",
+        root,
+        _relabel(tracklets(chosen["train"], (0, 1))),
+        tracklets(chosen["test"], (0,)),
+        tracklets(chosen["test"], (1,)),
+        split,
+        protocol,
+    )
 
 
 def _read_prid_splits(path: str) -> list[dict]:
@@ -466,7 +505,7 @@ def _read_prid_splits(path: str) -> list[dict]:
     if not isinstance(splits, list) or not all(
         isinstance(s, dict) and isinstance(s.get("train"), list) and isinstance(s.get("test"), list) for s in splits
     ):
-        raise ValueError(f"{path}: expected a list of {{\"train\": [...], \"test\": [...]}} of person_NNNN names")
+        raise ValueError(f'{path}: expected a list of {{"train": [...], "test": [...]}} of person_NNNN names')
     return splits
 
 
@@ -474,7 +513,8 @@ def _generate_prid_splits(cam_dirs: list[str]) -> list[dict]:
     """Deterministic half/half splits of the persons with enough frames in both cameras."""
     in_b = set(_list_persons(cam_dirs[1]))
     persons = [
-        p for p in _list_persons(cam_dirs[0])
+        p
+        for p in _list_persons(cam_dirs[0])
         if p in in_b and all(len(_list_frames(os.path.join(d, p))) >= PRID_MIN_FRAMES for d in cam_dirs)
     ]
     splits = []

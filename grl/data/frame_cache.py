@@ -11,6 +11,7 @@ frame on its own, antialiased), so a run reads bit-identical clips with or witho
 (``tests/test_loader.py`` checks it). A cache file whose index does not match the dataset's frame
 list, or that cannot be read, is rebuilt with a warning naming it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,8 @@ import json
 import logging
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,8 +71,9 @@ def _digest(paths: Sequence[str]) -> str:
     return hashlib.sha1("\n".join(paths).encode()).hexdigest()
 
 
-def load_or_build(dataset, data_version: str, height: int, width: int, path: str | os.PathLike | None = None,
-                  progress: bool = False) -> FrameCache:
+def load_or_build(
+    dataset, data_version: str, height: int, width: int, path: str | os.PathLike | None = None, progress: bool = False
+) -> FrameCache:
     """The frame cache of ``dataset`` at ``height`` x ``width``, built (under a file lock) when missing or stale."""
     from filelock import FileLock
 
@@ -99,8 +101,11 @@ def _read(path: Path, paths: list[str], height: int, width: int) -> FrameCache |
     try:
         index = json.loads(index_file.read_text())
         array = np.load(path, mmap_mode="r")
-        ok = (index.get("digest") == _digest(paths) and array.dtype == np.uint8
-              and array.shape == (len(paths), 3, height, width))
+        ok = (
+            index.get("digest") == _digest(paths)
+            and array.dtype == np.uint8
+            and array.shape == (len(paths), 3, height, width)
+        )
     except (OSError, ValueError) as exc:
         log.warning("frame cache %s is unreadable (%s: %s); rebuilding it", path, type(exc).__name__, exc)
         return None

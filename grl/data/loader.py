@@ -12,11 +12,12 @@ augment every clip alike; the batches themselves depend on ``(seed, epoch)`` onl
 
 Epochs: call ``loader.batch_sampler.set_epoch(epoch)`` before iterating each epoch.
 """
+
 from __future__ import annotations
 
 import random
-from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -40,8 +41,17 @@ class ClipDataset(Dataset):
     A key is a dataset index or, from the train loader, ``(index, epoch, position)``.
     """
 
-    def __init__(self, tracklets: Sequence, seq_len: int, transform: ClipTransform, mode: str = "rrs", seed: int = 0,
-                 chunks: str = "balanced", frames=None, crn: bool = False):
+    def __init__(
+        self,
+        tracklets: Sequence,
+        seq_len: int,
+        transform: ClipTransform,
+        mode: str = "rrs",
+        seed: int = 0,
+        chunks: str = "balanced",
+        frames=None,
+        crn: bool = False,
+    ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         if seq_len < 1:
@@ -59,10 +69,14 @@ class ClipDataset(Dataset):
         self.epoch = 0
         # items: (tracklet index, frame indices or None for a fresh RRS draw)
         if mode == "dense":
-            self.items = [(k, chunk) for k, t in enumerate(self.tracklets) for chunk in dense_chunks(len(t.frames), self.seq_len)]
+            self.items = [
+                (k, chunk) for k, t in enumerate(self.tracklets) for chunk in dense_chunks(len(t.frames), self.seq_len)
+            ]
         elif mode == "rrs":
-            self.items = [(k, rrs_indices(len(t.frames), self.seq_len, train=False, chunks=chunks))
-                          for k, t in enumerate(self.tracklets)]
+            self.items = [
+                (k, rrs_indices(len(t.frames), self.seq_len, train=False, chunks=chunks))
+                for k, t in enumerate(self.tracklets)
+            ]
         else:
             self.items = [(k, None) for k in range(len(self.tracklets))]
 
@@ -90,7 +104,9 @@ class ClipDataset(Dataset):
             if self.crn:
                 frame_rng = np.random.default_rng(key + [FRAME_STREAM])
                 augment_seed = int(np.random.default_rng(key + [AUGMENT_STREAM]).integers(2**62))
-                frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=frame_rng, chunks=self.chunks)
+                frame_ids = rrs_indices(
+                    len(tracklet.frames), self.seq_len, train=True, rng=frame_rng, chunks=self.chunks
+                )
             else:  # one stream for both (runs keyed before common random numbers existed)
                 rng = np.random.default_rng(key)
                 frame_ids = rrs_indices(len(tracklet.frames), self.seq_len, train=True, rng=rng, chunks=self.chunks)
@@ -100,7 +116,9 @@ class ClipDataset(Dataset):
             resized = self.frames.clip([tracklet.frames[i] for i in frame_ids])  # (T, 3, H, W) uint8
         else:
             cache: dict[int, object] = {}  # short tracklets repeat frames: decode each once
-            decoded = [cache[i] if i in cache else cache.setdefault(i, _read_frame(tracklet.frames[i])) for i in frame_ids]
+            decoded = [
+                cache[i] if i in cache else cache.setdefault(i, _read_frame(tracklet.frames[i])) for i in frame_ids
+            ]
             resized = frames_to_tensor(decoded, self.transform.height, self.transform.width)
         clip = self.transform.transform_resized(resized, generator)
         return clip, int(tracklet.pid), int(tracklet.camid), k
@@ -203,14 +221,28 @@ def build_train_loader(dataset, config, seed: int, frames=None, rank: int = 0, w
     transform = ClipTransform.for_config(config, train=True)
     if frames is None:  # the dataset's own cache (load_config_dataset sets it for the built-in sets)
         frames = getattr(dataset, "frame_cache", None)
-    clips = ClipDataset(dataset.train, config.seq_len, transform, mode="train", seed=seed, chunks=config.rrs_chunks,
-                        frames=frames, crn=getattr(config, "crn", False))
+    clips = ClipDataset(
+        dataset.train,
+        config.seq_len,
+        transform,
+        mode="train",
+        seed=seed,
+        chunks=config.rrs_chunks,
+        frames=frames,
+        crn=getattr(config, "crn", False),
+    )
     sampler = PairedBatchSampler(dataset.train, config.batch_size, seed, steps=config.steps_per_epoch or None)
-    return DataLoader(clips, batch_sampler=_KeyedBatchSampler(sampler, rank, world_size), collate_fn=_collate_train, **_loader_kwargs(config, seed))
+    return DataLoader(
+        clips,
+        batch_sampler=_KeyedBatchSampler(sampler, rank, world_size),
+        collate_fn=_collate_train,
+        **_loader_kwargs(config, seed),
+    )
 
 
-def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_size: int | None = None,
-                      frames=None) -> DataLoader:
+def build_test_loader(
+    tracklets: Sequence, config, sampling: str = "rrs", batch_size: int | None = None, frames=None
+) -> DataLoader:
     """Ordered DataLoader of ``(clips (B,T,3,H,W), index (B,))``; ``index`` = tracklet index.
 
     ``sampling="dense"`` yields one item per chunk, so a tracklet's features are the
@@ -219,8 +251,13 @@ def build_test_loader(tracklets: Sequence, config, sampling: str = "rrs", batch_
     if sampling not in ("rrs", "dense"):
         raise ValueError(f"sampling must be 'rrs' or 'dense', got {sampling!r}")
     transform = ClipTransform.for_config(config, train=False)
-    clips = ClipDataset(tracklets, config.seq_len, transform, mode=sampling, seed=config.seed, chunks=config.rrs_chunks,
-                        frames=frames)
+    clips = ClipDataset(
+        tracklets, config.seq_len, transform, mode=sampling, seed=config.seed, chunks=config.rrs_chunks, frames=frames
+    )
     return DataLoader(
-        clips, batch_size=batch_size or config.batch_size, shuffle=False, collate_fn=_collate_test, **_loader_kwargs(config, config.seed)
+        clips,
+        batch_size=batch_size or config.batch_size,
+        shuffle=False,
+        collate_fn=_collate_test,
+        **_loader_kwargs(config, config.seed),
     )

@@ -11,6 +11,7 @@
   ``i + B/2``) by a partner of the same identity seen by a *different* camera.
 - :func:`shard_pairs`: one process's share of a paired batch (DistributedDataParallel).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -26,8 +27,9 @@ def _check_sizes(num_frames: int, seq_len: int) -> None:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
 
 
-def rrs_indices(num_frames: int, seq_len: int, train: bool, rng: np.random.Generator | int | None = None,
-                chunks: str = "balanced") -> list[int]:
+def rrs_indices(
+    num_frames: int, seq_len: int, train: bool, rng: np.random.Generator | int | None = None, chunks: str = "balanced"
+) -> list[int]:
     """Frame indices of one RRS clip (length ``seq_len``, non-decreasing).
 
     ``rng`` (a ``numpy.random.Generator`` or an int seed) drives the training draw; it
@@ -179,7 +181,8 @@ def shard_pairs(batch: Sequence, rank: int, world_size: int) -> list:
     (grl.engine.distributed.check_world_size says so by name)."""
     half, per = len(batch) // 2, len(batch) // (2 * world_size)
     if world_size < 1 or not 0 <= rank < world_size or len(batch) % (2 * world_size):
-        raise ValueError(f"cannot shard a paired batch of {len(batch)} into {world_size} shares of whole pairs "
-                         f"(rank {rank})")
+        raise ValueError(
+            f"cannot shard a paired batch of {len(batch)} into {world_size} shares of whole pairs (rank {rank})"
+        )
     start = rank * per
-    return list(batch[start:start + per]) + list(batch[half + start:half + start + per])
+    return list(batch[start : start + per]) + list(batch[half + start : half + start + per])

@@ -14,11 +14,12 @@ The authors' release (``ClipTransform.for_config`` with ``random_crop=False``,
 ``erasing="frame"``): no crop, and random erasing drawn *per frame* (p=0.5 each, area
 2-20 %, aspect 0.3-3.3), each box filled with one random colour.
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -163,5 +164,7 @@ class ClipTransform:
     def transform_resized(self, clip: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Like calling the transform, on a clip already resized to (T, 3, height, width) uint8 (a frame cache's)."""
         if clip.shape[-2:] != (self.height, self.width):
-            raise ValueError(f"transform_resized: clip is {tuple(clip.shape[-2:])}, expected {(self.height, self.width)}")
+            raise ValueError(
+                f"transform_resized: clip is {tuple(clip.shape[-2:])}, expected {(self.height, self.width)}"
+            )
         return self.apply(clip, self.sample_params(generator, clip.shape[0]) if self.train else None)

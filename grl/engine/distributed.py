@@ -14,6 +14,7 @@ How a distributed run stays equal to a single process with the same global batch
 * optionally (``Config.sync_bn``) the model's BatchNorm statistics are those of the global batch
   (:class:`SyncBatchNorm`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -177,7 +178,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         count = torch.full((1,), x.numel() // x.shape[1], dtype=x.dtype, device=x.device)
         var, mean = torch.var_mean(x, dim=dims, correction=0)
         stats = all_gather(torch.cat([count, mean, var]))  # (world, 1 + 2C)
-        counts, means, variances = stats[:, :1], stats[:, 1:1 + x.shape[1]], stats[:, 1 + x.shape[1]:]
+        counts, means, variances = stats[:, :1], stats[:, 1 : 1 + x.shape[1]], stats[:, 1 + x.shape[1] :]
         total = counts.sum()
         g_mean = (counts * means).sum(0) / total
         g_var = (counts * (variances + (means - g_mean) ** 2)).sum(0) / total
@@ -236,4 +237,3 @@ class GatheredObjective(nn.Module):
             value = getattr(output, name, None)
             gathered[name] = gather_pairs(value) if value is not None else None
         return self.objective(type(output)(**gathered), gather_pairs(pids))
-

@@ -9,11 +9,11 @@ Two test samplings (config.test_sampling):
 Features are always returned L2-normalised (cosine distance is what the paper's protocol uses,
 and normalising makes rrs and dense features directly comparable).
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -136,15 +136,19 @@ def encode_test_set(model: torch.nn.Module, dataset, config: Config) -> TestSet:
     for t in list(dataset.query) + list(dataset.gallery):
         unique.setdefault(t, len(unique))
     with torch_threads(config.threads):
-        feats = extract_features(model, list(unique), config, sampling=config.test_sampling,
-                                 frames=getattr(dataset, "frame_cache", None))
+        feats = extract_features(
+            model, list(unique), config, sampling=config.test_sampling, frames=getattr(dataset, "frame_cache", None)
+        )
     q_idx = torch.tensor([unique[t] for t in dataset.query])
     g_idx = torch.tensor([unique[t] for t in dataset.gallery])
-    return TestSet(query={n: f[q_idx] for n, f in feats.items()}, gallery={n: f[g_idx] for n, f in feats.items()},
-                   q_pids=torch.tensor([t.pid for t in dataset.query]),
-                   g_pids=torch.tensor([t.pid for t in dataset.gallery]),
-                   q_cams=torch.tensor([t.camid for t in dataset.query]),
-                   g_cams=torch.tensor([t.camid for t in dataset.gallery]))
+    return TestSet(
+        query={n: f[q_idx] for n, f in feats.items()},
+        gallery={n: f[g_idx] for n, f in feats.items()},
+        q_pids=torch.tensor([t.pid for t in dataset.query]),
+        g_pids=torch.tensor([t.pid for t in dataset.gallery]),
+        q_cams=torch.tensor([t.camid for t in dataset.query]),
+        g_cams=torch.tensor([t.camid for t in dataset.gallery]),
+    )
 
 
 def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str, dict]:

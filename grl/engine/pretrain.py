@@ -14,6 +14,7 @@ generator's version), rebuilt only when one of those changes, and deterministic 
 float64 on one thread it is bit-identical on every x86-64 CPU, like the quick profile's runs). A
 corrupt, truncated or mismatched file is rebuilt with a warning naming it, never loaded silently.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,16 @@ class PretrainSpec:
     def from_config(cls, config: Config) -> "PretrainSpec":
         from grl.data.synthetic import GENERATOR_VERSION
 
-        return cls(backbone=config.backbone, height=config.height, width=config.width, dtype=config.dtype,
-                   ids=config.pretrain_ids, steps=config.pretrain_steps, seed=0, generator_version=GENERATOR_VERSION)
+        return cls(
+            backbone=config.backbone,
+            height=config.height,
+            width=config.width,
+            dtype=config.dtype,
+            ids=config.pretrain_ids,
+            steps=config.pretrain_steps,
+            seed=0,
+            generator_version=GENERATOR_VERSION,
+        )
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -139,11 +148,13 @@ def pretrain(spec: PretrainSpec, path: Path, *, threads: int = 0, progress: bool
     # fork_rng: the caller's random state is left as it was, so a run that happens to make this file first
     # initialises its own layers exactly like a run that finds the file made.
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
-        frames, labels = population_frames(spec.ids, size=(2 * spec.height, 2 * spec.width), seed=spec.seed,
-                                           progress=progress)  # (N, 2H, 2W, 3) uint8, (N,)
+        frames, labels = population_frames(
+            spec.ids, size=(2 * spec.height, 2 * spec.width), seed=spec.seed, progress=progress
+        )  # (N, 2H, 2W, 3) uint8, (N,)
         # Resized once, exactly as the fine-tuning's loader resizes a frame.
-        resized = torch.cat([frames_to_tensor(list(chunk), spec.height, spec.width)
-                             for chunk in torch.from_numpy(frames).split(256)])  # (N, 3, H, W) uint8
+        resized = torch.cat(
+            [frames_to_tensor(list(chunk), spec.height, spec.width) for chunk in torch.from_numpy(frames).split(256)]
+        )  # (N, 3, H, W) uint8
         labels = torch.from_numpy(labels).long()
         rendered = time.perf_counter() - started
         torch.manual_seed(spec.seed)
@@ -155,10 +166,11 @@ def pretrain(spec: PretrainSpec, path: Path, *, threads: int = 0, progress: bool
         generator = torch.Generator().manual_seed(spec.seed)
         losses, correct = [], []
         model.train()
-        for _ in tqdm(range(spec.steps), desc=f"pretraining the {spec.backbone} backbone", disable=not progress,
-                      mininterval=2):
+        for _ in tqdm(
+            range(spec.steps), desc=f"pretraining the {spec.backbone} backbone", disable=not progress, mininterval=2
+        ):
             pick = torch.randint(len(resized), (BATCH,), generator=generator)
-            batch = torch.stack([transform.transform_resized(resized[i:i + 1], generator)[0] for i in pick.tolist()])
+            batch = torch.stack([transform.transform_resized(resized[i : i + 1], generator)[0] for i in pick.tolist()])
             logits = model(batch.to(dtype))
             loss = F.cross_entropy(logits, labels[pick], label_smoothing=LABEL_SMOOTHING)
             optimizer.zero_grad(set_to_none=True)
@@ -178,8 +190,15 @@ def pretrain(spec: PretrainSpec, path: Path, *, threads: int = 0, progress: bool
         "seconds": time.perf_counter() - started,
     }
     atomic_torch_save(saved, path)
-    log.info("pretrained backbone %s: %d ids, %d frames, %d steps, train accuracy %.1f %%, %.0f s", path.name,
-             spec.ids, len(resized), spec.steps, saved["final_train_accuracy"], saved["seconds"])
+    log.info(
+        "pretrained backbone %s: %d ids, %d frames, %d steps, train accuracy %.1f %%, %.0f s",
+        path.name,
+        spec.ids,
+        len(resized),
+        spec.steps,
+        saved["final_train_accuracy"],
+        saved["seconds"],
+    )
     return saved
 
 
@@ -192,4 +211,7 @@ def pretraining_summary(config: Config) -> dict | None:
     if saved is None:
         return None
     return {k: saved[k] for k in ("frames", "final_loss", "final_train_accuracy", "render_s", "seconds")} | {
-        "ids": spec.ids, "steps": spec.steps, "file": spec.path().name}
+        "ids": spec.ids,
+        "steps": spec.steps,
+        "file": spec.path().name,
+    }

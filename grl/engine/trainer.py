@@ -17,6 +17,7 @@ Several processes (``torchrun``, grl.engine.distributed): each rank trains on it
 global batch inside DistributedDataParallel; rank 0 alone evaluates and writes the files above while
 the others wait at a barrier; every rank resumes from the same checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,20 @@ from tqdm import tqdm  # text bars: no ipywidgets needed, same look in a termina
 
 from grl.config import Config
 from grl.engine import distributed
-from grl.provenance import machine_info
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
-from grl.utils import (atomic_torch_save, atomic_write_bytes, atomic_write_json, resolve_device, seed_everything,
-                       fault_point, keep_freed_memory, seed_layers_by_name, set_aside, torch_threads)
+from grl.provenance import machine_info
+from grl.utils import (
+    atomic_torch_save,
+    atomic_write_bytes,
+    atomic_write_json,
+    fault_point,
+    keep_freed_memory,
+    resolve_device,
+    seed_everything,
+    seed_layers_by_name,
+    set_aside,
+    torch_threads,
+)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -94,8 +105,11 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         # Without the video-level OIM (Table 6's F-OIM) F^l's integration layers are in no loss: DDP must then look
         # for unused parameters (an extra graph traversal per step, not needed by any other ablation).
         joint = torch.nn.parallel.DistributedDataParallel(
-            distributed.GatheredObjective(model, objective), device_ids=[device.index] if device.type == "cuda" else None,
-            broadcast_buffers=False, find_unused_parameters="v" not in config.oim)
+            distributed.GatheredObjective(model, objective),
+            device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False,
+            find_unused_parameters="v" not in config.oim,
+        )
     optimizer = build_optimizer(config, model, objective)
     scheduler = build_scheduler(config, optimizer)
     use_scaler = device.type == "cuda" and config.amp and amp_dtype(device) == torch.float16
@@ -106,7 +120,9 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
     loader = build_train_loader(dataset, config, config.seed, rank=distributed.rank(), world_size=world)
     steps = config.steps_per_epoch or len(loader)
     if steps < 1:
-        raise ValueError(f"train: the train loader of dataset {dataset.name!r} yields no batch (batch_size={config.batch_size})")
+        raise ValueError(
+            f"train: the train loader of dataset {dataset.name!r} yields no batch (batch_size={config.batch_size})"
+        )
 
     history: list[dict] = []
     start_epoch, wall_before, last_eval, best = 0, 0.0, None, None
@@ -120,10 +136,12 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         start_epoch, history = ckpt["epoch"], list(ckpt["history"])
         wall_before, last_eval, best = ckpt["wall_time_s"], ckpt.get("eval"), ckpt.get("best")
         if ckpt.get("world_size", 1) != world:
-            print(f"warning: {out_dir / CHECKPOINT} was written by {ckpt.get('world_size', 1)} process(es), this run has "
-                  f"{world}; the epochs that follow see the same global batches"
-                  f"{'' if config.sync_bn else ' but BatchNorm statistics over a different share of them'}",
-                  file=sys.stderr)
+            print(
+                f"warning: {out_dir / CHECKPOINT} was written by {ckpt.get('world_size', 1)} process(es), this run has "
+                f"{world}; the epochs that follow see the same global batches"
+                f"{'' if config.sync_bn else ' but BatchNorm statistics over a different share of them'}",
+                file=sys.stderr,
+            )
         if main:
             _write_history(out_dir / METRICS, history)
     elif main and (out_dir / METRICS).exists():
@@ -183,8 +201,14 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
     selection = None
     if config.select_best and best is not None:
         # The release keeps the epoch with the best test-set Rank-1: an optimistic, test-set selection.
-        metrics, selection = best["metrics"], {"epoch": best["epoch"], "feature": config.main_feature,
-                                               "rule": "best Rank-1 of the periodic evaluations on the TEST set"}
+        metrics, selection = (
+            best["metrics"],
+            {
+                "epoch": best["epoch"],
+                "feature": config.main_feature,
+                "rule": "best Rank-1 of the periodic evaluations on the TEST set",
+            },
+        )
         model.load_state_dict(best["state_dict"])
     atomic_torch_save({"state_dict": model.state_dict(), "config": config.to_dict(), "key": key}, out_dir / MODEL)
     result = {
@@ -284,8 +308,9 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 1) % 2**31
 
 
-def train_one_epoch(config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress,
-                    joint=None) -> dict:
+def train_one_epoch(
+    config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress, joint=None
+) -> dict:
     """Run `steps` optimisation steps; return the epoch's mean loss parts and throughput.
 
     ``joint``: the DistributedDataParallel module of a run on several processes (see train_step);
@@ -302,8 +327,13 @@ def train_one_epoch(config, model, objective, optimizer, scaler, loader, device,
     parts_sum: dict[str, Any] = {}
     clips_seen = 0
     bar = tqdm(
-        total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", file=sys.stderr, disable=not progress,
-        leave=False, dynamic_ncols=True, mininterval=0.5,
+        total=steps,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.5,
     )
     t0 = time.perf_counter()
     step = 0
@@ -311,7 +341,9 @@ def train_one_epoch(config, model, objective, optimizer, scaler, loader, device,
         while step < steps:
             for clips, pids, _camids in loader:
                 extra = {"joint": joint} if joint is not None else {}
-                loss_value, parts = train_step(config, model, objective, optimizer, scaler, clips, pids, device, **extra)
+                loss_value, parts = train_step(
+                    config, model, objective, optimizer, scaler, clips, pids, device, **extra
+                )
                 loss_sum += loss_value
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
@@ -328,8 +360,13 @@ def train_one_epoch(config, model, objective, optimizer, scaler, loader, device,
                     raise ValueError("train: the train loader yielded no batch")
         bar.refresh()  # show the epoch's last loss and rate even when steps beat mininterval
     elapsed = time.perf_counter() - t0
-    record = {"epoch": epoch + 1, "loss": loss_sum / steps, "steps": steps, "clips_per_s": clips_seen / elapsed,
-              "train_time_s": elapsed}
+    record = {
+        "epoch": epoch + 1,
+        "loss": loss_sum / steps,
+        "steps": steps,
+        "clips_per_s": clips_seen / elapsed,
+        "train_time_s": elapsed,
+    }
     for k, v in parts_sum.items():
         if k != "total":  # already "loss"
             record[f"loss_{k}"] = float(v) / steps
@@ -438,7 +475,11 @@ def _load_checkpoint(path: Path, key: str, config: Config) -> dict | None:
 
 def _config_diff(saved: dict, config: Config) -> str:
     ours = config.to_dict()
-    diff = [f"{k}: {saved.get(k)!r} -> {ours.get(k)!r}" for k in sorted(set(saved) | set(ours)) if saved.get(k) != ours.get(k)]
+    diff = [
+        f"{k}: {saved.get(k)!r} -> {ours.get(k)!r}"
+        for k in sorted(set(saved) | set(ours))
+        if saved.get(k) != ours.get(k)
+    ]
     return f" (differing fields: {', '.join(diff)})" if diff else ""
 
 

@@ -1,4 +1,5 @@
 """The training objective, eq. 14: L = λ1·L_f + λ2·L_v + λ3·L_veri (+ the release's triplet)."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -31,8 +32,12 @@ class GRLObjective(nn.Module):
         if isinstance(dims, int):
             dims = dict.fromkeys(("global_feature", "frame_high", "video_high", "video_low"), dims)
         self.baseline = not config.use_gce
-        self.lambdas = {"frame_oim": config.lambda_frame, "video_oim": config.lambda_video,
-                        "pooled_oim": config.lambda_frame, "verification": config.lambda_veri}
+        self.lambdas = {
+            "frame_oim": config.lambda_frame,
+            "video_oim": config.lambda_video,
+            "pooled_oim": config.lambda_frame,
+            "verification": config.lambda_veri,
+        }
         self.use_triplet = config.use_triplet
         oim = dict(scale=config.oim_scale, momentum=config.oim_momentum)
         video_field = "global_feature" if self.baseline else "video_low"

@@ -1,4 +1,5 @@
 """Online Instance Matching loss [29] (frame-level eq. 12, video-level eq. 13)."""
+
 from __future__ import annotations
 
 import torch
@@ -41,7 +42,9 @@ class OIMLoss(nn.Module):
     @torch.no_grad()
     def update(self, features: Tensor, labels: Tensor) -> None:
         """LUT[y] ← normalize(m·LUT[y] + (1−m)·normalize(x)), sample by sample in batch order."""
-        x = F.normalize(features.detach().to(self.lookup_table.dtype), dim=1)  # the table's precision, also under autocast
+        x = F.normalize(
+            features.detach().to(self.lookup_table.dtype), dim=1
+        )  # the table's precision, also under autocast
         table = self.lookup_table.clone()  # out of place: the old table is saved for backward
         order = torch.sort(labels, stable=True).indices
         sorted_labels = labels[order]

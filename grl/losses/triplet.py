@@ -1,4 +1,5 @@
 """Soft-margin batch-hard triplet loss: an extra of the authors' release (not in the paper)."""
+
 from __future__ import annotations
 
 import torch

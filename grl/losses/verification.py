@@ -1,4 +1,5 @@
 """Verification loss, eq. 11: binary cross-entropy over probe × gallery pairs of a batch."""
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,9 @@ def pair_labels(probe_pids: Tensor, gallery_pids: Tensor) -> Tensor:
     return (probe_pids.unsqueeze(1) == gallery_pids.unsqueeze(0)).long()
 
 
-def verification_loss(head: VerificationHead, probe: Tensor, gallery: Tensor, probe_pids: Tensor, gallery_pids: Tensor) -> Tensor:
+def verification_loss(
+    head: VerificationHead, probe: Tensor, gallery: Tensor, probe_pids: Tensor, gallery_pids: Tensor
+) -> Tensor:
     """Eq. 11 averaged over all J = P·G pairs. BCE on the softmax "same" probability equals the
     2-class cross-entropy of the head's logits, which is what we compute (numerically stable)."""
     logits = head.pair_logits(probe, gallery)

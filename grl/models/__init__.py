@@ -1,4 +1,5 @@
 """GRL model: backbones (``build_backbone``) and the model (``build_model``, ``GRL``, ``GRLOutput``)."""
+
 from grl.models.backbone import PretrainedWeightsError, build_backbone
 from grl.models.grl import GRL, GRLOutput, build_model, count_parameters
 

@@ -15,6 +15,7 @@ torchvision's cache ``<torch.hub.get_dir()>/checkpoints/<file>`` → a download 
 torchvision's URL (only works with a network). When all fail, one :class:`PretrainedWeightsError`
 says where to put the file, which variable to set, and that ``pretrained=False`` is allowed.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,7 +83,9 @@ def _load_imagenet_state(name: str, weights, weights_path) -> dict:
         path = Path(explicit).expanduser()
         if not path.is_file():
             source = "weights_path" if weights_path else f"environment variable {WEIGHTS_ENV}"
-            raise PretrainedWeightsError(f"{source} points to {str(path)!r}, which is not a file (ImageNet weights for {name}).")
+            raise PretrainedWeightsError(
+                f"{source} points to {str(path)!r}, which is not a file (ImageNet weights for {name})."
+            )
     elif cache.is_file():
         path = cache
     else:
@@ -114,8 +117,9 @@ def _load_tiny_state(weights_path) -> dict:
         saved = torch.load(weights_path, map_location="cpu", weights_only=True)
         return saved["state_dict"] if isinstance(saved, dict) and "state_dict" in saved else saved
     except Exception as err:
-        raise PretrainedWeightsError(f"cannot read the tiny backbone's pretrained weights from {str(weights_path)!r}: "
-                                     f"{err}") from err
+        raise PretrainedWeightsError(
+            f"cannot read the tiny backbone's pretrained weights from {str(weights_path)!r}: {err}"
+        ) from err
 
 
 # ---------------------------------------------------------------- tiny backbone

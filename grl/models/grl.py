@@ -14,6 +14,7 @@ Both temporal directions are *stacked along channels*: direction k owns channels
 ``[k*C, (k+1)*C)`` of every EMU tensor and every EMU conv is grouped (``groups=K``), so the two
 directions have separate weights but share each kernel launch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,14 +85,19 @@ class GlobalCorrelation(nn.Module):
         half = channels // 2
         self.global_dim, self.head = half, head
         release = head == "release"
-        self.global_projection = nn.Sequential(nn.Linear(channels, half, bias=release), nn.BatchNorm1d(half), nn.ReLU(inplace=True))
+        self.global_projection = nn.Sequential(
+            nn.Linear(channels, half, bias=release), nn.BatchNorm1d(half), nn.ReLU(inplace=True)
+        )
         self.fuse = nn.Conv2d(half + channels, half, 1, bias=False)  # W_r, first conv, input [F̃^g, X_t]
         self.fuse_bn = nn.BatchNorm2d(half)
         if release:
             eighth = max(1, channels // 8)
             self.to_map = nn.Sequential(  # W_r, second and third conv; the release's final BN
-                nn.Conv2d(half, eighth, 1, bias=False), nn.BatchNorm2d(eighth), nn.ReLU(inplace=True),
-                nn.Conv2d(eighth, 1, 1, bias=False), nn.BatchNorm2d(1),
+                nn.Conv2d(half, eighth, 1, bias=False),
+                nn.BatchNorm2d(eighth),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(eighth, 1, 1, bias=False),
+                nn.BatchNorm2d(1),
             )
         else:
             self.to_map = nn.Conv2d(half, 1, 1)  # W_r, second conv
@@ -145,9 +151,14 @@ class EnhancementMemoryUnit(nn.Module):
         if use_memory:
             q = max(1, C // 4)
             self.residual = nn.Sequential(  # Res, without its shortcut
-                nn.Conv2d(K * C, K * q, 1, groups=K, bias=False), nn.BatchNorm2d(K * q), nn.ReLU(inplace=True),
-                nn.Conv2d(K * q, K * q, 1, groups=K, bias=False), nn.BatchNorm2d(K * q), nn.ReLU(inplace=True),
-                nn.Conv2d(K * q, K * C, 1, groups=K, bias=False), nn.BatchNorm2d(K * C),
+                nn.Conv2d(K * C, K * q, 1, groups=K, bias=False),
+                nn.BatchNorm2d(K * q),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(K * q, K * q, 1, groups=K, bias=False),
+                nn.BatchNorm2d(K * q),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(K * q, K * C, 1, groups=K, bias=False),
+                nn.BatchNorm2d(K * C),
             )
 
     # ---- eq. 8
@@ -199,7 +210,9 @@ class TemporalReciprocalLearning(nn.Module):
     directions stacked along channels.
     """
 
-    def __init__(self, channels: int, direction: str = "both", use_memory: bool = True, use_enhancement: bool = True) -> None:
+    def __init__(
+        self, channels: int, direction: str = "both", use_memory: bool = True, use_enhancement: bool = True
+    ) -> None:
         super().__init__()
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be 'forward', 'backward' or 'both', got {direction!r}")
@@ -271,7 +284,7 @@ class Integration(nn.Module):
 
 
 class AttentionPooling(nn.Module):
-    """"The attentive pooled feature" of §3.1, as the release computes it.
+    """ "The attentive pooled feature" of §3.1, as the release computes it.
 
     Q = L2norm(BN(Linear_q F^h)), K = L2norm(BN(Linear_k F^h)) with Linear C→min(512,C);
     weights = softmax(QKᵀ) over the T×T frame pairs (row-wise); pooled = mean over rows of

@@ -47,6 +47,7 @@ JPEG and ``.mat`` files), ``writers`` (the three dataset layouts), ``sizes`` (da
 size parameters), ``store`` (generation, cache, manifest, data version), ``sheet`` (contact
 sheet), ``cli`` (``python -m grl.data.synthetic``). Everything public is importable from here.
 """
+
 from grl.data.synthetic.appearance import (
     BAG_COLOURS,
     CLOTHES,
@@ -75,9 +76,40 @@ GENERATOR = "grl.data.synthetic"
 GENERATOR_VERSION = 3  # bump whenever the output changes: stale caches are then regenerated
 
 __all__ = [
-    "BAG_COLOURS", "CLOTHES", "DATASETS", "DEFAULT_SIZES", "GENERATOR", "GENERATOR_VERSION", "HAIRS", "HAT_COLOURS",
-    "HEIGHTS", "PATTERNS", "SHOE_COLOURS", "SKINS", "WIDTHS", "CameraStyle", "Identity", "apply_camera",
-    "camera_style", "contact_sheet", "data_version", "default_root", "ensure_synthetic", "generate", "main",
-    "SIZE_PRESETS", "preset_sizes", "population_frames", "make_identities", "outfit_groups", "random_identity", "read_manifest", "render_person", "render_tracklet",
-    "resolve_sizes", "write_ilidsvid", "write_mars", "write_prid2011",
+    "BAG_COLOURS",
+    "CLOTHES",
+    "DATASETS",
+    "DEFAULT_SIZES",
+    "GENERATOR",
+    "GENERATOR_VERSION",
+    "HAIRS",
+    "HAT_COLOURS",
+    "HEIGHTS",
+    "PATTERNS",
+    "SHOE_COLOURS",
+    "SKINS",
+    "WIDTHS",
+    "CameraStyle",
+    "Identity",
+    "apply_camera",
+    "camera_style",
+    "contact_sheet",
+    "data_version",
+    "default_root",
+    "ensure_synthetic",
+    "generate",
+    "main",
+    "SIZE_PRESETS",
+    "preset_sizes",
+    "population_frames",
+    "make_identities",
+    "outfit_groups",
+    "random_identity",
+    "read_manifest",
+    "render_person",
+    "render_tracklet",
+    "resolve_sizes",
+    "write_ilidsvid",
+    "write_mars",
+    "write_prid2011",
 ]

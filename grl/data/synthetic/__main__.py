@@ -1,4 +1,5 @@
 """``python -m grl.data.synthetic``: see :func:`grl.data.synthetic.cli.main`."""
+
 import sys
 
 from grl.data.synthetic.cli import main

@@ -3,6 +3,7 @@
 Outfit and body shape (top, bottom, pattern, height, width) are shared by a group of identities;
 within a group only the small cues (bag, shoes, hat) tell people apart.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,11 +15,25 @@ import numpy as np
 from grl.data.synthetic.seeds import GROUP, rng_for
 
 # Clothing palette: deliberately a handful of colours, so outfits collide across groups too.
-CLOTHES = np.array([
-    (200, 30, 35), (30, 60, 170), (35, 130, 50), (230, 200, 40), (240, 240, 235), (25, 25, 30),
-    (120, 120, 125), (140, 80, 40), (230, 120, 30), (120, 40, 140), (90, 170, 200), (220, 140, 160),
-    (60, 80, 50), (190, 170, 130),
-], dtype=np.uint8)
+CLOTHES = np.array(
+    [
+        (200, 30, 35),
+        (30, 60, 170),
+        (35, 130, 50),
+        (230, 200, 40),
+        (240, 240, 235),
+        (25, 25, 30),
+        (120, 120, 125),
+        (140, 80, 40),
+        (230, 120, 30),
+        (120, 40, 140),
+        (90, 170, 200),
+        (220, 140, 160),
+        (60, 80, 50),
+        (190, 170, 130),
+    ],
+    dtype=np.uint8,
+)
 PATTERNS = ("plain", "hstripes", "vstripes", "twotone")
 HEIGHTS = (0.86, 0.93, 1.0)
 WIDTHS = (0.85, 1.0, 1.18)
@@ -76,9 +91,13 @@ def _outfit(rng: np.random.Generator, pool: str = "evaluation") -> dict:
         if outfit_pool(int(top), int(bottom)) == pool:
             break
     return dict(
-        top=rgb(CLOTHES[top]), bottom=rgb(CLOTHES[bottom]), pattern=PATTERNS[rng.integers(len(PATTERNS))],
-        pattern_colour=rgb(CLOTHES[pat]), height=HEIGHTS[rng.integers(len(HEIGHTS))],
-        width=WIDTHS[rng.integers(len(WIDTHS))], skin=SKINS[rng.integers(len(SKINS))],
+        top=rgb(CLOTHES[top]),
+        bottom=rgb(CLOTHES[bottom]),
+        pattern=PATTERNS[rng.integers(len(PATTERNS))],
+        pattern_colour=rgb(CLOTHES[pat]),
+        height=HEIGHTS[rng.integers(len(HEIGHTS))],
+        width=WIDTHS[rng.integers(len(WIDTHS))],
+        skin=SKINS[rng.integers(len(SKINS))],
         hair=HAIRS[rng.integers(len(HAIRS))],
     )
 
@@ -87,13 +106,16 @@ def _fine_cues(code: int) -> dict:
     bag, rest = code % _NUM_BAG, code // _NUM_BAG
     shoes, hat = rest % len(SHOE_COLOURS), rest // len(SHOE_COLOURS)
     return dict(
-        bag=None if bag == 0 else BAG_COLOURS[(bag - 1) // 2], bag_side=1 if bag % 2 else -1,
-        shoes=SHOE_COLOURS[shoes], hat=None if hat == 0 else HAT_COLOURS[hat - 1],
+        bag=None if bag == 0 else BAG_COLOURS[(bag - 1) // 2],
+        bag_side=1 if bag % 2 else -1,
+        shoes=SHOE_COLOURS[shoes],
+        hat=None if hat == 0 else HAT_COLOURS[hat - 1],
     )
 
 
-def make_identities(seed: int, code: int, subset: int, count: int, group_size: int,
-                    pool: str = "evaluation") -> list[Identity]:
+def make_identities(
+    seed: int, code: int, subset: int, count: int, group_size: int, pool: str = "evaluation"
+) -> list[Identity]:
     """``count`` identities drawn in groups of ``group_size`` sharing outfit and body shape.
 
     Within a group, each member gets a distinct fine-cue combination (bag/shoes/hat), so those

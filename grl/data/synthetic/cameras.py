@@ -3,6 +3,7 @@
 A :class:`CameraStyle` is drawn once per camera; :func:`apply_camera` applies its photometric
 model to a whole rendered tracklet at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,9 @@ class CameraStyle:
     occluder: tuple[int, int, int]
 
 
-def camera_style(seed: int, code: int, cam: int, size: tuple[int, int], *, noise: float, quant: int = 1,
-                 strength: float = 1.0) -> CameraStyle:
+def camera_style(
+    seed: int, code: int, cam: int, size: tuple[int, int], *, noise: float, quant: int = 1, strength: float = 1.0
+) -> CameraStyle:
     """Draw camera ``cam``'s look: colour cast, exposure, blur and a textured background.
 
     ``strength`` scales how much cameras differ (a difficulty knob of the benchmark, README "Calibrating"):
@@ -59,7 +61,7 @@ def camera_style(seed: int, code: int, cam: int, size: tuple[int, int], *, noise
     # Soft blobs: uneven lighting and clutter; smooth so PNG frames stay small.
     for _ in range(3):
         cy, cx, r = rng.uniform(0, bh), rng.uniform(0, bw), rng.uniform(8, 25)
-        img += (rng.uniform(-35, 35, 3) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None])
+        img += rng.uniform(-35, 35, 3) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None]
     light_dir = rng.uniform(-1, 1, 2)
     ly, lx = np.mgrid[0:h, 0:w].astype(np.float32)
     light = 1.0 + 0.25 * (light_dir[0] * (ly / h - 0.5) + light_dir[1] * (lx / w - 0.5))
@@ -71,13 +73,20 @@ def camera_style(seed: int, code: int, cam: int, size: tuple[int, int], *, noise
     sigma = noise * rng.uniform(0.5, 1.0)
     bank = (rng.standard_normal((16, h, w, 3)) * sigma).astype(np.float32) if sigma > 0 else None
     return CameraStyle(
-        background=np.clip(img, 0, 255).astype(np.uint8), pad=pad, scale=scale, offset=offset,
-        blur=int(rng.integers(0, 3)), noise=bank, quant=int(quant), occluder=rgb(rng.integers(30, 200, 3)),
+        background=np.clip(img, 0, 255).astype(np.uint8),
+        pad=pad,
+        scale=scale,
+        offset=offset,
+        blur=int(rng.integers(0, 3)),
+        noise=bank,
+        quant=int(quant),
+        occluder=rgb(rng.integers(30, 200, 3)),
     )
 
 
 def _blur_pass(x: np.ndarray, axis: int) -> np.ndarray:
     """One [1, 2, 1]/4 pass along ``axis`` (edge pixels replicated): cheap separable blur."""
+
     def sl(a, b):
         return (slice(None),) * axis + (slice(a, b),)
 

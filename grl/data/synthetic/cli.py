@@ -1,4 +1,5 @@
 """Command line: ``python -m grl.data.synthetic`` (and ``python -m grl synth``) generates the datasets."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,13 +20,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m grl.data.synthetic", description=synthetic.__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=[*DATASETS, "all"], default="all")
-    parser.add_argument("--root", default=None,
-                        help="dataset root (with --dataset all: parent folder of one folder per dataset); "
-                             "default <data_dir>/synthetic/<name>")
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="dataset root (with --dataset all: parent folder of one folder per dataset); "
+        "default <data_dir>/synthetic/<name>",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace a different generated dataset at the root")
-    parser.add_argument("--contact-sheet", default=None, metavar="PATH",
-                        help="also save a contact sheet (PNG); with --dataset all, one per dataset as PATH_<name>.png")
+    parser.add_argument(
+        "--contact-sheet",
+        default=None,
+        metavar="PATH",
+        help="also save a contact sheet (PNG); with --dataset all, one per dataset as PATH_<name>.png",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = DATASETS if args.dataset == "all" else (args.dataset,)

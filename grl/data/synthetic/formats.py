@@ -3,6 +3,7 @@
 Everything written here is byte-identical for the same input (no timestamps), which is what
 makes a generated dataset reproducible file by file.
 """
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,12 @@ def encode_png(frame: np.ndarray) -> bytes:
     def chunk(tag: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 def encode_frame(frame: np.ndarray, fmt: str) -> bytes:

@@ -7,6 +7,7 @@ What ImageNet is to the paper's ResNet-50, this is to the CPU profiles' tiny bac
 evaluation outfit is ever seen in pretraining. Its cameras are its own too. Frames stay in
 memory: nothing is written.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,9 @@ FRAMES_PER_TRACKLET = 8
 GROUP_SIZE = 4  # look-alike groups as in the evaluation sets' default
 
 
-def population_frames(num_ids: int, size: tuple[int, int] = (128, 64), seed: int = 0,
-                      progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def population_frames(
+    num_ids: int, size: tuple[int, int] = (128, 64), seed: int = 0, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """``num_ids`` people, each walking past CAMERAS_PER_ID of NUM_CAMERAS cameras for FRAMES_PER_TRACKLET
     frames: ``(frames (N, H, W, 3) uint8, labels (N,) int64 in [0, num_ids))``."""
     from tqdm import tqdm
@@ -34,8 +36,9 @@ def population_frames(num_ids: int, size: tuple[int, int] = (128, 64), seed: int
     styles = [camera_style(seed, POPULATION, c, size, noise=3.0) for c in range(NUM_CAMERAS)]
     people = make_identities(seed, POPULATION, 0, num_ids, GROUP_SIZE, pool="pretraining")
     frames, labels = [], []
-    for pid, person in enumerate(tqdm(people, desc="rendering the pretraining population", disable=not progress,
-                                      mininterval=2)):
+    for pid, person in enumerate(
+        tqdm(people, desc="rendering the pretraining population", disable=not progress, mininterval=2)
+    ):
         rng = rng_for(seed, POPULATION, TRACKLET, pid)
         for cam in rng.choice(NUM_CAMERAS, size=CAMERAS_PER_ID, replace=False):
             clip, _ = render_tracklet(person, styles[int(cam)], FRAMES_PER_TRACKLET, rng, size)

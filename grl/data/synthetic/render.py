@@ -4,6 +4,7 @@
 whole tracklet (gait, misalignment, scale drift, background pan, occluders, intermittent cues)
 and passes it through the camera (:func:`grl.data.synthetic.cameras.apply_camera`).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,16 @@ def _shade(c: Sequence[int], f: float) -> tuple[int, int, int]:
     return (int(c[0] * f), int(c[1] * f), int(c[2] * f))
 
 
-def render_person(draw: ImageDraw.ImageDraw, person: Identity, cx: float, feet: float, tall: float,
-                  phase: float, swing: float, visible: dict[str, bool]) -> None:
+def render_person(
+    draw: ImageDraw.ImageDraw,
+    person: Identity,
+    cx: float,
+    feet: float,
+    tall: float,
+    phase: float,
+    swing: float,
+    visible: dict[str, bool],
+) -> None:
     """Draw one pose of ``person`` (feet at ``feet``, ``tall`` pixels high) with PIL primitives.
 
     ``visible`` says which fine cues are discernible in this frame ("bag", "hat", "shoes").
@@ -66,7 +75,9 @@ def render_person(draw: ImageDraw.ImageDraw, person: Identity, cx: float, feet: 
     draw.ellipse([cx - head_r, top, cx + head_r, top + 2 * head_r], fill=person.skin)
     if person.hat is not None and visible["hat"]:
         draw.rectangle([cx - head_r * 1.1, top - head_r * 0.35, cx + head_r * 1.1, top + head_r * 0.6], fill=person.hat)
-        draw.rectangle([cx - head_r * 1.6, top + head_r * 0.45, cx + head_r * 1.3, top + head_r * 0.75], fill=person.hat)
+        draw.rectangle(
+            [cx - head_r * 1.6, top + head_r * 0.45, cx + head_r * 1.3, top + head_r * 0.75], fill=person.hat
+        )
     else:
         draw.chord([cx - head_r, top, cx + head_r, top + 2 * head_r], 180, 360, fill=person.hair)
     if person.bag is not None and visible["bag"]:
@@ -74,8 +85,10 @@ def render_person(draw: ImageDraw.ImageDraw, person: Identity, cx: float, feet: 
         bx = cx + side * (half + 0.02 * tall)
         bw, bh = 0.11 * tall, 0.14 * tall
         draw.line([(cx - side * half * 0.7, neck + 1), (bx, hip - 0.05 * tall)], fill=_shade(person.bag, 0.8), width=2)
-        draw.rectangle([min(bx, bx + side * bw), hip - 0.08 * tall, max(bx, bx + side * bw), hip - 0.08 * tall + bh],
-                       fill=person.bag)
+        draw.rectangle(
+            [min(bx, bx + side * bw), hip - 0.08 * tall, max(bx, bx + side * bw), hip - 0.08 * tall + bh],
+            fill=person.bag,
+        )
 
 
 def _intermittent(rng: np.random.Generator, length: int, p_visible: float, mean_run: float) -> np.ndarray:
@@ -89,18 +102,25 @@ def _intermittent(rng: np.random.Generator, length: int, p_visible: float, mean_
     t = 0
     while t < length:
         run = 1 + int(rng.geometric(1.0 / (mean_run * (p_visible if state else 1 - p_visible) * 2)))
-        flags[t:t + run] = state
+        flags[t : t + run] = state
         t += run
         state = not state
     if length >= 2 and (flags.all() or not flags.any()):
         width = int(rng.integers(1, length))  # 1..length-1 frames, so both states remain
         start = int(rng.integers(0, length - width + 1))
-        flags[start:start + width] = ~flags[start:start + width]
+        flags[start : start + width] = ~flags[start : start + width]
     return flags
 
 
-def render_tracklet(person: Identity | None, style: CameraStyle, length: int, rng: np.random.Generator,
-                    size: tuple[int, int] = (128, 64), *, partial: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def render_tracklet(
+    person: Identity | None,
+    style: CameraStyle,
+    length: int,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (128, 64),
+    *,
+    partial: bool = False,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Render ``length`` frames of ``person`` walking in front of camera ``style``.
 
     Returns ``(frames, visible)``: frames ``(T, H, W, 3)`` uint8 and per-frame boolean flags
@@ -137,11 +157,19 @@ def render_tracklet(person: Identity | None, style: CameraStyle, length: int, rn
         occluder = (kind, x0 + rng.uniform(-10, 10), speed, rng.uniform(4, 9), rgb(rng.integers(20, 160, 3)))
     frames = np.empty((length, h, w, 3), dtype=np.uint8)
     for i in range(length):
-        img = Image.fromarray(style.background[oy[i]:oy[i] + h, ox[i]:ox[i] + w])
+        img = Image.fromarray(style.background[oy[i] : oy[i] + h, ox[i] : ox[i] + w])
         draw = ImageDraw.Draw(img)
         if person is not None:
-            render_person(draw, person, cx[i], feet[i], 0.82 * h * person.height * scale[i], phase[i], swing,
-                          {k: bool(v[i]) for k, v in visible.items()})
+            render_person(
+                draw,
+                person,
+                cx[i],
+                feet[i],
+                0.82 * h * person.height * scale[i],
+                phase[i],
+                swing,
+                {k: bool(v[i]) for k, v in visible.items()},
+            )
         if occluder is not None:
             kind, x0, speed, width, colour = occluder
             x = x0 + speed * i

@@ -3,6 +3,7 @@
 A stream is named by a tuple (seed, dataset code, purpose, index...), so different kinds of draws
 never share a stream and an identity renders the same whatever else is generated.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 The dataset is read by :func:`grl.data.datasets.load_dataset`, the project's one parser of each
 on-disk layout, so the sheet shows exactly the tracklets and labels that training and evaluation see.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ def camera_label(name: str, camid: int) -> str:
     return f"cam_{'ab'[camid]}" if name == "prid2011" else f"cam{camid + 1}"
 
 
-def contact_sheet_rows(root: str | os.PathLike, name: str, num_ids: int = 4,
-                       seed: int = 0) -> list[tuple[int, int, Tracklet]]:
+def contact_sheet_rows(
+    root: str | os.PathLike, name: str, num_ids: int = 4, seed: int = 0
+) -> list[tuple[int, int, Tracklet]]:
     """The rows of :func:`contact_sheet`: ``(pid, camid, tracklet)``, one per camera of each chosen identity.
 
     Identities are drawn (by ``seed``) among the test identities of split 0 seen by at least two
@@ -44,8 +46,9 @@ def contact_sheet_rows(root: str | os.PathLike, name: str, num_ids: int = 4,
     return [(ids[i], cam, by_id[ids[i]][cam]) for i in chosen for cam in sorted(by_id[ids[i]])]
 
 
-def contact_sheet(root: str | os.PathLike, name: str, num_ids: int = 4, frames_per_tracklet: int = 4,
-                  seed: int = 0) -> Image.Image:
+def contact_sheet(
+    root: str | os.PathLike, name: str, num_ids: int = 4, frames_per_tracklet: int = 4, seed: int = 0
+) -> Image.Image:
     """A grid of a few identities across cameras: one row per (identity, camera), labelled.
 
     Works on any dataset in the layout of ``name`` (generated or real); the rows are those of

@@ -1,4 +1,5 @@
 """Dataset names and size parameters: the defaults of each synthetic dataset and their validation."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,16 +9,37 @@ DATASETS = ("mars", "ilidsvid", "prid2011")
 # What each generator draws by default; ``generate(name, ..., **sizes)`` overrides any of them.
 DEFAULT_SIZES: dict[str, dict[str, Any]] = {
     "mars": dict(
-        num_train_ids=150, num_test_ids=150, num_cams=6, min_cams_per_id=2, max_cams_per_id=3,
-        max_tracklets_per_cam=2, min_len=8, max_len=40, num_distractors=40, num_junk=12,
-        group_size=4, camera_strength=0.1,  # calibrated on the Baseline (README, "Calibrating")
-        height=128, width=64,
+        num_train_ids=150,
+        num_test_ids=150,
+        num_cams=6,
+        min_cams_per_id=2,
+        max_cams_per_id=3,
+        max_tracklets_per_cam=2,
+        min_len=8,
+        max_len=40,
+        num_distractors=40,
+        num_junk=12,
+        group_size=4,
+        camera_strength=0.1,  # calibrated on the Baseline (README, "Calibrating")
+        height=128,
+        width=64,
     ),
-    "ilidsvid": dict(num_ids=100, min_len=23, max_len=60, num_splits=10, group_size=4, camera_strength=1.0,
-                     height=128, width=64),
+    "ilidsvid": dict(
+        num_ids=100, min_len=23, max_len=60, num_splits=10, group_size=4, camera_strength=1.0, height=128, width=64
+    ),
     "prid2011": dict(
-        num_cam_a=120, num_cam_b=160, num_both=100, min_len=22, max_len=60, short_fraction=0.1,
-        num_splits=10, write_splits=True, group_size=4, camera_strength=1.0, height=128, width=64,
+        num_cam_a=120,
+        num_cam_b=160,
+        num_both=100,
+        min_len=22,
+        max_len=60,
+        short_fraction=0.1,
+        num_splits=10,
+        write_splits=True,
+        group_size=4,
+        camera_strength=1.0,
+        height=128,
+        width=64,
     ),
 }
 

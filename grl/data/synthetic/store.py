@@ -5,6 +5,7 @@ A dataset is generated into a temporary sibling folder that is renamed into plac
 The manifest records the request (generator, version, name, seed, sizes): a root whose manifest
 matches is reused as is, and :func:`data_version` is a hash of the same request.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,13 @@ def _request(name: str, seed: int, sizes: dict) -> dict:
     """What is asked of the generator: recorded in the manifest, and hashed by :func:`data_version`."""
     from grl.data import synthetic  # the package owns GENERATOR and GENERATOR_VERSION: read them now, not at import
 
-    return {"generator": synthetic.GENERATOR, "version": synthetic.GENERATOR_VERSION, "name": name, "seed": int(seed),
-            "sizes": sizes}
+    return {
+        "generator": synthetic.GENERATOR,
+        "version": synthetic.GENERATOR_VERSION,
+        "name": name,
+        "seed": int(seed),
+        "sizes": sizes,
+    }
 
 
 def data_version(name: str, seed: int = 0, **sizes) -> str:
@@ -51,8 +57,9 @@ def read_manifest(root: str | os.PathLike) -> dict | None:
         return None
 
 
-def generate(name: str, root: str | os.PathLike, seed: int = 0, *, overwrite: bool = False,
-             progress: bool | None = None, **sizes) -> Path:
+def generate(
+    name: str, root: str | os.PathLike, seed: int = 0, *, overwrite: bool = False, progress: bool | None = None, **sizes
+) -> Path:
     """Generate synthetic dataset ``name`` into ``root`` (skipped when ``root`` already holds it).
 
     ``sizes`` override :data:`DEFAULT_SIZES` [name]. A non-empty ``root`` holding anything else
@@ -67,13 +74,21 @@ def generate(name: str, root: str | os.PathLike, seed: int = 0, *, overwrite: bo
         return root
     if root.exists() and any(root.iterdir()):
         if not overwrite:
-            what = (f"a different synthetic dataset ({existing.get('name')}, seed {existing.get('seed')}, "
-                    f"version {existing.get('version')})" if existing else "files that are not a generated dataset")
-            raise ValueError(f"{root} already holds {what}; asked for {name!r} seed {seed} with sizes {sizes}. "
-                             "Use another root, or overwrite=True to regenerate.")
+            what = (
+                f"a different synthetic dataset ({existing.get('name')}, seed {existing.get('seed')}, "
+                f"version {existing.get('version')})"
+                if existing
+                else "files that are not a generated dataset"
+            )
+            raise ValueError(
+                f"{root} already holds {what}; asked for {name!r} seed {seed} with sizes {sizes}. "
+                "Use another root, or overwrite=True to regenerate."
+            )
         if existing is None or existing.get("generator") != request["generator"]:
-            raise ValueError(f"refusing to overwrite {root}: it has no {request['generator']} manifest.json, "
-                             "so it may hold data this generator did not write; empty or remove it yourself.")
+            raise ValueError(
+                f"refusing to overwrite {root}: it has no {request['generator']} manifest.json, "
+                "so it may hold data this generator did not write; empty or remove it yourself."
+            )
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_partials(root)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.partial-{os.getpid()}-"))
@@ -90,7 +105,9 @@ def generate(name: str, root: str | os.PathLike, seed: int = 0, *, overwrite: bo
                 return root
             if any(root.iterdir()):
                 if not overwrite:  # someone else filled root meanwhile: never delete what we did not check
-                    raise ValueError(f"{root} was filled by another process while generating {name!r}; not replacing it")
+                    raise ValueError(
+                        f"{root} was filled by another process while generating {name!r}; not replacing it"
+                    )
                 shutil.rmtree(root)  # overwrite=True on a generated dataset (checked above)
             else:
                 root.rmdir()
@@ -113,11 +130,10 @@ def _remove_dead_partials(root: Path) -> None:
     from grl.utils import pid_alive
 
     for folder in root.parent.glob(f".{root.name}.partial-*"):
-        pid = folder.name[len(f".{root.name}.partial-"):].split("-")[0]
+        pid = folder.name[len(f".{root.name}.partial-") :].split("-")[0]
         if folder.is_dir() and (not pid.isdigit() or not pid_alive(int(pid))):
             log.info("removing %s, left by a generation that was killed", folder)
             shutil.rmtree(folder, ignore_errors=True)
-
 
 
 def default_root(name: str, preset: str = "full") -> Path:
@@ -142,10 +158,18 @@ def ensure_synthetic(name: str, root: str | os.PathLike | None = None, seed: int
     from grl.data.synthetic.sizes import SIZE_PRESETS
 
     builtin = root.resolve() in {default_root(name, preset).resolve() for preset in SIZE_PRESETS}
-    stale = existing is not None and existing.get("generator") == request["generator"] and \
-        (existing.get("version") != request["version"] or builtin)
-    log.info("generating synthetic %s dataset (seed %d) into %s%s", name, seed, root,
-             " (replacing one from an older generator version)" if stale else "")
+    stale = (
+        existing is not None
+        and existing.get("generator") == request["generator"]
+        and (existing.get("version") != request["version"] or builtin)
+    )
+    log.info(
+        "generating synthetic %s dataset (seed %d) into %s%s",
+        name,
+        seed,
+        root,
+        " (replacing one from an older generator version)" if stale else "",
+    )
     t0 = time.perf_counter()
     out = generate(name, root, seed, overwrite=stale, **sizes)
     log.info("synthetic %s ready in %.1fs: %s", name, time.perf_counter() - t0, out)

@@ -3,6 +3,7 @@
 Each writer renders every tracklet of its dataset into a root folder and returns counts for the
 manifest; :data:`FORMATS` describes the layouts (folders, file names, ``.mat`` tables, splits).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def _progress(items: Iterable, total: int, desc: str, progress: bool | None):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency; stay usable without it
         return items
-    return tqdm(items, total=total, desc=desc, unit="id", disable=None if progress is None else not progress, leave=False)
+    return tqdm(
+        items, total=total, desc=desc, unit="id", disable=None if progress is None else not progress, leave=False
+    )
 
 
 def _mars_pids(seed: int, sizes: dict) -> dict[str, list[int]]:
@@ -47,8 +50,10 @@ def _mars_pids(seed: int, sizes: dict) -> dict[str, list[int]]:
 def _mars_people(seed: int, sizes: dict) -> dict[str, list[tuple[int, Identity]]]:
     code = CODES["mars"]
     pids = _mars_pids(seed, sizes)
-    return {subset: list(zip(pids[subset], make_identities(seed, code, k, len(pids[subset]), sizes["group_size"])))
-            for k, subset in enumerate(("train", "test"))}
+    return {
+        subset: list(zip(pids[subset], make_identities(seed, code, k, len(pids[subset]), sizes["group_size"])))
+        for k, subset in enumerate(("train", "test"))
+    }
 
 
 def outfit_groups(seed: int = 0, **sizes) -> dict[int, int]:
@@ -88,7 +93,9 @@ def write_mars(root: Path, seed: int, sizes: dict, progress: bool | None = None)
         plans["test"].append((0, int(r.integers(cams)), random_identity(r), (DISTRACTOR, j, 1)))
     for j in range(sizes["num_junk"]):
         r = rng_for(seed, code, JUNK, j)
-        plans["test"].append((-1, int(r.integers(cams)), random_identity(r) if r.random() < 0.6 else None, (JUNK, j, 1)))
+        plans["test"].append(
+            (-1, int(r.integers(cams)), random_identity(r) if r.random() < 0.6 else None, (JUNK, j, 1))
+        )
 
     counts = {}
     for subset in ("train", "test"):
@@ -111,7 +118,9 @@ def write_mars(root: Path, seed: int, sizes: dict, progress: bool | None = None)
             names_all.extend(names)
         (root / "info").mkdir(parents=True, exist_ok=True)
         (root / "info" / f"{subset}_name.txt").write_text("".join(n + "\n" for n in names_all))
-        write_mat(root / "info" / f"tracks_{subset}_info.mat", {f"track_{subset}_info": np.array(rows, dtype=np.float64)})
+        write_mat(
+            root / "info" / f"tracks_{subset}_info.mat", {f"track_{subset}_info": np.array(rows, dtype=np.float64)}
+        )
         counts[f"{subset}_tracklets"] = len(rows)
         counts[f"{subset}_frames"] = len(names_all)
         if subset == "test":
@@ -135,7 +144,9 @@ def write_ilidsvid(root: Path, seed: int, sizes: dict, progress: bool | None = N
     code = CODES["ilidsvid"]
     size = (sizes["height"], sizes["width"])
     n = sizes["num_ids"]
-    styles = [camera_style(seed, code, c, size, noise=0.0, quant=4, strength=sizes["camera_strength"]) for c in range(2)]
+    styles = [
+        camera_style(seed, code, c, size, noise=0.0, quant=4, strength=sizes["camera_strength"]) for c in range(2)
+    ]
     lay = rng_for(seed, code, LAYOUT)
     # The real set skips some person numbers (300 people, numbers up to 319).
     numbers = np.sort(lay.choice(np.arange(1, n + n // 15 + 2), n, replace=False))
@@ -167,10 +178,14 @@ def write_prid2011(root: Path, seed: int, sizes: dict, progress: bool | None = N
     na, nb, both = sizes["num_cam_a"], sizes["num_cam_b"], sizes["num_both"]
     if not both <= min(na, nb):
         raise ValueError(f"prid2011: num_both={both} must be <= num_cam_a={na} and num_cam_b={nb}")
-    styles = [camera_style(seed, code, c, size, noise=0.0, quant=4, strength=sizes["camera_strength"]) for c in range(2)]
+    styles = [
+        camera_style(seed, code, c, size, noise=0.0, quant=4, strength=sizes["camera_strength"]) for c in range(2)
+    ]
     people = make_identities(seed, code, 0, na + nb - both, sizes["group_size"])
     # (cam, person number, identity index): cam_b-only people come after cam_a-only ones.
-    plan = [(0, p, p - 1) for p in range(1, na + 1)] + [(1, p, p - 1 if p <= both else na + p - both - 1) for p in range(1, nb + 1)]
+    plan = [(0, p, p - 1) for p in range(1, na + 1)] + [
+        (1, p, p - 1 if p <= both else na + p - both - 1) for p in range(1, nb + 1)
+    ]
     plan.sort(key=lambda c: (c[2], c[0]))
     length_of: dict[tuple[int, int], int] = {}
     for cam, number, idx in _progress(plan, len(plan), "prid2011", progress):
@@ -191,8 +206,12 @@ def write_prid2011(root: Path, seed: int, sizes: dict, progress: bool | None = N
         for _ in range(sizes["num_splits"]):
             perm = [eligible[i] for i in lay.permutation(len(eligible))]
             half = len(perm) // 2
-            splits.append({"train": [f"person_{p:04d}" for p in sorted(perm[:half])],
-                           "test": [f"person_{p:04d}" for p in sorted(perm[half:])]})
+            splits.append(
+                {
+                    "train": [f"person_{p:04d}" for p in sorted(perm[:half])],
+                    "test": [f"person_{p:04d}" for p in sorted(perm[half:])],
+                }
+            )
         (root / "splits_prid2011.json").write_text(json.dumps(splits, indent=1) + "\n")
         counts["splits"] = sizes["num_splits"]
     return counts
