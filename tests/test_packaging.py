@@ -1,8 +1,9 @@
 """environment.yml (conda) and pyproject.toml (pip) must name the same packages and pins."""
+
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +40,24 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme
     assert re.search(r"^exec make test$", ci, re.M)
+
+
+def test_readme_is_a_short_page_whose_links_resolve():
+    """README.md is the user's five-minute page (about 12 KB); the rest lives in docs/ (the MkDocs site).
+    Every relative link and image of the README points at a file of the repository."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) <= 12_500, f"README.md is {len(readme.encode())} bytes: move detail to docs/"
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [t for t in targets if not re.match(r"[a-z]+://", t)]
+    assert local, "the README links to its docs pages"
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
+    for page in ("study.md", "real-data.md", "fidelity.md", "portability.md", "reliability.md", "benchmarks.md"):
+        assert f"docs/{page}" in readme, f"README.md does not link docs/{page}"
+
+
+def test_lint_and_docs_build_are_part_of_make_test():
+    makefile = (ROOT / "Makefile").read_text()
+    test_target = re.search(r"^test:(.*)$", makefile, re.M).group(1)
+    assert "lint" in test_target.split() and "docs" in test_target.split()
+    assert "ruff check" in makefile and "ruff format --check" in makefile and "mkdocs build --strict" in makefile
