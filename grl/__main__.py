@@ -1,4 +1,4 @@
-"""Command line: ``python -m grl {reproduce, compare, train, list, synth, bench, refresh-notebooks}``."""
+"""Command line: ``python -m grl {reproduce, compare, train, list, synth, bench, refresh-notebooks}`` [--debug]."""
 
 from __future__ import annotations
 
@@ -147,42 +147,66 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes of an expected error (one line on stderr; the traceback with --debug): 1 the batch cannot go on,
+# 2 bad input (configuration, data root or layout, a frame, a weights or model file), 3 the training diverged.
+EXIT_BATCH, EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def _expected_errors() -> tuple[tuple[type, int], ...]:
+    from grl.batch.core import BatchError
+    from grl.data.datasets import CorruptFrameError
+    from grl.engine.trainer import RunMismatchError, TrainingDiverged
+
+    return (
+        (BatchError, EXIT_BATCH),
+        (TrainingDiverged, EXIT_DIVERGED),
+        (ConfigError, EXIT_INPUT),
+        (FileNotFoundError, EXIT_INPUT),  # DatasetNotFoundError, PretrainedWeightsError: they say what goes where
+        (CorruptFrameError, EXIT_INPUT),
+        (RunMismatchError, EXIT_INPUT),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m grl``. An expected error is one line on stderr and a non-zero exit (``EXIT_*``); ``--debug``
+    (anywhere on the line) shows its traceback instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = _parser()
     if not argv:
         parser.print_help()
         return 0
-    # synth and bench own their arguments.
-    if argv[0] == "synth":
-        from grl.data.synthetic import main as synth_main
-
-        return synth_main(argv[1:]) or 0
-    if argv[0] == "bench":
-        return _bench(argv[1:])
-    args = parser.parse_args(argv)
-    from grl.reproduce import BatchError, BatchInterrupted
+    from grl.batch.core import BatchInterrupted
 
     try:
-        return _dispatch(args)
+        # synth and bench own their arguments.
+        if argv[0] == "synth":
+            from grl.data.synthetic.cli import main as synth_main
+
+            return synth_main(argv[1:]) or 0
+        if argv[0] == "bench":
+            return _bench(argv[1:])
+        return _dispatch(parser.parse_args(argv))
     except BatchInterrupted as exc:  # Ctrl-C: one line, not 70 lines of kernel tracebacks
         _quiet_asyncio()
         print(f"\n{exc.message()}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         _quiet_asyncio()
         print("\ninterrupted; nothing finished is lost — rerun the same command to resume", file=sys.stderr)
-        return 130
-    except BatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except ConfigError as exc:  # user input errors: one clear line, no traceback
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        code = next((code for kind, code in _expected_errors() if isinstance(exc, kind)), None)
+        if code is None or debug:
+            raise
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank meets it: rank 0 says it once
-            print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:  # DatasetNotFoundError says what is expected where
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+            print(f"error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return code
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _quiet_asyncio() -> None:
@@ -194,16 +218,16 @@ def _quiet_asyncio() -> None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from grl import reproduce
+    from grl import batch
 
     if args.command == "reproduce":
-        from grl import cluster
+        from grl.batch import cluster
 
-        roots = reproduce.parse_data_roots(args.data_root)
+        roots = batch.parse_data_roots(args.data_root)
         slurm = cluster.slurm_options(
             args.executor, args.slurm_partition, args.slurm_time, args.slurm_gpus_per_run, args.slurm_option
         )
-        return reproduce.reproduce(
+        return batch.reproduce(
             args.profile,
             args.only,
             args.dataset,
@@ -226,7 +250,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "train":
         return _train(args)
     if args.command == "refresh-notebooks":
-        for path in reproduce.refresh_notebooks(args.names or None, fresh=not args.reuse_runs):
+        for path in batch.refresh_notebooks(args.names or None, fresh=not args.reuse_runs):
             print(f"refreshed {path}")
         return 0
     raise AssertionError(args.command)
@@ -255,9 +279,9 @@ def _compare(args: argparse.Namespace) -> int:
             reference, label = report.committed_reference(args.profile)
     except ValueError as exc:  # a table that is not ours: its path and what was expected
         raise ConfigError(str(exc)) from None
-        if reference is None:
-            print(label)
-            return 1
+    if reference is None:
+        print(label)
+        return 1
     comparable, summary, cells = report.compare_with_reference(ours, reference)
     print(f"this study: {path}\nreference:  {label}\n{summary}")
     if comparable:
@@ -286,10 +310,11 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from grl.batch.runs import run_or_load
+    from grl.batch.shared import check_data
     from grl.engine import distributed
     from grl.experiments import make_run
     from grl.report import metrics_table
-    from grl.reproduce import check_data, run_or_load
 
     run = make_run(
         args.experiment,
@@ -314,7 +339,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from grl.reproduce import parse_data_roots
+    from grl.batch.study import parse_data_roots
 
     runs = runs_for(
         args.profile,
@@ -354,7 +379,7 @@ CALIBRATION_TARGETS = {
 
 def _calibrate(args: argparse.Namespace) -> int:
     """Exit 0 when every target is met, 1 otherwise. Trains the Baseline runs only (never GRL's)."""
-    from grl import reproduce
+    from grl import batch
     from grl.experiments import profile_dir
     from grl.report import results_frame
     from grl.stats import t_interval
@@ -362,14 +387,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     runs = runs_for(args.profile, "baseline", args.dataset, seeds=parse_seeds(args.seeds), root=args.root)
     runs = [r for r in runs if r.experiment == "baseline"]
     out = profile_dir(args.profile, args.root)
-    jobs = reproduce.check_jobs(reproduce.default_jobs(args.profile) if args.jobs is None else args.jobs)
-    with reproduce.batch_lock(out):
-        reproduce.prepare_shared(runs, jobs)
-        reproduce.check_data(runs)
-        batch = reproduce.run_batch(runs, status_path=None, jobs=jobs)
+    jobs = batch.check_jobs(batch.default_jobs(args.profile) if args.jobs is None else args.jobs)
+    with batch.batch_lock(out):
+        batch.prepare_shared(runs, jobs)
+        batch.check_data(runs)
+        outcome = batch.run_batch(runs, status_path=None, jobs=jobs)
     ours = results_frame([r for r in runs if r.is_done()])
     print(f"\nBaseline (F^g), profile {args.profile!r}, data {runs[0].config.data_version}: mean ± 95 % interval")
-    met = not batch.failed
+    met = not outcome.failed
     for (dataset, metric), (low, high) in CALIBRATION_TARGETS.items():
         if args.dataset and dataset != args.dataset:
             continue

@@ -57,7 +57,17 @@ RECIPES: dict[str, dict] = {
 # eval_every is in the key only with select_best, where it decides which model is kept. rerank adds an
 # evaluation of the same trained model (runs finished before it was asked for do not have it).
 _NOT_IN_KEY = frozenset(
-    {"num_workers", "frame_cache", "data_size", "device", "data_root", "eval_every", "threads", "rerank"}
+    {
+        "num_workers",
+        "frame_cache",
+        "data_size",
+        "device",
+        "data_root",
+        "eval_every",
+        "threads",
+        "rerank",
+        "divergence_factor",
+    }  # fmt: skip
 )
 # Fields added after runs were first keyed: left out of the key while at their default, so that adding
 # a switch does not invalidate every finished run. Never change the default of a field listed here.
@@ -107,7 +117,7 @@ class Config:
     # --- model (paper §3) ---
     backbone: str = "resnet50"
     pretrained: bool = True  # ImageNet weights; see grl.models.backbone for where they come from
-    # The tiny backbone's pretraining on synthetic people (grl.engine.pretrain), when pretrained=True.
+    # The tiny backbone's pretraining on synthetic people (grl.models.pretrain), when pretrained=True.
     pretrain_ids: int = 600
     pretrain_steps: int = 1200
     use_gce: bool = True  # eq. 2-4; off = the Baseline (F^g only)
@@ -136,6 +146,9 @@ class Config:
     lr_step: int = 15
     lr_gamma: float = 0.1
     eval_every: int = 0  # 0 = evaluate only at the end
+    # The divergence guard: training stops within one step when any loss term becomes non-finite or exceeds this
+    # multiple of its first-epoch mean (of its first step's value during the first epoch; 0 = the multiple off).
+    divergence_factor: float = 1000.0
     seed: int = 0
     # Common random numbers (variance reduction for paired comparisons, README "The study's precision"): the
     # new layers' initial weights come from a stream per layer name, and a clip's frames and augmentation from
@@ -208,6 +221,11 @@ class Config:
             raise ConfigError(f"config field 'threads' must be >= 0 (0 = torch's default), got {self.threads}")
         if self.seed < 0:
             raise ConfigError(f"config field 'seed' must be >= 0, got {self.seed}")
+        if not self.divergence_factor >= 0:
+            raise ConfigError(
+                f"config field 'divergence_factor' must be >= 0 (0 = only non-finite losses stop a run), "
+                f"got {self.divergence_factor}"
+            )
         if self.select_best and self.eval_every < 1:
             raise ConfigError(
                 "select_best=True needs eval_every >= 1: the best model is chosen among the periodic evaluations"

@@ -707,8 +707,13 @@ _TABLE_CSS = [
 ]
 
 
-def _html(styler) -> str:
-    return styler.set_table_styles(_TABLE_CSS).to_html()
+def _html(styler, wrap_headers: bool = False) -> str:
+    """``wrap_headers``: column headings may break between words (the verdict tables' long headings), so the
+    table fits a 1280-px page and A4; cells never break."""
+    css = _TABLE_CSS + (
+        [{"selector": "th", "props": "white-space: normal; vertical-align: bottom"}] if wrap_headers else []
+    )
+    return styler.set_table_styles(css).to_html()
 
 
 def styled_table(table_no: int, table: pd.DataFrame, agreement: pd.DataFrame | None = None, decimals: int = 1) -> str:
@@ -824,7 +829,7 @@ def pretraining_table(ours: pd.DataFrame, metrics=("mAP", "rank1")) -> pd.DataFr
 
 def pretraining_section(runs: list[Run], ours: pd.DataFrame) -> str:
     """What the pretrained backbone is, what it cost, and Table 7."""
-    from grl.engine.pretrain import pretraining_summary
+    from grl.models.pretrain import pretraining_summary
 
     summary = next((s for s in (pretraining_summary(r.config) for r in runs) if s), None)
     if summary is None:

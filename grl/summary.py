@@ -69,7 +69,7 @@ class VerdictTable:
         styler = self.frame.style.set_uuid(self.uuid).hide(axis="index").set_caption(html.escape(self.caption))
         if columns:
             styler = styler.map(lambda v: f"background-color: {COLOURS[v]}" if COLOURS.get(v) else "", subset=columns)
-        return _html(styler)
+        return _html(styler, wrap_headers=True)
 
     def markdown(self) -> str:
         if self.frame.empty:

@@ -1,4 +1,4 @@
-"""``--executor slurm`` (grl.cluster) through submitit's LOCAL executor: no SLURM cluster here.
+"""``--executor slurm`` (grl.batch.cluster) through submitit's LOCAL executor: no SLURM cluster here.
 
 The jobs execute a fake experiment notebook (as tests/test_reproduce.py): it "trains" by writing
 result.json at once, fails for grl-T6 unless GRL_FAKE_FAIL=0, and — when GRL_FAKE_SLEEP names its
@@ -24,8 +24,8 @@ submitit = pytest.importorskip("submitit")
 
 from fake_notebooks import write_fake_notebook  # noqa: E402
 
-from grl import cluster  # noqa: E402
-from grl.cluster import SlurmOptions, check_executor, parse_slurm_options, run_jobs, slurm_options  # noqa: E402
+from grl.batch import cluster  # noqa: E402
+from grl.batch.cluster import SlurmOptions, check_executor, parse_slurm_options, run_jobs, slurm_options  # noqa: E402
 
 FAKE_BODY = """
 import json, os, time
@@ -181,8 +181,8 @@ def test_a_job_out_of_time_is_requeued_by_submitit_and_resumes(fake_notebook, tm
 
 
 def test_reproduce_dispatches_to_the_cluster_and_builds_the_report_here(tmp_path, monkeypatch):
-    from grl import reproduce
-    from grl.reproduce import BatchResult
+    from grl.batch import study
+    from grl.batch.core import BatchResult
 
     calls = {}
 
@@ -191,12 +191,12 @@ def test_reproduce_dispatches_to_the_cluster_and_builds_the_report_here(tmp_path
         return BatchResult(done=[r.name for r in runs])
 
     monkeypatch.setattr(cluster, "run_jobs", fake_run_jobs)
-    monkeypatch.setattr(reproduce, "run_batch", lambda *a, **k: pytest.fail("the local batch ran"))
-    monkeypatch.setattr(reproduce, "prepare_shared", lambda *a, **k: None)
-    monkeypatch.setattr(reproduce, "check_data", lambda *a, **k: None)
-    monkeypatch.setattr(reproduce, "_figure4_and_report", lambda *a, **k: calls.setdefault("report", True))
+    monkeypatch.setattr(study, "run_batch", lambda *a, **k: pytest.fail("the local batch ran"))
+    monkeypatch.setattr(study, "prepare_shared", lambda *a, **k: None)
+    monkeypatch.setattr(study, "check_data", lambda *a, **k: None)
+    monkeypatch.setattr(study, "_figure4_and_report", lambda *a, **k: calls.setdefault("report", True))
     out = tmp_path / "study"
-    assert reproduce.reproduce("quick", only="table4", seeds=(0,), root=out, executor="slurm", slurm=LOCAL) == 0
+    assert study.reproduce("quick", only="table4", seeds=(0,), root=out, executor="slurm", slurm=LOCAL) == 0
     assert len(calls["runs"]) == 5 and calls["options"] is LOCAL and calls["report"]
     assert calls["folder"] == out / "slurm" and calls["status"] == out / "status.json"
     assert calls["notebook"].name == "experiment.ipynb"

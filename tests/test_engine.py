@@ -104,10 +104,10 @@ def test_resume_after_interruption_equals_uninterrupted_run(reference_run, tiny_
     out, result = reference_run
     real = trainer_mod.train_one_epoch
 
-    def dies_in_epoch_3(config, model, objective, optimizer, scaler, loader, device, epoch, *args):
+    def dies_in_epoch_3(config, model, objective, optimizer, scaler, loader, device, epoch, *args, **kwargs):
         if epoch == 2:
             raise KeyboardInterrupt("simulated kill")
-        return real(config, model, objective, optimizer, scaler, loader, device, epoch, *args)
+        return real(config, model, objective, optimizer, scaler, loader, device, epoch, *args, **kwargs)
 
     monkeypatch.setattr(trainer_mod, "train_one_epoch", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):

@@ -173,7 +173,9 @@ def test_runs_on_synthetic_data_are_keyed_by_the_data_they_saw(monkeypatch):
     assert cpu.data_version == synthetic.data_version("mars", **synthetic.preset_sizes("full", "mars"))
     assert synthetic.data_version("mars", num_train_ids=10) != cpu.data_version
     # a new generator version is new data: the old results no longer count as done
-    monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
+    from grl.data.synthetic import version
+
+    monkeypatch.setattr(version, "GENERATOR_VERSION", version.GENERATOR_VERSION + 1)
     assert PROFILES["cpu"].config("grl", "mars").key() != cpu.key()
     # real data roots carry no synthetic version
     assert PROFILES["cpu"].config("grl", "mars", data_root="/data/MARS").data_version == ""

@@ -15,11 +15,11 @@ import sys
 import pytest
 import torch
 
+from grl.batch.shared import check_data
 from grl.engine import train
 from grl.experiments import make_run
 from grl.models import grl as grl_model
 from grl.report import metrics_table
-from grl.reproduce import check_data
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ from grl.config import Config
 from grl.data.synthetic import make_identities, population_frames
 from grl.data.synthetic.appearance import CLOTHES, outfit_pool
 from grl.data.synthetic.seeds import CODES
-from grl.engine.pretrain import PretrainSpec, ensure_pretrained, read_pretrained
 from grl.models import build_backbone, build_model
 from grl.models.backbone import PretrainedWeightsError
+from grl.models.pretrain import PretrainSpec, ensure_pretrained, read_pretrained
 
 SMALL = dict(backbone="tiny", pretrained=True, height=32, width=16, pretrain_ids=6, pretrain_steps=25, threads=1)
 
@@ -72,7 +72,7 @@ def test_bad_pretrained_files_are_rebuilt_with_a_warning(data_dir, caplog):
     for damage, words in ((good[: len(good) // 2], "unreadable"), (b"not a checkpoint", "unreadable")):
         path.write_bytes(damage)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="grl.engine.pretrain"):
+        with caplog.at_level(logging.WARNING, logger="grl.models.pretrain"):
             ensure_pretrained(config, progress=False)
         assert path.name in caplog.text and words in caplog.text and "rebuilding" in caplog.text
         assert read_pretrained(path, PretrainSpec.from_config(config)) is not None
@@ -80,7 +80,7 @@ def test_bad_pretrained_files_are_rebuilt_with_a_warning(data_dir, caplog):
     other = Config(**{**SMALL, "pretrain_steps": 2})
     torch.save(torch.load(ensure_pretrained(other, progress=False), weights_only=True), path)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="grl.engine.pretrain"):
+    with caplog.at_level(logging.WARNING, logger="grl.models.pretrain"):
         ensure_pretrained(config, progress=False)
     assert "made for another configuration" in caplog.text
 

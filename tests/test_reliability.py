@@ -18,16 +18,11 @@ import nbformat
 import pytest
 
 from grl.__main__ import main
+from grl.batch.core import BatchError, BatchInterrupted, ParameterError
+from grl.batch.local import run_batch
+from grl.batch.locks import batch_lock, preflight
+from grl.batch.notebook import refuse_undeclared_parameters
 from grl.experiments import load_result, make_run, runs_for
-from grl.reproduce import (
-    BatchError,
-    BatchInterrupted,
-    ParameterError,
-    batch_lock,
-    preflight,
-    refuse_undeclared_parameters,
-    run_batch,
-)
 from grl.utils import set_aside
 from grl.viz import read_run_metrics
 
@@ -56,8 +51,8 @@ def test_a_half_written_metrics_line_is_skipped_with_a_warning(tmp_path, capsys)
 
 
 def test_a_truncated_checkpoint_is_set_aside_and_the_run_starts_again(tmp_path, capsys):
+    from grl.batch.shared import check_data
     from grl.engine import train
-    from grl.reproduce import check_data
 
     run = make_run("grl-forward", "mars", "quick", root=tmp_path)
     check_data([run])
@@ -68,6 +63,46 @@ def test_a_truncated_checkpoint_is_set_aside_and_the_run_starts_again(tmp_path, 
     err = capsys.readouterr().err
     assert str(run.run_dir / "checkpoint.pt") in err and "unreadable checkpoint" in err
     assert len(list(run.run_dir.glob("checkpoint.pt.bad-*"))) == 1
+
+
+class _RunsCode:
+    """Unpickling this touches ``target``: a stand-in for a checkpoint that would run arbitrary code."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, capsys):
+    import torch
+
+    from grl.engine.features import load_run
+    from grl.engine.trainer import _load_checkpoint
+
+    run = make_run("grl-forward", "mars", "quick", root=tmp_path)
+    marker = tmp_path / "code-ran"
+    keys = ("key", "epoch", "model", "objective", "optimizer", "scheduler", "scaler", "rng", "history")
+    payload = {k: 0 for k in keys} | {"key": run.config.key(), "model": _RunsCode(marker)}
+    # the payload is real: the unsafe loader runs it
+    torch.save(payload, tmp_path / "probe.pt")
+    torch.load(tmp_path / "probe.pt", weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+
+    run.run_dir.mkdir(parents=True)
+    torch.save(payload, run.run_dir / "checkpoint.pt")
+    assert _load_checkpoint(run.run_dir / "checkpoint.pt", run.config.key(), run.config) is None
+    assert not marker.exists()
+    err = capsys.readouterr().err
+    assert "holding objects other than tensors and plain data, not loaded" in err
+    assert str(run.run_dir / "checkpoint.pt") in err and len(list(run.run_dir.glob("checkpoint.pt.bad-*"))) == 1
+
+    torch.save({"state_dict": _RunsCode(marker), "config": run.config.to_dict(), "key": "k"}, run.run_dir / "model.pt")
+    with pytest.raises(ValueError, match=r"model\.pt holds objects other than tensors and plain data, so it is not"):
+        load_run(run.run_dir)
+    assert not marker.exists()
 
 
 def test_set_aside_never_overwrites(tmp_path):
@@ -126,21 +161,21 @@ def test_preflight_refuses_read_only_folders_and_too_little_space(tmp_path, monk
 def test_a_full_disk_during_the_batch_stops_it_with_the_path(tmp_path, monkeypatch):
     import errno
 
-    from grl import reproduce
+    from grl.batch import local
 
     runs = runs_for("quick", only="grl-T4", seeds=(0,), root=tmp_path)
 
     def full(notebook, output, parameters, cwd=None, kernel=None):
         raise OSError(errno.ENOSPC, "No space left on device", str(output))
 
-    monkeypatch.setattr(reproduce, "execute", full)
+    monkeypatch.setattr(local, "execute", full)
     with pytest.raises(BatchError, match=r"experiment.ipynb: the disk is full .* rerun the same command"):
         run_batch(runs, progress=False)
 
 
 # ---- notebooks that go missing ----------------------------------------------------------------
 def test_a_finished_run_without_its_notebook_gets_it_again_without_retraining(tmp_path, monkeypatch):
-    from grl import reproduce
+    from grl.batch import local
 
     run = runs_for("quick", only="grl-T4", seeds=(0,), root=tmp_path)[0]
     run.run_dir.mkdir(parents=True)
@@ -153,7 +188,7 @@ def test_a_finished_run_without_its_notebook_gets_it_again_without_retraining(tm
         nbformat.write(nbformat.v4.new_notebook(), output)
         return output
 
-    monkeypatch.setattr(reproduce, "execute", fake_execute)
+    monkeypatch.setattr(local, "execute", fake_execute)
     outcome = run_batch([run], progress=False)
     assert executed == [str(run.run_dir)] and outcome.skipped == [run.name] and not outcome.done
     assert not (run.run_dir / ".experiment.running.ipynb").exists()
@@ -165,13 +200,13 @@ def test_a_finished_run_without_its_notebook_gets_it_again_without_retraining(tm
 
 # ---- Ctrl-C ------------------------------------------------------------------------------------
 def test_ctrl_c_stops_with_one_line_naming_the_run(tmp_path, monkeypatch, capsys):
-    from grl import reproduce
+    from grl.batch import local, study
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(reproduce, "execute", interrupted)
-    monkeypatch.setattr(reproduce, "check_data", lambda runs: None)
+    monkeypatch.setattr(local, "execute", interrupted)
+    monkeypatch.setattr(study, "check_data", lambda runs: None)
     assert main(["reproduce", "--profile", "quick", "--only", "grl-T4", "--seeds", "0", "--root", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # above it only the progress bar
@@ -197,7 +232,7 @@ def test_undeclared_or_mistyped_parameters_are_refused_inside_the_notebook():
 
 @pytest.mark.slow
 def test_plain_papermill_with_an_undeclared_parameter_fails(tmp_path):
-    from grl.reproduce import notebooks_dir
+    from grl.batch.core import notebooks_dir
 
     out = subprocess.run(
         [
@@ -245,7 +280,7 @@ def test_kernels_do_not_log_noise(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     nbformat.write(nb, tmp_path / "n.ipynb")
     code = (
-        "from grl.reproduce import execute; "
+        "from grl.batch.notebook import execute; "
         f"execute({str(tmp_path / 'n.ipynb')!r}, {str(tmp_path / 'o.ipynb')!r}, {{'x': 2}})"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -255,13 +290,47 @@ def test_kernels_do_not_log_noise(tmp_path):
 
 # ---- the report: both files or neither ---------------------------------------------------------
 def test_a_failed_report_build_rewrites_neither_report(tmp_path, monkeypatch, capsys):
-    from grl import reproduce
+    from grl.batch import study
 
     (tmp_path / "report.html").write_text("previous html")
     (tmp_path / "report.md").write_text("previous md")
-    monkeypatch.setattr(reproduce, "_step", lambda what, *a: False)  # every notebook step fails
+    monkeypatch.setattr(study, "_step", lambda what, *a: False)  # every notebook step fails
     runs = runs_for("quick", only="grl-T4", seeds=(0,), root=tmp_path)
-    reproduce._figure4_and_report("quick", tmp_path, reproduce.notebooks_dir(), runs, (0,), None, {}, {})
+    study._figure4_and_report("quick", tmp_path, study.notebooks_dir(), runs, (0,), None, {}, {})
     assert (tmp_path / "report.html").read_text() == "previous html"  # was: md rewritten, html stale
     assert (tmp_path / "report.md").read_text() == "previous md"
     assert "report NOT rebuilt: report.html and report.md are the previous batch's" in capsys.readouterr().err
+
+
+# ---- divergence ---------------------------------------------------------------------------------
+def test_the_divergence_check_names_non_finite_and_exploding_terms():
+    from grl.engine.trainer import divergence_check
+
+    reference = {"total": 12.0, "verification": 0.7, "frame_oim": 5.0}
+    assert divergence_check({"total": 13.0, "verification": 0.9, "frame_oim": 6.0}, reference, 1000) == []
+    bad = divergence_check({"total": 2e4, "verification": 999.0, "frame_oim": float("nan")}, reference, 1000)
+    assert bad[0].startswith("total=2e+04 (first epoch: 12") and bad[1] == "frame_oim=nan"
+    assert divergence_check({"verification": 999.0}, reference, 1000) == []  # 1000 x max(0.7, 1): the floor
+    assert divergence_check({"verification": 1001.0}, reference, 1000) == [
+        "verification=1001 (first epoch: 0.7, limit x1000)"
+    ]
+    assert divergence_check({"total": float("inf")}, reference, 0) == ["total=inf"]  # factor 0: non-finite only
+    assert divergence_check({"total": 1e30}, reference, 0) == []
+
+
+def test_a_diverging_run_stops_within_a_step_naming_it_and_writes_no_result(tmp_path):
+    from grl.batch.shared import check_data
+    from grl.engine import train
+    from grl.engine.trainer import TrainingDiverged
+
+    run = make_run("grl", "mars", "quick", root=tmp_path)
+    check_data([run])
+    config = run.config.replace(lr=1e6)
+    with pytest.raises(TrainingDiverged) as caught:
+        train(config, run.run_dir, progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"run {run.run_dir.name} ({run.run_dir}): training diverged at epoch 1, step ")
+    assert "limit x1000" in message or "=nan" in message or "=inf" in message
+    assert "no result written" in message and "lower config.lr (1000000.0)" in message
+    assert not (run.run_dir / "result.json").exists() and not (run.run_dir / "model.pt").exists()
+    assert run.config.replace(divergence_factor=10).key() == run.config.key()  # a guard, not a training setting

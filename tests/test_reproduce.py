@@ -9,17 +9,13 @@ import pytest
 from fake_notebooks import write_fake_notebook
 
 from grl.__main__ import main
+from grl.batch.core import ParameterError, experiment_parameters
+from grl.batch.local import run_batch
+from grl.batch.notebook import execute, validate_parameters
+from grl.batch.shared import check_data
+from grl.batch.study import parse_data_roots
 from grl.config import ConfigError
 from grl.experiments import make_run, runs_for
-from grl.reproduce import (
-    ParameterError,
-    check_data,
-    execute,
-    experiment_parameters,
-    parse_data_roots,
-    run_batch,
-    validate_parameters,
-)
 
 # Same parameters as notebooks/experiment.ipynb; "trains" by writing result.json, fails for
 # grl-T6 unless GRL_FAKE_FAIL=0 (the kernel inherits the test's environment).
@@ -58,7 +54,7 @@ def test_parameters_are_validated_by_name_and_type(fake_notebook, tmp_path):
 
 
 def test_committed_notebooks_declare_the_orchestrators_parameters():
-    from grl.reproduce import notebooks_dir
+    from grl.batch.core import notebooks_dir
 
     run = make_run("grl-T4", "ilidsvid", "cpu", split=2)
     validate_parameters(notebooks_dir() / "experiment.ipynb", experiment_parameters(run))
@@ -133,7 +129,7 @@ def test_cli_help_list_and_bad_input(capsys, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_parallel_batch_divides_the_cores_and_isolates_failures(fake_notebook, tmp_path, monkeypatch):
-    from grl.reproduce import cpu_cores
+    from grl.batch.local import cpu_cores
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     table4 = runs_for("quick", only="table4", root=tmp_path / "reports")
@@ -151,7 +147,7 @@ def test_parallel_batch_divides_the_cores_and_isolates_failures(fake_notebook, t
 
 
 def test_jobs_are_checked(capsys):
-    from grl.reproduce import check_jobs, cpu_cores
+    from grl.batch.local import check_jobs, cpu_cores
 
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ConfigError, match="--jobs must be a whole number >= 1"):
@@ -165,7 +161,7 @@ def test_jobs_are_checked(capsys):
 def test_runs_sharing_a_kernel_equal_runs_in_fresh_kernels(tmp_path):
     """A batch executes its runs one after another in one kernel (Kernel): a run must not see the names or the
     random state the previous run left there, so its every number equals a run in a kernel of its own."""
-    from grl.reproduce import notebooks_dir
+    from grl.batch.core import notebooks_dir
 
     def outcome(runs):
         return {
@@ -194,8 +190,8 @@ def test_runs_sharing_a_kernel_equal_runs_in_fresh_kernels(tmp_path):
 def test_each_job_kernel_sees_one_gpu_of_its_own(tmp_path, monkeypatch):
     import dataclasses
 
-    from grl import reproduce
-    from grl.reproduce import gpu_per_job
+    from grl.batch import local
+    from grl.batch.local import gpu_per_job
 
     notebook = write_fake_notebook(
         tmp_path / "gpu.ipynb",
@@ -206,7 +202,7 @@ def test_each_job_kernel_sees_one_gpu_of_its_own(tmp_path, monkeypatch):
     )
     cpu_runs = runs_for("quick", only="grl-T4,baseline", dataset="mars", seeds=(0,), root=tmp_path)
     gpu_runs = [dataclasses.replace(r, config=dataclasses.replace(r.config, device="auto")) for r in cpu_runs]
-    monkeypatch.setattr(reproduce, "visible_gpus", lambda: ["3", "5"])
+    monkeypatch.setattr(local, "visible_gpus", lambda: ["3", "5"])
     run_batch(gpu_runs, notebook, progress=False, jobs=2)  # no result.json: "failed", only the pinning is read
     assert sorted((r.run_dir / "gpu.txt").read_text() for r in gpu_runs) == ["3", "5"]
     with pytest.raises(ConfigError, match=r"--jobs 3 needs 3 GPUs but 2 are visible \(3,5\).*--jobs 2 or fewer"):
@@ -215,7 +211,7 @@ def test_each_job_kernel_sees_one_gpu_of_its_own(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"--jobs 2 × --procs-per-run 2 needs 4 GPUs but 2 are visible.*--jobs 1 "):
         gpu_per_job(gpu_runs, 2, procs_per_run=2)
     assert gpu_per_job(cpu_runs, 2) is None  # CPU runs: no pinning, the cores are divided instead
-    monkeypatch.setattr(reproduce, "visible_gpus", lambda: [])
+    monkeypatch.setattr(local, "visible_gpus", lambda: [])
     assert gpu_per_job(gpu_runs, 2) is None  # device "auto" without CUDA trains on the CPU
 
 

@@ -314,7 +314,9 @@ def test_contact_sheet_shows_each_identity_under_its_cameras(roots):
 def test_cli(tmp_path, monkeypatch):
     monkeypatch.setitem(S.DEFAULT_SIZES, "ilidsvid", {**S.DEFAULT_SIZES["ilidsvid"], **SMALL["ilidsvid"]})
     sheet = tmp_path / "sheet.png"
-    assert S.main(["--dataset", "ilidsvid", "--root", str(tmp_path / "ds"), "--contact-sheet", str(sheet)]) == 0
+    from grl.data.synthetic.cli import main
+
+    assert main(["--dataset", "ilidsvid", "--root", str(tmp_path / "ds"), "--contact-sheet", str(sheet)]) == 0
     assert S.read_manifest(tmp_path / "ds")["name"] == "ilidsvid" and sheet.is_file()
 
 

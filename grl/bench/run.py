@@ -99,8 +99,8 @@ def _measure(config, reps: int) -> tuple[dict, list[str]]:
     from grl.data.loader import build_test_loader, build_train_loader
     from grl.data.sampling import rrs_indices
     from grl.engine import features
-    from grl.engine.pretrain import PretrainSpec, read_pretrained
     from grl.engine.trainer import _build, build_optimizer, build_scheduler, train_step
+    from grl.models.pretrain import PretrainSpec, read_pretrained
     from grl.utils import atomic_torch_save, resolve_device, seed_everything
 
     parts, notes = {}, []

@@ -169,8 +169,8 @@ def train_all(
 ) -> dict[str, dict]:
     from tqdm import tqdm
 
+    from grl.batch.shared import prepare_shared
     from grl.experiments import runs_for
-    from grl.reproduce import prepare_shared
 
     configs = _configs(seeds, splits, arms, crns, overrides)
     # Data, pretrained backbone and frame caches once, before the workers start (the Baseline's runs need them all).

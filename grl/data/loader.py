@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from grl.data.datasets import read_frame as _read_frame  # raises CorruptFrameError naming the file
-from grl.data.sampling import PairedBatchSampler, dense_chunks, rrs_indices, shard_pairs
+from grl.data.sampling import PairedBatchSampler, check_world_size, dense_chunks, rrs_indices, shard_pairs
 from grl.data.transforms import ClipTransform, frames_to_tensor
 
 MODES = ("train", "rrs", "dense")
@@ -215,8 +215,6 @@ def build_train_loader(dataset, config, seed: int, frames=None, rank: int = 0, w
     default: the dataset's ``frame_cache`` (None: decode). ``rank`` / ``world_size``: this process's
     whole pairs of each global batch of ``config.batch_size`` clips (DistributedDataParallel).
     """
-    from grl.engine.distributed import check_world_size
-
     check_world_size(config.batch_size, world_size)
     transform = ClipTransform.for_config(config, train=True)
     if frames is None:  # the dataset's own cache (load_config_dataset sets it for the built-in sets)

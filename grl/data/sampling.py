@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from grl.config import ConfigError
+
 
 def _check_sizes(num_frames: int, seq_len: int) -> None:
     if int(num_frames) < 1:
@@ -178,7 +180,7 @@ def shard_pairs(batch: Sequence, rank: int, world_size: int) -> list:
 
     ``h = B / (2·world_size)``. The local batch keeps the paired layout (partner of local ``i`` at
     ``i + h``), and the ranks' shares together are the batch. ``B`` must be a multiple of ``2·world_size``
-    (grl.engine.distributed.check_world_size says so by name)."""
+    (:func:`check_world_size` says so by name)."""
     half, per = len(batch) // 2, len(batch) // (2 * world_size)
     if world_size < 1 or not 0 <= rank < world_size or len(batch) % (2 * world_size):
         raise ValueError(
@@ -186,3 +188,15 @@ def shard_pairs(batch: Sequence, rank: int, world_size: int) -> list:
         )
     start = rank * per
     return list(batch[start : start + per]) + list(batch[half + start : half + start + per])
+
+
+def check_world_size(batch_size: int, world: int) -> None:
+    """Refuse a world size that cannot give every rank whole probe/partner pairs of the global batch."""
+    if world > 1 and batch_size % (2 * world):
+        raise ConfigError(
+            f"batch_size={batch_size} cannot be shared by world size {world}: every process needs "
+            f"batch_size / {world} clips made of whole probe/partner pairs, i.e. batch_size must be a multiple of "
+            f"2 x {world} = {2 * world}; run a number of processes (torchrun --nproc_per_node) that divides "
+            f"batch_size / 2 = {batch_size // 2}, or set the Config's (the profile's) batch_size to e.g. "
+            f"{2 * world * max(1, round(batch_size / (2 * world)))}"
+        )

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from grl.config import ConfigError
+from grl.data.sampling import check_world_size  # noqa: F401  (the batch and the trainer call it from here)
 
 
 def requested() -> bool:
@@ -100,18 +100,6 @@ def main_first():
     finally:
         if is_main():
             dist.barrier()
-
-
-def check_world_size(batch_size: int, world: int) -> None:
-    """Refuse a world size that cannot give every rank whole probe/partner pairs of the global batch."""
-    if world > 1 and batch_size % (2 * world):
-        raise ConfigError(
-            f"batch_size={batch_size} cannot be shared by world size {world}: every process needs "
-            f"batch_size / {world} clips made of whole probe/partner pairs, i.e. batch_size must be a multiple of "
-            f"2 x {world} = {2 * world}; run a number of processes (torchrun --nproc_per_node) that divides "
-            f"batch_size / 2 = {batch_size // 2}, or set the Config's (the profile's) batch_size to e.g. "
-            f"{2 * world * max(1, round(batch_size / (2 * world)))}"
-        )
 
 
 class _AllGather(torch.autograd.Function):

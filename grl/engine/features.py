@@ -13,6 +13,7 @@ and normalising makes rrs and dense features directly comparable).
 from __future__ import annotations
 
 import contextlib
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -187,7 +188,15 @@ def load_run(run_dir, device: str | torch.device = "cpu"):
         raise FileNotFoundError(
             f"load_run: {path} not found; a run writes model.pt when training finishes (grl.engine.train)"
         )
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # tensors and plain data only: a model file holding any other object is refused, never unpickled
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"load_run: {path} holds objects other than tensors and plain data, so it is not loaded (it could run "
+            f"code when unpickled; a GRL model file holds a state_dict, its config and its key): {str(exc)[:160]}"
+        ) from None
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise ValueError(f"load_run: {path} is not a readable model file ({type(exc).__name__}: {exc})") from None
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
         raise ValueError(f"load_run: {path} is not a GRL model file (expected keys 'state_dict' and 'config')")
     config = Config.from_dict(blob["config"])

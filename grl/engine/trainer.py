@@ -21,6 +21,7 @@ the others wait at a barrier; every rank resumes from the same checkpoint.
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import subprocess
 import sys
@@ -57,6 +58,23 @@ RESULT = "result.json"
 
 class RunMismatchError(ValueError):
     """out_dir holds a checkpoint or result of a different configuration (another config.key())."""
+
+
+class TrainingDiverged(FloatingPointError):
+    """A loss term became non-finite or exceeded ``config.divergence_factor`` times its first-epoch value.
+    Raised within one step; the run writes no result (its last epoch checkpoint stays)."""
+
+
+def divergence_check(terms: dict[str, float], reference: dict[str, float], factor: float) -> list[str]:
+    """The loss terms that diverged: non-finite, or above ``factor`` × max(|reference|, 1) (a term's reference is
+    its first-epoch mean; the floor of 1 keeps a term that starts near 0 from tripping on ordinary noise)."""
+    bad = []
+    for name, value in terms.items():
+        if value != value or value in (float("inf"), float("-inf")):
+            bad.append(f"{name}={value}")
+        elif factor > 0 and name in reference and abs(value) > factor * max(abs(reference[name]), 1.0):
+            bad.append(f"{name}={value:.4g} (first epoch: {reference[name]:.4g}, limit x{factor:g})")
+    return bad
 
 
 def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> dict:
@@ -150,9 +168,14 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         extra = {"joint": joint} if joint is not None else {}
-        record = train_one_epoch(
-            config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress and main, **extra
-        )
+        reference = _first_epoch_terms(history)
+        try:
+            record = train_one_epoch(
+                config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress and main,
+                reference=reference, **extra,
+            )  # fmt: skip
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(f"run {out_dir.name} ({out_dir}): {exc}; no result written") from None
         record["lr"] = optimizer.param_groups[0]["lr"]
         record["lr_new"] = optimizer.param_groups[-1]["lr"]
         scheduler.step()
@@ -309,12 +332,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_one_epoch(
-    config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress, joint=None
+    config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress, joint=None, reference=None
 ) -> dict:
     """Run `steps` optimisation steps; return the epoch's mean loss parts and throughput.
 
     ``joint``: the DistributedDataParallel module of a run on several processes (see train_step);
-    losses are then those of the global batch and ``clips_per_s`` counts every rank's clips."""
+    losses are then those of the global batch and ``clips_per_s`` counts every rank's clips.
+    ``reference``: each loss term's first-epoch mean (:func:`divergence_check`); None in the first epoch, whose
+    first step's values stand in for it."""
     seed_everything(epoch_seed(config.seed, epoch))
     sampler = getattr(loader, "batch_sampler", None)
     for candidate in (sampler, getattr(loader, "sampler", None)):
@@ -344,6 +369,15 @@ def train_one_epoch(
                 loss_value, parts = train_step(
                     config, model, objective, optimizer, scaler, clips, pids, device, **extra
                 )
+                terms = {"total": loss_value, **{k: float(v) for k, v in parts.items() if k != "total"}}
+                if reference is None:
+                    reference = terms  # the first epoch: its first step is the reference
+                diverged = divergence_check(terms, reference, config.divergence_factor)
+                if diverged:
+                    raise TrainingDiverged(
+                        f"training diverged at epoch {epoch + 1}, step {step + 1}: {', '.join(diverged)}; "
+                        f"lower config.lr ({config.lr}) or check the data"
+                    )
                 loss_sum += loss_value
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
@@ -394,9 +428,7 @@ def train_step(config, model, objective, optimizer, scaler, clips, pids, device,
     else:
         loss.backward()
         optimizer.step()
-    value = loss.item()
-    if value != value:  # NaN: fail loudly rather than train on garbage for hours
-        raise FloatingPointError(f"train: the loss became NaN (parts: {parts}); lower config.lr ({config.lr})")
+    value = loss.item()  # the caller's divergence guard reads it (train_one_epoch): NaN, inf or exploding
     return value, parts
 
 
@@ -409,7 +441,7 @@ def _build(config: Config, dataset, device: torch.device):
 
     weights = None
     if config.pretrained and config.backbone == "tiny":  # the synthetic "ImageNet" of the CPU profiles
-        from grl.engine.pretrain import ensure_pretrained
+        from grl.models.pretrain import ensure_pretrained
 
         weights = ensure_pretrained(config)
     model = build_model(config, weights)
@@ -457,8 +489,14 @@ def _load_checkpoint(path: Path, key: str, config: Config) -> dict | None:
     if not path.exists():
         return None
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, unpickling errors, OSError(EINVAL) from a cut-off file, ...
+        # Tensors and plain data only: a checkpoint that holds any other object (one written by someone else, or
+        # by an older version of this project) is never unpickled, so it cannot run code here.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        set_aside(path, f"a checkpoint holding objects other than tensors and plain data, not loaded "
+                        f"(an older checkpoint format, or a file that could run code): {str(exc).strip()[:160]}")  # fmt: skip
+        return None
+    except Exception as exc:  # truncated zip, OSError(EINVAL) from a cut-off file, ...
         set_aside(path, f"an unreadable checkpoint ({type(exc).__name__}: {str(exc).strip()[:120]})")
         return None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in _CHECKPOINT_KEYS):
@@ -499,8 +537,21 @@ def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in ("mAP", "rank1", "rank5", "rank10", "rank20") if k in metrics}
 
 
+def _first_epoch_terms(history: list[dict]) -> dict[str, float] | None:
+    """Each loss term's mean over the first epoch, from its record (None before the first epoch ends)."""
+    if not history:
+        return None
+    first = history[0]
+    return {"total": first["loss"], **{k[5:]: v for k, v in first.items() if k.startswith("loss_")}}
+
+
 def _get_rng_states() -> dict:
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator's state as tensors and plain data, so that the checkpoint loads with ``weights_only=True``
+    (numpy's state holds an ndarray, which that loader refuses: its 624 words travel as an int64 tensor)."""
+    kind, words, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = {"kind": kind, "words": torch.from_numpy(words.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}  # fmt: skip
+    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -508,7 +559,9 @@ def _get_rng_states() -> dict:
 
 def _set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
+    n = states["numpy"]
+    words = n["words"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], words, n["pos"], n["has_gauss"], n["cached_gaussian"]))
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])

@@ -5,7 +5,7 @@
 * ``"resnet18"`` — likewise; C = 512.
 * ``"tiny"`` — a narrow ResNet of BasicBlocks (widths 32/64/128/256, total stride 16, last
   stage stride 1); C = 256. The CPU profiles' backbone: ``pretrained=True`` loads the weights
-  :mod:`grl.engine.pretrain` makes on synthetic people (``weights_path``), ``False`` trains from scratch.
+  :mod:`grl.models.pretrain` makes on synthetic people (``weights_path``), ``False`` trains from scratch.
 
 The module maps ``(N, 3, H, W)`` to ``(N, C, H/16, W/16)``; avgpool and fc are removed.
 
@@ -110,7 +110,7 @@ def _load_tiny_state(weights_path) -> dict:
     if weights_path is None:
         raise PretrainedWeightsError(
             "backbone 'tiny' has no ImageNet weights: its pretrained weights are made on synthetic people by "
-            "grl.engine.pretrain.ensure_pretrained(config) (the trainer calls it) and passed as weights_path. "
+            "grl.models.pretrain.ensure_pretrained(config) (the trainer calls it) and passed as weights_path. "
             "Or train from scratch with pretrained=False (config field 'pretrained')."
         )
     try:

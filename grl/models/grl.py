@@ -394,9 +394,9 @@ class GRL(nn.Module):
 def build_model(config, weights_path=None) -> GRL:
     """GRL from a :class:`grl.config.Config` (backbone, pretrained and the §3 switches); ``weights_path``:
     the backbone's pretrained weights. The tiny backbone's default ones are made (once, cached) by
-    grl.engine.pretrain.ensure_pretrained, so ``build_model(config)`` is the model a run starts from."""
+    grl.models.pretrain.ensure_pretrained, so ``build_model(config)`` is the model a run starts from."""
     if weights_path is None and config.pretrained and config.backbone == "tiny":
-        from grl.engine.pretrain import ensure_pretrained
+        from grl.models.pretrain import ensure_pretrained
 
         weights_path = ensure_pretrained(config)
     backbone, channels = build_backbone(config.backbone, config.pretrained, weights_path)

@@ -45,7 +45,8 @@ Modules
 looks and their photometric model), ``render`` (pedestrians and tracklets), ``formats`` (PNG,
 JPEG and ``.mat`` files), ``writers`` (the three dataset layouts), ``sizes`` (dataset names and
 size parameters), ``store`` (generation, cache, manifest, data version), ``sheet`` (contact
-sheet), ``cli`` (``python -m grl.data.synthetic``). Everything public is importable from here.
+sheet), ``version`` (the generator's version), ``cli`` (``python -m grl.data.synthetic``, above the package: it is not
+imported here). Everything else public is importable from here.
 """
 
 from grl.data.synthetic.appearance import (
@@ -63,17 +64,13 @@ from grl.data.synthetic.appearance import (
     random_identity,
 )
 from grl.data.synthetic.cameras import CameraStyle, apply_camera, camera_style
-from grl.data.synthetic.cli import main
 from grl.data.synthetic.population import population_frames
 from grl.data.synthetic.render import render_person, render_tracklet
 from grl.data.synthetic.sheet import contact_sheet
 from grl.data.synthetic.sizes import DATASETS, DEFAULT_SIZES, SIZE_PRESETS, preset_sizes, resolve_sizes
 from grl.data.synthetic.store import data_version, default_root, ensure_synthetic, generate, read_manifest
+from grl.data.synthetic.version import GENERATOR, GENERATOR_VERSION
 from grl.data.synthetic.writers import outfit_groups, write_ilidsvid, write_mars, write_prid2011
-
-# The one place these are set: the store reads them at call time (manifests, data_version).
-GENERATOR = "grl.data.synthetic"
-GENERATOR_VERSION = 3  # bump whenever the output changes: stale caches are then regenerated
 
 __all__ = [
     "BAG_COLOURS",
@@ -98,7 +95,6 @@ __all__ = [
     "default_root",
     "ensure_synthetic",
     "generate",
-    "main",
     "SIZE_PRESETS",
     "preset_sizes",
     "population_frames",

@@ -1,7 +1,7 @@
 """The pretraining population: many synthetic people, disjoint from every evaluation set.
 
 What ImageNet is to the paper's ResNet-50, this is to the CPU profiles' tiny backbone
-(:mod:`grl.engine.pretrain`). Its identities come from their own random streams (dataset code
+(:mod:`grl.models.pretrain`). Its identities come from their own random streams (dataset code
 ``POPULATION``) and their outfits from the pretraining half of the outfit space
 (:data:`grl.data.synthetic.appearance.OUTFIT_POOLS`), so no evaluation identity and no
 evaluation outfit is ever seen in pretraining. Its cameras are its own too. Frames stay in

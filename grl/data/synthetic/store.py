@@ -27,11 +27,11 @@ log = logging.getLogger(__name__)
 
 def _request(name: str, seed: int, sizes: dict) -> dict:
     """What is asked of the generator: recorded in the manifest, and hashed by :func:`data_version`."""
-    from grl.data import synthetic  # the package owns GENERATOR and GENERATOR_VERSION: read them now, not at import
+    from grl.data.synthetic import version  # read now, not at import: a bumped version takes effect at once
 
     return {
-        "generator": synthetic.GENERATOR,
-        "version": synthetic.GENERATOR_VERSION,
+        "generator": version.GENERATOR,
+        "version": version.GENERATOR_VERSION,
         "name": name,
         "seed": int(seed),
         "sizes": sizes,

@@ -2,11 +2,11 @@
 
 Each unfinished run of the selection becomes one SLURM job, submitted through submitit
 (https://github.com/facebookincubator/submitit). The job executes the run's notebook exactly as
-the local batch does — :func:`grl.reproduce.execute` into ``runs/<name>/experiment.ipynb`` — so the
+the local batch does — :func:`grl.batch.notebook.execute` into ``runs/<name>/experiment.ipynb`` — so the
 executed notebook, ``result.json`` and the checkpoints land in the run folder (a filesystem the
 nodes share with this machine), and the report is then built here as after a local batch.
 
-Same semantics as :func:`grl.reproduce.run_batch`: a finished run (its ``result.json`` and a readable
+Same semantics as :func:`grl.batch.local.run_batch`: a finished run (its ``result.json`` and a readable
 executed notebook) is skipped, so a rerun submits only the missing runs; a run that fails is
 recorded as failed (executed notebook, the error's last line) and the other jobs go on. A job
 preempted or out of time is requeued by submitit (:class:`RunJob` is checkpointable: SLURM's
@@ -211,7 +211,7 @@ def make_executor(folder: str | Path, options: SlurmOptions):
 
 
 class RunJob:
-    """What one job runs: the run's notebook, executed by :func:`grl.reproduce.execute` into the run folder.
+    """What one job runs: the run's notebook, executed by :func:`grl.batch.notebook.execute` into the run folder.
 
     Checkpointable in submitit's sense (it has ``checkpoint``): on preemption or time-out submitit
     requeues the same call, and the notebook's training resumes from the run's checkpoint.
@@ -222,7 +222,8 @@ class RunJob:
     ) -> dict:
         import papermill
 
-        from grl.reproduce import PROCS_PER_RUN, execute
+        from grl.batch.core import PROCS_PER_RUN
+        from grl.batch.notebook import execute
 
         if procs_per_run > 1:  # the notebook's kernel inherits it and trains the run under torchrun
             os.environ[PROCS_PER_RUN] = str(procs_per_run)
@@ -255,7 +256,7 @@ def finished(run: Run) -> bool:
     One more case is not finished here: the run asks for the re-ranking evaluation, its result lacks it and
     its model.pt is there to add it — the local batch adds it on this machine, here a job does it on a node.
     """
-    from grl.reproduce import notebook_ok
+    from grl.batch.core import notebook_ok
 
     if not run.is_done() or not notebook_ok(run.run_dir / "experiment.ipynb"):
         return False
@@ -279,14 +280,14 @@ def run_jobs(
     procs_per_run: int = 1,
 ):
     """Submit one job per unfinished run, wait for them all (one progress bar over runs), return a
-    :class:`grl.reproduce.BatchResult` as :func:`grl.reproduce.run_batch` does.
+    :class:`grl.batch.core.BatchResult` as :func:`grl.batch.local.run_batch` does.
 
     ``executor``: a submitit executor to submit with (tests); default :func:`make_executor` on ``folder``.
     A Ctrl-C cancels the jobs in flight (they resume from their checkpoints when resubmitted).
     """
     from tqdm import tqdm
 
-    from grl.reproduce import BatchInterrupted, BatchResult, experiment_parameters
+    from grl.batch.core import BatchInterrupted, BatchResult, experiment_parameters
     from grl.utils import atomic_write_json
 
     notebook = Path(notebook)

@@ -54,7 +54,7 @@ class PretrainSpec:
 
     @classmethod
     def from_config(cls, config: Config) -> "PretrainSpec":
-        from grl.data.synthetic import GENERATOR_VERSION
+        from grl.data.synthetic.version import GENERATOR_VERSION
 
         return cls(
             backbone=config.backbone,
