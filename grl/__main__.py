@@ -148,18 +148,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # Exit codes of an expected error (one line on stderr; the traceback with --debug): 1 the batch cannot go on,
-# 2 bad input (configuration, data root or layout, a frame, a weights or model file), 3 the training diverged.
-EXIT_BATCH, EXIT_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+# 2 bad input (configuration, data root or layout, a frame, a weights or model file), 3 the training diverged,
+# 75 preempted (SIGTERM / SIGUSR1: a checkpoint of the current step was written; run the same command again -- 75
+# is sysexits' EX_TEMPFAIL, "try again later"), 130 Ctrl-C.
+EXIT_BATCH, EXIT_INPUT, EXIT_DIVERGED, EXIT_PREEMPTED, EXIT_INTERRUPTED = 1, 2, 3, 75, 130
 
 
 def _expected_errors() -> tuple[tuple[type, int], ...]:
     from grl.batch.core import BatchError
     from grl.data.datasets import CorruptFrameError
-    from grl.engine.trainer import RunMismatchError, TrainingDiverged
+    from grl.engine.trainer import RunMismatchError, TrainingDiverged, TrainingPreempted
 
     return (
         (BatchError, EXIT_BATCH),
         (TrainingDiverged, EXIT_DIVERGED),
+        (TrainingPreempted, EXIT_PREEMPTED),
         (ConfigError, EXIT_INPUT),
         (FileNotFoundError, EXIT_INPUT),  # DatasetNotFoundError, PretrainedWeightsError: they say what goes where
         (CorruptFrameError, EXIT_INPUT),

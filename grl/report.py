@@ -7,6 +7,7 @@ Everything here is plain data work on pandas frames, so it is tested with fake r
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import time
 from importlib import resources
@@ -105,15 +106,22 @@ def metrics_table(result: dict, decimals: int = 1) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------
 # tables
-TABLE_COLUMNS = ["row", "dataset", "feature", "metric", "paper", "ours", "low", "high", "n", "diff"]
+TABLE_COLUMNS = ["row", "dataset", "feature", "metric", "paper", "ours", "low", "high", "n", "diff", "failed"]
 
 
-def assemble_tables(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> dict[int, pd.DataFrame]:
+def assemble_tables(
+    ours: pd.DataFrame, paper: pd.DataFrame | None = None, failed: dict[str, str] | None = None
+) -> dict[int, pd.DataFrame]:
     """One long frame per table: row, dataset, feature, metric, paper, ours (mean over seeds and
-    splits), low / high (its 95 % interval), n (samples), diff (ours - paper).
+    splits), low / high (its 95 % interval), n (samples), diff (ours - paper), failed (how many of the
+    row's runs failed, from :func:`failed_runs`: their numbers are in no cell).
 
     The metrics of a table are those the paper prints; a missing run leaves ``ours`` NaN.
     """
+    failed_count: dict[tuple[str, str], int] = {}
+    for name in failed or {}:
+        experiment, dataset = _experiment_and_dataset(name)
+        failed_count[experiment, dataset] = failed_count.get((experiment, dataset), 0) + 1
     paper = paper_results() if paper is None else paper
     stats_of = {tuple(r[:4]): r for r in cell_statistics(ours).itertuples(index=False)}
     nan = float("nan")
@@ -142,6 +150,7 @@ def assemble_tables(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> di
                         "high": high,
                         "n": n,
                         "diff": mean - float(p.value),
+                        "failed": failed_count.get((row.experiment, row.dataset), 0),
                     }
                 )
         tables[table] = pd.DataFrame(records, columns=TABLE_COLUMNS)
@@ -154,10 +163,12 @@ def wide_table(table: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
 
     def cell(r) -> str:
         paper = "—" if pd.isna(r.paper) else f"{r.paper:.{decimals}f}"
+        failed = int(getattr(r, "failed", 0) or 0)
         if pd.isna(r.ours):
-            return f"— / {paper}"
+            return f"{'FAILED' if failed else '—'} / {paper}"
         ours = Interval(r.ours, r.low, r.high, int(r.n)).text(decimals)
-        return f"{ours} / {paper}" + ("" if pd.isna(r.diff) else f" ({r.diff:+.{decimals}f})")
+        text = f"{ours} / {paper}" + ("" if pd.isna(r.diff) else f" ({r.diff:+.{decimals}f})")
+        return text + (f"; {failed} run{'s' * (failed > 1)} FAILED, not counted" if failed else "")
 
     frame = table.assign(
         column=[f"{DATASET_NAMES[d]} {METRIC_NAMES[m]}" for d, m in zip(table.dataset, table.metric)],
@@ -371,18 +382,46 @@ def grl_vs_baseline(ours: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------------------------------
 # provenance
-def runs_frame(runs: list[Run]) -> pd.DataFrame:
-    """One line per run: name, status, epochs, wall time, device, seed, data root, commit."""
+def failed_runs(runs: list[Run], status_path: str | Path) -> dict[str, str]:
+    """Run name -> the error, for each of ``runs`` that the last batch marked failed (its ``status.json``) and that
+    has no result (a diverged run writes none; a failed run that a later batch finished is not failed)."""
+    try:
+        status = json.loads(Path(status_path).read_text()).get("runs", {})
+    except (OSError, ValueError):
+        return {}
+    return {
+        run.name: str(status[run.name].get("error", "failed"))
+        for run in runs
+        if status.get(run.name, {}).get("status") == "failed" and load_result(run.run_dir, run.config.key()) is None
+    }
+
+
+def _experiment_and_dataset(run_name: str) -> tuple[str, str]:
+    """``<experiment>-<dataset>-split<k>-seed<s>-<key>`` -> (experiment, dataset)."""
+    head = run_name.rsplit("-split", 1)[0]
+    experiment, _, dataset = head.rpartition("-")
+    return experiment, dataset
+
+
+def runs_frame(runs: list[Run], failed: dict[str, str] | None = None) -> pd.DataFrame:
+    """One line per run: name, status (done, failed, stale or missing), epochs, wall time, device, seed, data root,
+    commit."""
     records = []
+    failed = failed or {}
     for run in runs:
         result = load_result(run.run_dir, run.config.key())
+        state = (
+            "done"
+            if result
+            else ("failed" if run.name in failed else "stale" if load_result(run.run_dir) else "missing")
+        )
         records.append(
             {
                 "run": run.name,
                 "experiment": run.experiment,
                 "dataset": run.dataset,
                 "split": run.split,
-                "status": "done" if result else ("stale" if load_result(run.run_dir) else "missing"),
+                "status": state,
                 "epochs": result.get("epochs_done") if result else None,
                 "wall_time_s": round(float(result.get("wall_time_s", 0.0)), 1) if result else None,
                 "device": result.get("device") if result else None,
@@ -774,9 +813,11 @@ def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:
     )
 
 
-def runs_table_html(runs: list[Run], metric: str = "mAP") -> str:
-    """A narrow table of the runs: experiment, dataset, seed, status, minutes, and the run's main metric."""
+def runs_table_html(runs: list[Run], metric: str = "mAP", failed: dict[str, str] | None = None) -> str:
+    """A narrow table of the runs: experiment, dataset, seed, status (done, FAILED or missing), minutes, and the
+    run's main metric."""
     records = []
+    failed = failed or {}
     for run in runs:
         result = load_result(run.run_dir, run.config.key())
         main = (result or {}).get("metrics", {}).get(run.config.main_feature, {})
@@ -785,7 +826,7 @@ def runs_table_html(runs: list[Run], metric: str = "mAP") -> str:
                 "experiment": run.experiment,
                 "dataset": DATASET_NAMES[run.dataset],
                 "seed": run.config.seed,
-                "status": "done" if result else "missing",
+                "status": "done" if result else ("FAILED" if run.name in failed else "missing"),
                 "minutes": f"{result['wall_time_s'] / 60:.1f}" if result else "",
                 f"{METRIC_NAMES[metric]} ({run.config.main_feature})": f"{main[metric]:.1f}" if metric in main else "",
             }

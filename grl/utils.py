@@ -10,6 +10,7 @@ import platform
 import random
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,17 @@ def fault_point(name: str) -> None:
     if count == target:
         # the process's real stderr: inside a kernel sys.stderr is the notebook's output
         print(f"FAULT-POINT {name}", file=sys.__stderr__ or sys.stderr, flush=True)
-        time.sleep(600)
+        # Sleeps on after SIGKILL's test, but not after SIGTERM / SIGUSR1's: their handler has a checkpoint to
+        # write (time.sleep itself resumes after a handled signal).
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not _PREEMPTED.is_set():
+            time.sleep(0.05)
 
 
 _FAULT_COUNTS: dict[str, int] = {}
+_PREEMPTED = threading.Event()
+
+
+def note_preemption() -> None:
+    """Called by the trainer's SIGTERM / SIGUSR1 handler (grl.engine.trainer.preemption_watch)."""
+    _PREEMPTED.set()

@@ -315,3 +315,59 @@ def test_procs_per_run_reaches_each_jobs_kernel_and_needs_as_many_gpus(tmp_path,
     capsys.readouterr()
     check_executor("slurm", two, procs_per_run=1)
     assert "other GPUs of each job stay idle; pass --procs-per-run 2" in capsys.readouterr().err
+
+
+CHILD = """
+import os, signal, sys, time
+from pathlib import Path
+checkpoint = Path(sys.argv[1])
+def save(signum, frame):  # as the trainer does on SIGTERM: write the step's checkpoint atomically, then go on
+    tmp = checkpoint.with_suffix(".tmp")
+    tmp.write_text("step 7")
+    os.replace(tmp, checkpoint)
+if sys.argv[2] == "trains":
+    signal.signal(signal.SIGTERM, save)
+Path(sys.argv[1] + ".ready").touch()
+time.sleep(120)
+"""
+
+
+DRIVER = """
+import json, subprocess, sys, time
+from pathlib import Path
+from grl.batch import cluster
+checkpoint, child = Path(sys.argv[1]), sys.argv[2]
+proc = subprocess.Popen([sys.executable, "-c", sys.argv[3], str(checkpoint), child])
+while not Path(str(checkpoint) + ".ready").exists():
+    time.sleep(0.05)
+started = time.time()
+again = cluster.RunJob().checkpoint("run", "nb.ipynb", str(checkpoint.parent / "experiment.ipynb"), {}, ".")
+took = time.time() - started
+alive = proc.poll() is None
+proc.kill()
+print(json.dumps({"seconds": took, "args": list(again.args[:3]), "type": type(again).__name__,
+                  "alive": alive, "returncode": proc.wait(), "checkpoint": checkpoint.read_text()}))
+"""
+
+
+@pytest.mark.parametrize("child", ["trains", "idle"])
+def test_a_requeued_job_first_lets_its_kernel_save_the_current_step(tmp_path, child):
+    """submitit calls RunJob.checkpoint on preemption / time-out: the job's children (the notebook's kernel) get
+    SIGTERM and the requeue waits until the run's checkpoint is rewritten (or they have ended), not a minute.
+    (In a process of its own: the job's process signals all of its children.)"""
+    import subprocess
+
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("epoch 1")
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(checkpoint), child, CHILD], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout)
+    assert seen["seconds"] < 10 and seen["type"] == "DelayedSubmission"
+    assert seen["args"] == ["run", "nb.ipynb", str(checkpoint.parent / "experiment.ipynb")]
+    if child == "trains":
+        assert seen["checkpoint"] == "step 7" and seen["alive"]  # saved its step, then went on until killed
+    else:
+        assert seen["checkpoint"] == "epoch 1" and not seen["alive"] and seen["returncode"] == -15  # SIGTERM's default

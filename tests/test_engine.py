@@ -131,6 +131,53 @@ def test_resume_after_interruption_equals_uninterrupted_run(reference_run, tiny_
         assert torch.equal(ref_obj[k], new_obj[k]), k
 
 
+@pytest.mark.parametrize(
+    ("signal_name", "at_step", "message", "epochs_done", "partial_step"),
+    [
+        ("SIGTERM", 5, "SIGTERM at epoch 2, step 2 of 3;", 1, 2),  # in the middle of an epoch
+        ("SIGUSR1", 3, "SIGUSR1 at the end of epoch 1;", 1, None),  # on an epoch's last step: its own checkpoint
+    ],
+)
+def test_a_preemption_signal_checkpoints_that_step_and_the_rerun_equals_an_uninterrupted_run(
+    tiny_dataset, tmp_path, monkeypatch, signal_name, at_step, message, epochs_done, partial_step
+):
+    import os
+    import signal
+
+    from grl.engine.trainer import TrainingPreempted
+
+    config = _config(dtype="float64", epochs=3, steps_per_epoch=3, eval_every=0)
+    reference = train(config, tmp_path / "uninterrupted", progress=False, dataset=tiny_dataset)
+
+    steps = []
+
+    def signal_at_step(name):  # the trainer calls this after every step
+        if name == "train-step":
+            steps.append(name)
+            if len(steps) == at_step:
+                os.kill(os.getpid(), getattr(signal, signal_name))
+
+    handler_before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(trainer_mod, "fault_point", signal_at_step)
+    run_dir = tmp_path / "preempted"
+    with pytest.raises(TrainingPreempted, match=message) as caught:
+        train(config, run_dir, progress=False, dataset=tiny_dataset)
+    assert "run the same command again to resume from it" in str(caught.value)
+    assert len(steps) == at_step  # it stopped at that step
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the handlers are put back
+    assert not (run_dir / "result.json").exists()
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)  # plain data and tensors only
+    assert checkpoint["epoch"] == epochs_done
+    assert (checkpoint["partial"]["step"] if "partial" in checkpoint else None) == partial_step
+
+    monkeypatch.undo()
+    resumed = train(config, run_dir, progress=False, dataset=tiny_dataset)
+    assert _losses(run_dir) == _losses(tmp_path / "uninterrupted")  # every loss term of every epoch, to the bit
+    assert resumed["metrics"] == reference["metrics"]
+    ref_state, new_state = _final_state(tmp_path / "uninterrupted"), _final_state(run_dir)
+    assert all(torch.equal(ref_state[k], new_state[k]) for k in ref_state)
+
+
 def test_finished_run_is_returned_without_training(reference_run, tiny_dataset, monkeypatch):
     out, result = reference_run
     before = (out / "result.json").stat().st_mtime_ns

@@ -172,3 +172,33 @@ def test_ctrl_c_stops_the_batch_within_seconds_in_one_line(reference):
     assert text.strip().splitlines()[-1].startswith("interrupted during run grl-forward-mars-split0-seed0-")
     rerun = _batch(root, base / "data")
     assert rerun.returncode == 0 and _outcome(root) == expected
+
+
+def test_sigterm_during_training_saves_that_step_exits_75_and_the_rerun_equals_the_uninterrupted_run(reference):
+    """What SLURM does to a preempted or timed-out job (SIGTERM), to ``python -m grl train`` in the middle of an
+    epoch: one line naming the run and the step, exit 75, a checkpoint of that step; the same command again
+    resumes from it and ends with the uninterrupted run's numbers (float64: to the last bit)."""
+    base, expected = reference
+    name = next(n for n in expected if n.startswith("grl-forward-mars-"))
+    run_dir, log = base / "sigterm" / "runs" / name, base / "sigterm.log"
+    train = [sys.executable, "-m", "grl", "train", "--profile", "quick", "--experiment", "grl-forward"]
+    train += ["--dataset", "mars", "--seed", "0", "--run-dir", str(run_dir)]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            train, env=_env(base / "data", "train-step:6"), stdout=subprocess.DEVNULL, stderr=err
+        )  # the quick profile has 4 steps an epoch: step 6 is the middle of epoch 2
+        deadline = time.time() + 300
+        while "FAULT-POINT train-step" not in log.read_text():
+            assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        proc.terminate()  # SIGTERM
+        proc.wait(timeout=60)
+    lines = [line for line in log.read_text().splitlines() if line.strip() and "FAULT-POINT" not in line]
+    assert proc.returncode == 75, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()
+    assert lines[-1].startswith(f"error: run {name}: SIGTERM at epoch 2, step 2 of 4; a checkpoint of this step")
+    assert not (run_dir / "result.json").exists()
+    again = subprocess.run(train, env=_env(base / "data"), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = _outcome(base / "sigterm")[name]
+    assert resumed["metrics"] == expected[name]["metrics"] and resumed["epochs"] == expected[name]["epochs"]

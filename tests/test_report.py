@@ -355,3 +355,33 @@ def test_report_md_shows_the_figures_it_has(tmp_path):
         "## Figures" in md and "![Every comparison of Tables 2-6, mAP" in md and "(ablation_differences_mAP.png)" in md
     )
     assert "figure4" not in figures_markdown(tmp_path)  # only what exists is linked
+
+
+def test_a_failed_run_is_shown_as_failed_never_as_a_number(tmp_path):
+    from grl.report import failed_runs, runs_table_html
+
+    runs = runs_for("quick", only="table1", seeds=(0, 1), root=tmp_path)
+    diverged = [r for r in runs if r.experiment == "grl" and r.dataset == "mars"]
+    assert len(diverged) == 2  # both seeds of the MARS row: its cell has no number left
+    one_seed = next(r for r in runs if r.experiment == "grl" and r.dataset == "prid2011" and r.config.seed == 1)
+    finished = [r for r in runs if r not in diverged and r is not one_seed]
+    write_fake_results(finished, grl_wins)
+    status = {r.name: {"status": "done"} for r in finished}
+    for r in [*diverged, one_seed]:
+        status[r.name] = {"status": "failed", "error": f"TrainingDiverged: run {r.name}: training diverged"}
+    (tmp_path / "status.json").write_text(json.dumps({"runs": status}))
+
+    failed = failed_runs(runs, tmp_path / "status.json")
+    assert sorted(failed) == sorted(r.name for r in [*diverged, one_seed])
+    assert "training diverged" in failed[one_seed.name]
+    wide = wide_table(assemble_tables(results_frame(runs), failed=failed)[1])
+    assert wide.loc["GRL (ours)", "MARS mAP"].startswith("FAILED / ")
+    prid = wide.loc["GRL (ours)", "PRID2011 Rank-1"]
+    assert prid.startswith("70.0") and prid.endswith("; 1 run FAILED, not counted")  # the other seed's number
+    assert not any("FAILED" in wide.loc["GRL (ours)", c] for c in wide.columns if c.startswith("iLIDS-VID"))
+    html = runs_table_html(runs, failed=failed)
+    assert html.count(">FAILED<") == 3 and html.count(">done<") == len(finished)
+    # a later batch that finished them: no longer failed
+    write_fake_results([*diverged, one_seed], grl_wins)
+    assert failed_runs(runs, tmp_path / "status.json") == {}
+    assert failed_runs(runs, tmp_path / "no-status.json") == {}

@@ -20,6 +20,7 @@ Tested with submitit's local executor only (``SlurmOptions(cluster="local")``, o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -238,11 +239,39 @@ class RunJob:
             return {"status": "failed", "notebook": output, "error": _last_line(exc)}
         return {"status": "done", "notebook": output, "seconds": round(time.time() - started, 1)}
 
-    def checkpoint(self, *args, **kwargs):
-        """Requeue the same call (as ``submitit.helpers.Checkpointable`` does)."""
+    def checkpoint(self, name: str, notebook: str, output: str, *args, **kwargs):
+        """Called by submitit on preemption or time-out: let the training save its current step, then requeue the
+        same call (as ``submitit.helpers.Checkpointable`` does); the requeued job resumes from that step."""
         from submitit.helpers import DelayedSubmission
 
-        return DelayedSubmission(self, *args, **kwargs)
+        from grl.engine.trainer import CHECKPOINT
+
+        stop_children(Path(output).parent / CHECKPOINT)
+        return DelayedSubmission(self, name, notebook, output, *args, **kwargs)
+
+
+def stop_children(checkpoint: Path, timeout: float = 60.0) -> None:
+    """SIGTERM to this process's children (the notebook's kernel; under torchrun its ranks), then wait until
+    ``checkpoint`` is rewritten -- the trainer writes the current step's on SIGTERM
+    (:func:`grl.engine.trainer.preemption_watch`) -- or every child has ended, at most ``timeout`` seconds.
+
+    Without it a preempted job would lose the steps since the last epoch's checkpoint: the kernel is killed
+    with the job once submitit has requeued it."""
+    import psutil
+
+    def stamp():
+        return checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+
+    before, children = stamp(), psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and stamp() == before:
+        alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            break
+        time.sleep(0.1)
 
 
 def _last_line(exc: BaseException) -> str:

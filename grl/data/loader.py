@@ -153,9 +153,15 @@ class _KeyedBatchSampler:
     def __init__(self, sampler: PairedBatchSampler, rank: int = 0, world_size: int = 1):
         self.sampler = sampler
         self.rank, self.world_size = int(rank), int(world_size)
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+
+    def skip_next(self, batches: int) -> None:
+        """The next pass leaves out its first ``batches`` batches (a run resumed in the middle of an epoch): their
+        indices are still drawn, so the rest of the epoch is the same, but no frame of theirs is read."""
+        self._skip = int(batches)
 
     @property
     def stats(self) -> dict:
@@ -166,7 +172,10 @@ class _KeyedBatchSampler:
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
         epoch, size = self.sampler.epoch, self.sampler.batch_size
+        skip, self._skip = self._skip, 0
         for step, batch in enumerate(self.sampler):
+            if step < skip:
+                continue
             keys = [(index, epoch, step * size + slot) for slot, index in enumerate(batch)]
             yield keys if self.world_size == 1 else shard_pairs(keys, self.rank, self.world_size)
 

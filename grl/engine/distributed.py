@@ -118,6 +118,15 @@ class _AllGather(torch.autograd.Function):
         return grad[dist.get_rank()]
 
 
+def any_rank(name: str | None) -> str | None:
+    """``name`` if this or any other rank has one (a preemption signal seen by some ranks only), else None: every
+    rank calls it at the same step, so they all stop there together."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([1 if name else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return (name or "SIGTERM") if int(flag) else None
+
+
 def all_gather(tensor: Tensor) -> Tensor:
     """(world, *tensor.shape): every rank's ``tensor``, differentiable. Equal shapes on every rank."""
     if not is_distributed():

@@ -3,7 +3,9 @@
 A run lives in one folder ``out_dir``:
 
 * ``checkpoint.pt`` — written atomically after every epoch: model, objective (incl. the OIM
-  lookup tables), optimiser, scheduler, grad scaler, RNG states, per-epoch history, config.
+  lookup tables), optimiser, scheduler, grad scaler, RNG states, per-epoch history, config; and at the
+  current step when SIGTERM or SIGUSR1 arrives (what SLURM sends before preempting or timing out a job),
+  with the epoch's partial sums, after which training stops with :class:`TrainingPreempted`.
 * ``metrics.jsonl`` — one JSON line per epoch (rewritten from the checkpoint's history on resume,
   so it never holds an epoch the checkpoint does not).
 * ``model.pt``      — final weights + config dict.
@@ -11,7 +13,9 @@ A run lives in one folder ``out_dir``:
 
 Repeatability: every epoch reseeds torch/numpy/python from (seed, epoch) and tells the paired
 sampler its epoch, so an epoch's data order and augmentations are a pure function of
-(seed, epoch) and a resumed run reproduces an uninterrupted one bit-for-bit on CPU.
+(seed, epoch) and a resumed run reproduces an uninterrupted one bit-for-bit on CPU -- also from a
+checkpoint taken in the middle of an epoch: the sampler skips the batches already trained on (their indices only,
+no frame is read) and the RNG states are those of that step.
 
 Several processes (``torchrun``, grl.engine.distributed): each rank trains on its whole pairs of the
 global batch inside DistributedDataParallel; rank 0 alone evaluates and writes the files above while
@@ -20,11 +24,14 @@ the others wait at a barrier; every rank resumes from the same checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,7 @@ from grl.utils import (
     atomic_write_json,
     fault_point,
     keep_freed_memory,
+    note_preemption,
     resolve_device,
     seed_everything,
     seed_layers_by_name,
@@ -63,6 +71,50 @@ class RunMismatchError(ValueError):
 class TrainingDiverged(FloatingPointError):
     """A loss term became non-finite or exceeded ``config.divergence_factor`` times its first-epoch value.
     Raised within one step; the run writes no result (its last epoch checkpoint stays)."""
+
+
+class TrainingPreempted(RuntimeError):
+    """SIGTERM, SIGUSR1 or SIGUSR2 arrived while training: a checkpoint of the current step was written (atomically) and
+    training stopped; running the same run again resumes from that step. ``python -m grl`` exits with 75."""
+
+
+# What a scheduler sends before it stops a job: SLURM sends SIGTERM at preemption and at the time limit (and, with
+# --signal, the signal named there a set time before: SIGUSR1 by custom, SIGUSR2 for submitit's requeueing); kill's
+# default is SIGTERM too.
+PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+
+
+@contextlib.contextmanager
+def preemption_watch():
+    """Yields a function that returns the name of the first preemption signal received so far (or None).
+
+    Python lets only the main thread set signal handlers; elsewhere nothing is watched. The previous handlers
+    come back when the block ends, so a finished training leaves SIGTERM as it found it."""
+    received: list[str] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def handler(signum, frame):
+            received.append(signal.Signals(signum).name)
+            note_preemption()
+
+        for name in PREEMPTION_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None:
+                previous[number] = signal.signal(number, handler)
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+class _StopAtStep(Exception):
+    """train_one_epoch's way out after a preemption signal; ``partial`` is the epoch so far (plain data)."""
+
+    def __init__(self, signal_name: str, partial: dict):
+        super().__init__(signal_name)
+        self.signal_name, self.partial = signal_name, partial
 
 
 def divergence_check(terms: dict[str, float], reference: dict[str, float], factor: float) -> list[str]:
@@ -87,11 +139,11 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> di
     Freed memory is kept for reuse (grl.utils.keep_freed_memory: same numbers, fewer page faults).
     """
     keep_freed_memory()
-    with distributed.session(config.device), torch_threads(config.threads):
-        return _train(config, Path(out_dir), progress, dataset)
+    with distributed.session(config.device), torch_threads(config.threads), preemption_watch() as preempted:
+        return _train(config, Path(out_dir), progress, dataset, preempted)
 
 
-def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
+def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lambda: None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = config.key()
@@ -143,7 +195,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         )
 
     history: list[dict] = []
-    start_epoch, wall_before, last_eval, best = 0, 0.0, None, None
+    start_epoch, wall_before, last_eval, best, partial = 0, 0.0, None, None, None
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         objective.load_state_dict(ckpt["objective"])
@@ -152,6 +204,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         scaler.load_state_dict(ckpt["scaler"])
         _set_rng_states(ckpt["rng"])
         start_epoch, history = ckpt["epoch"], list(ckpt["history"])
+        partial = ckpt.get("partial")  # a checkpoint taken in the middle of epoch start_epoch + 1
         wall_before, last_eval, best = ckpt["wall_time_s"], ckpt.get("eval"), ckpt.get("best")
         if ckpt.get("world_size", 1) != world:
             print(
@@ -172,10 +225,25 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
         try:
             record = train_one_epoch(
                 config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress and main,
-                reference=reference, **extra,
+                reference=reference, start=partial, stop=preempted, **extra,
             )  # fmt: skip
         except TrainingDiverged as exc:
             raise TrainingDiverged(f"run {out_dir.name} ({out_dir}): {exc}; no result written") from None
+        except _StopAtStep as stop:
+            wall = wall_before + time.perf_counter() - started
+            if main:
+                atomic_torch_save(
+                    _checkpoint(key, config, epoch, model, objective, optimizer, scheduler, scaler, history,
+                                None, best, wall, world, partial=stop.partial),
+                    out_dir / CHECKPOINT,
+                )  # fmt: skip
+            distributed.barrier()
+            raise TrainingPreempted(
+                f"run {out_dir.name}: {stop.signal_name} at epoch {epoch + 1}, step {stop.partial['step']} of "
+                f"{steps}; a checkpoint of this step is in {out_dir / CHECKPOINT}: run the same command again "
+                "to resume from it"
+            ) from None
+        partial = None
         record["lr"] = optimizer.param_groups[0]["lr"]
         record["lr_new"] = optimizer.param_groups[-1]["lr"]
         scheduler.step()
@@ -194,28 +262,20 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
             fault_point("after-checkpoint")
             continue
         atomic_torch_save(
-            {
-                "key": key,
-                "config": config.to_dict(),
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "objective": objective.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": _get_rng_states(),
-                "history": history,
-                "eval": last_eval if last else None,
-                "best": best,
-                "wall_time_s": record["wall_time_s"],
-                **({"world_size": world} if world > 1 else {}),
-            },
+            _checkpoint(key, config, epoch + 1, model, objective, optimizer, scheduler, scaler, history,
+                        last_eval if last else None, best, record["wall_time_s"], world),
             out_dir / CHECKPOINT,
-        )
+        )  # fmt: skip
         with open(out_dir / METRICS, "a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
         distributed.barrier()
         fault_point("after-checkpoint")  # tests only (GRL_FAULT_PAUSE): a kill between two epochs
+        signal_name = preempted()
+        if signal_name and distributed.world_size() == 1:  # (several ranks agree inside train_one_epoch)
+            raise TrainingPreempted(
+                f"run {out_dir.name}: {signal_name} at the end of epoch {epoch + 1}; its checkpoint is in "
+                f"{out_dir / CHECKPOINT}: run the same command again to resume from it"
+            )
 
     if not main:
         distributed.barrier()  # rank 0 evaluates and writes model.pt and result.json
@@ -254,6 +314,43 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset) -> dict:
     atomic_write_json(out_dir / RESULT, result)
     distributed.barrier()
     return result
+
+
+def _checkpoint(
+    key,
+    config,
+    epochs_done,
+    model,
+    objective,
+    optimizer,
+    scheduler,
+    scaler,
+    history,
+    last_eval,
+    best,
+    wall,
+    world,
+    partial=None,
+) -> dict:
+    """What checkpoint.pt holds: tensors and plain data only (it loads with ``weights_only=True``). ``partial``:
+    the epoch after ``epochs_done`` trained up to a step (a preemption checkpoint)."""
+    return {
+        "key": key,
+        "config": config.to_dict(),
+        "epoch": epochs_done,
+        "model": model.state_dict(),
+        "objective": objective.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": _get_rng_states(),
+        "history": history,
+        "eval": last_eval,
+        "best": best,
+        "wall_time_s": wall,
+        **({"partial": partial} if partial is not None else {}),
+        **({"world_size": world} if world > 1 else {}),
+    }
 
 
 def complete_evaluation(config: Config, out_dir, dataset=None) -> dict | None:
@@ -332,14 +429,30 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def train_one_epoch(
-    config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress, joint=None, reference=None
+    config,
+    model,
+    objective,
+    optimizer,
+    scaler,
+    loader,
+    device,
+    epoch,
+    steps,
+    progress,
+    joint=None,
+    reference=None,
+    start=None,
+    stop=None,
 ) -> dict:
     """Run `steps` optimisation steps; return the epoch's mean loss parts and throughput.
 
     ``joint``: the DistributedDataParallel module of a run on several processes (see train_step);
     losses are then those of the global batch and ``clips_per_s`` counts every rank's clips.
     ``reference``: each loss term's first-epoch mean (:func:`divergence_check`); None in the first epoch, whose
-    first step's values stand in for it."""
+    first step's values stand in for it.
+    ``start``: the epoch so far, from a checkpoint taken in its middle (``partial`` of :class:`_StopAtStep`):
+    its first ``start["step"]`` batches are skipped and the RNG states are set to that step's.
+    ``stop``: called after every step; a signal name it returns ends the epoch there with :class:`_StopAtStep`."""
     seed_everything(epoch_seed(config.seed, epoch))
     sampler = getattr(loader, "batch_sampler", None)
     for candidate in (sampler, getattr(loader, "sampler", None)):
@@ -350,7 +463,14 @@ def train_one_epoch(
     objective.train()
     loss_sum = 0.0
     parts_sum: dict[str, Any] = {}
-    clips_seen = 0
+    clips_seen, step, trained_before = 0, 0, 0.0
+    if start is not None:
+        if not hasattr(sampler, "skip_next"):
+            raise ValueError("train_one_epoch: resuming in the middle of an epoch needs the train loader's sampler")
+        sampler.skip_next(start["step"])
+        step, loss_sum, clips_seen = start["step"], start["loss_sum"], start["clips_seen"]
+        parts_sum, reference, trained_before = dict(start["parts_sum"]), start["reference"], start["train_time_s"]
+        _set_rng_states(start["rng"])
     bar = tqdm(
         total=steps,
         desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -360,8 +480,8 @@ def train_one_epoch(
         dynamic_ncols=True,
         mininterval=0.5,
     )
+    bar.update(step)
     t0 = time.perf_counter()
-    step = 0
     with bar:
         while step < steps:
             for clips, pids, _camids in loader:
@@ -384,16 +504,30 @@ def train_one_epoch(
                 clips_seen += clips.shape[0] * distributed.world_size()
                 step += 1
                 fault_point("train-step")  # tests only (GRL_FAULT_PAUSE=train-step:n): a kill in the middle of an epoch
-                rate = clips_seen / max(time.perf_counter() - t0, 1e-9)
+                rate = clips_seen / max(trained_before + time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss_value:.3f}", clips_s=f"{rate:.1f}", refresh=False)
                 bar.update(1)
+                signal_name = stop() if stop is not None else None
+                if distributed.world_size() > 1:  # every rank stops at the same step, or none does
+                    signal_name = distributed.any_rank(signal_name)
+                if signal_name and step < steps:
+                    partial = {
+                        "step": step,
+                        "loss_sum": loss_sum,
+                        "parts_sum": {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in parts_sum.items()},
+                        "clips_seen": clips_seen,
+                        "reference": reference,
+                        "train_time_s": trained_before + time.perf_counter() - t0,
+                        "rng": _get_rng_states(),
+                    }
+                    raise _StopAtStep(signal_name, partial)
                 if step >= steps:
                     break
             else:
                 if step == 0:
                     raise ValueError("train: the train loader yielded no batch")
         bar.refresh()  # show the epoch's last loss and rate even when steps beat mininterval
-    elapsed = time.perf_counter() - t0
+    elapsed = trained_before + time.perf_counter() - t0
     record = {
         "epoch": epoch + 1,
         "loss": loss_sum / steps,
