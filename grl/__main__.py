@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from grl.config import DATASETS, ConfigError
+from grl.config import DATASETS, ConfigError, parse_overrides
 from grl.experiments import (
     CATALOGUE,
     EXPERIMENTS,
@@ -19,6 +19,7 @@ from grl.experiments import (
     parse_seeds,
     runs_for,
     select_rows,
+    study_dir,
 )
 
 
@@ -52,8 +53,22 @@ def _parser() -> argparse.ArgumentParser:
             help="real dataset root, e.g. mars=/data/MARS (repeatable); without it: built-in synthetic data",
         )
 
+    def overrides(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a config field for every run, e.g. --set lr=0.0001 --set epochs=10 (repeatable; the fields are "
+            "those of grl.config.Config; an experiment's own fields, e.g. Table 4's seq_len, stay its own)",
+        )
+        p.add_argument(
+            "--config", default=None, metavar="FILE.yaml", help="config fields from a YAML file (--set wins over it)"
+        )
+
     p = sub.add_parser("reproduce", help="run the catalogue through papermill, then Figure 4 and the report")
     selection(p)
+    overrides(p)
     p.add_argument("--root", default=None, help="write runs and report here instead of reports/PROFILE")
     p.add_argument(
         "--reference",
@@ -110,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("list", help="print the catalogue: tables, rows, runs and whether each run is done")
     selection(p)
+    overrides(p)
     p = sub.add_parser(
         "calibrate",
         help="train the Baseline only and print it against the benchmark's calibration "
@@ -133,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--run-dir", default="", help="the run's folder (default: the catalogue's, reports/PROFILE/runs/NAME)"
     )
+    overrides(p)
     sub.add_parser("synth", help="generate the built-in synthetic datasets (grl.data.synthetic)", add_help=False)
     sub.add_parser("bench", help="run the benchmarks (grl.bench)", add_help=False)
     p = sub.add_parser(
@@ -243,6 +260,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             executor=args.executor,
             slurm=slurm,
             procs_per_run=args.procs_per_run,
+            overrides=parse_overrides(args.set, args.config),
         )
     if args.command == "compare":
         return _compare(args)
@@ -328,6 +346,7 @@ def _train(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         recipe=args.recipe,
         run_dir=args.run_dir or None,
+        overrides=parse_overrides(args.set, args.config),
     )
     # Under torchrun every rank runs this; they train the run together and rank 0 alone speaks.
     with distributed.session(run.config.device):
@@ -344,6 +363,7 @@ def _train(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from grl.batch.study import parse_data_roots
 
+    overrides = parse_overrides(args.set, args.config)
     runs = runs_for(
         args.profile,
         args.only,
@@ -351,6 +371,8 @@ def _list(args: argparse.Namespace) -> int:
         seeds=parse_seeds(args.seeds),
         data_roots=parse_data_roots(args.data_root),
         recipe=args.recipe,
+        root=study_dir(args.profile, None, overrides),
+        overrides=overrides,
     )
     by_pair = {}
     for run in runs:

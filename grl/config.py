@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 DATASETS = ("mars", "ilidsvid", "prid2011")
@@ -302,3 +303,87 @@ def _paper_values() -> dict[str, Any]:
 def _field_type(f: dataclasses.Field) -> type:
     # `from __future__ import annotations` makes f.type a string.
     return {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+
+
+# ---- overrides: --set KEY=VALUE and --config FILE -------------------------------------------------------------
+# Fields that have options of their own (or are derived), so an override would hide what a run is.
+OWN_OPTIONS = {
+    "dataset": "--dataset",
+    "split": "--split",
+    "seed": "--seed / --seeds",
+    "data_root": "--data-root",
+    "recipe": "--recipe",
+    "data_version": "nothing: it is derived from the data",
+}
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def coerce_field(name: str, value: Any, source: str = "--set") -> Any:
+    """``value`` (text from ``--set``, or a YAML value) as config field ``name``'s type; a ConfigError naming the
+    source, the key, the value and what is allowed (with the closest field names for an unknown key)."""
+    import difflib
+
+    types = {f.name: _field_type(f) for f in fields(Config)}
+    if name not in types:
+        close = difflib.get_close_matches(name, list(types), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ConfigError(
+            f"{source} {name}: unknown config field {name!r}; {hint}the fields are listed in grl/config.py"
+        )
+    if name in OWN_OPTIONS:
+        raise ConfigError(f"{source} {name}: {name!r} is not set this way; use {OWN_OPTIONS[name]}")
+    expected = types[name]
+    wrong = ConfigError(f"{source} {name}={value!r}: config field {name!r} takes {_EXAMPLES[expected]}, got {value!r}")
+    if isinstance(value, str) and expected is not str:
+        text = value.strip().lower()
+        if expected is bool:
+            if text not in _TRUE + _FALSE:
+                raise wrong
+            return text in _TRUE
+        try:
+            return int(text) if expected is int else float(text)
+        except ValueError:
+            raise wrong from None
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise wrong
+    return value
+
+
+_EXAMPLES = {bool: "true or false", int: "an integer (e.g. 10)", float: "a number (e.g. 0.0001)", str: "a word"}
+
+
+def parse_overrides(items: Any = (), config_file: str | Path | None = None) -> dict[str, Any]:
+    """Config fields from ``--config FILE`` (a YAML mapping), then from each ``--set KEY=VALUE`` (a later value wins),
+    each parsed to its field's type. The whole configuration is checked when a run's Config is built."""
+    values: dict[str, Any] = {}
+    if config_file:
+        import yaml
+
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config {path}: not valid YAML ({' '.join(str(exc).split())})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"--config {path}: expected a mapping of config fields (lr: 0.0001), got {type(loaded).__name__}"
+            )
+        for name, value in loaded.items():
+            values[str(name)] = coerce_field(str(name), value, source=f"--config {path}:")
+    for item in items or ():
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set lr=0.0001")
+        values[name.strip()] = coerce_field(name.strip(), value.strip())
+    return values
+
+
+def overrides_tag(overrides: dict[str, Any]) -> str:
+    """A run folder's readable part for its overrides: ``lr=0.0001,epochs=10`` (sorted); "" for none."""
+    return ",".join(f"{k}={overrides[k]}" for k in sorted(overrides))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grl.config import DATASETS, RECIPES, Config, ConfigError
+from grl.config import DATASETS, RECIPES, Config, ConfigError, overrides_tag
 from grl.paths import reports_dir
 
 # ---------------------------------------------------------------------------------------
@@ -76,10 +76,13 @@ class Profile:
         seed: int = 0,
         data_root: str = "",
         recipe: str | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> Config:
         """The Config of one run; ``recipe`` ("paper" | "release", default: the profile's) brings its choices
         (grl.config.RECIPES) under the profile's and the experiment's own settings. Without ``data_root`` a
-        synthetic profile's run names the built-in set (size preset and version), which it generates itself."""
+        synthetic profile's run names the built-in set (size preset and version), which it generates itself.
+        ``overrides`` (``--set`` / ``--config``, grl.config.parse_overrides) go over the profile's settings (never over
+        the experiment's own: :func:`make_run` refuses those)."""
         check_name(experiment, EXPERIMENTS, "experiment")
         check_name(dataset, DATASETS, "dataset")
         if recipe is not None:
@@ -87,6 +90,7 @@ class Profile:
         values = {
             **self.overrides,
             **self.dataset_overrides.get(dataset, {}),
+            **(overrides or {}),
             **EXPERIMENTS[experiment],
             "dataset": dataset,
             "split": split,
@@ -275,6 +279,7 @@ class Run:
     config: Config
     run_dir: Path
     profile: str = field(default="quick", compare=False)
+    overrides: dict = field(default_factory=dict, compare=False)  # --set / --config fields that apply to this run
 
     @property
     def name(self) -> str:
@@ -331,6 +336,15 @@ def profile_dir(profile: str, root: str | Path | None = None) -> Path:
     return Path(root) if root else reports_dir() / profile
 
 
+def study_dir(profile: str, root: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Path | None:
+    """The ``root`` of a study with ``overrides`` (--set / --config): ``root`` if given, else
+    reports/<profile>-<field>=<value>,... so that a sweep never replaces the profile's own report; None (the
+    profile's folder) without overrides."""
+    if root or not overrides:
+        return Path(root) if root else None
+    return reports_dir() / f"{profile}-{overrides_tag(overrides)}"
+
+
 def make_run(
     experiment: str,
     dataset: str,
@@ -342,14 +356,27 @@ def make_run(
     root: str | Path | None = None,
     run_dir: str | Path | None = None,
     recipe: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Run:
-    """Resolve one run: its Config and its folder runs/<experiment>-<dataset>-split<split>-seed<seed>-<key>."""
+    """Resolve one run: its Config and its folder runs/<experiment>-<dataset>-split<split>-seed<seed>-<key>, with
+    ``-<field>=<value>,...`` before the key when there are ``overrides`` (--set / --config). An override of a field
+    the experiment fixes itself (Table 4's seq_len, the Baseline's use_gce, ...) is refused: the run would no longer
+    be that row."""
+    check_name(experiment, EXPERIMENTS, "experiment")
+    applied = dict(overrides or {})
+    for name in sorted(set(applied) & set(EXPERIMENTS[experiment])):
+        raise ConfigError(
+            f"--set {name}: experiment {experiment!r} fixes {name}={EXPERIMENTS[experiment][name]!r} (that is what makes "
+            f"its table row); drop the override, or select rows that do not vary {name} (--only)"
+        )
     config = get_profile(profile).config(
-        experiment, dataset, split=split, seed=seed, data_root=data_root, recipe=recipe
+        experiment, dataset, split=split, seed=seed, data_root=data_root, recipe=recipe, overrides=applied
     )
     if not run_dir:
-        run_dir = profile_dir(profile, root) / "runs" / f"{experiment}-{dataset}-split{split}-seed{seed}-{config.key()}"
-    return Run(experiment, dataset, split, config, Path(run_dir), profile)
+        tag = f"{overrides_tag(applied)}-" if applied else ""
+        name = f"{experiment}-{dataset}-split{split}-seed{seed}-{tag}{config.key()}"
+        run_dir = profile_dir(profile, root) / "runs" / name
+    return Run(experiment, dataset, split, config, Path(run_dir), profile, applied)
 
 
 def selection_names() -> list[str]:
@@ -401,8 +428,10 @@ def runs_for(
     data_roots: dict[str, str] | None = None,
     root: str | Path | None = None,
     recipe: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> list[Run]:
-    """The unique trainings behind the selected catalogue rows, once per seed (default: the profile's).
+    """The unique trainings behind the selected catalogue rows, once per seed (default: the profile's), with
+    ``overrides`` (--set / --config) on each (:func:`make_run`).
 
     Ordered so an interrupted batch has the most useful results first: seed by seed (a whole
     study on the first seed before the second starts), and within a seed GRL and the Baseline
@@ -438,8 +467,9 @@ def runs_for(
                 continue
             for split in prof.splits[ds]:
                 run = make_run(
-                    exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root, recipe=recipe
-                )
+                    exp, ds, profile, split=split, seed=seed, data_root=data_roots.get(ds, ""), root=root, recipe=recipe,
+                    overrides=overrides,
+                )  # fmt: skip
                 if run.config.key() not in seen_keys:  # two names for one configuration train once
                     seen_keys.add(run.config.key())
                     runs.append(run)

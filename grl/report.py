@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from grl.config import overrides_tag
 from grl.experiments import CATALOGUE, PROFILES, TABLE_TITLES, TABLES, Run, load_result
 from grl.stats import (
     VERDICTS,
@@ -382,6 +383,18 @@ def grl_vs_baseline(ours: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------------------------------
 # provenance
+def _overrides_line(runs: list[Run]) -> str:
+    """The config fields the study's runs were given on the command line (an experiment's own fields stay its own,
+    so a field may apply to some runs only)."""
+    tags = sorted({overrides_tag(r.overrides) for r in runs if r.overrides})
+    if not tags:
+        return "none (the profile's settings)"
+    some = [r for r in runs if not r.overrides]
+    return ", ".join(f"`{t}`" for t in tags) + (
+        f" (not on {len(some)} runs whose experiment fixes them)" if some else ""
+    )
+
+
 def failed_runs(runs: list[Run], status_path: str | Path) -> dict[str, str]:
     """Run name -> the error, for each of ``runs`` that the last batch marked failed (its ``status.json``) and that
     has no result (a diverged run writes none; a failed run that a later batch finished is not failed)."""
@@ -524,6 +537,7 @@ def provenance(profile: str, runs: list[Run]) -> str:
             else " on a fixed thread count (identical on every x86-64 CPU with AVX2 or AVX-512)"
         ),
         f'- **Recipe**: {", ".join(sorted({r.config.recipe for r in runs})) or "—"} (README, "The authors\' recipe")',
+        f"- **Overrides** (--set / --config): {_overrides_line(runs)}",
         "- **Model selection**: "
         + (
             "⚠ **test-set selection** — each run keeps the epoch with the best Rank-1 on the *test set* "

@@ -79,6 +79,7 @@ def experiment_parameters(run: Run) -> dict:
         "split": run.split,
         "output_dir": str(run.run_dir),
         "recipe": run.config.recipe,
+        "overrides": dict(run.overrides),
     }
 
 

@@ -27,7 +27,9 @@ def run_or_load(run: Run, progress: bool = True) -> dict:
     procs = procs_per_run()
     if procs > 1 and "WORLD_SIZE" not in os.environ:
         return _train_with_torchrun(run, procs)
-    return train(run.config, run.run_dir, progress=progress)
+    return train(
+        run.config, run.run_dir, progress=progress, extra={"overrides": run.overrides} if run.overrides else None
+    )
 
 
 def _train_with_torchrun(run: Run, procs: int) -> dict:
@@ -63,6 +65,7 @@ def _train_with_torchrun(run: Run, procs: int) -> dict:
         str(run.run_dir),
         "--recipe",
         run.config.recipe,
+        *[arg for k, v in sorted(run.overrides.items()) for arg in ("--set", f"{k}={v}")],
     ]
     print(f"training {run.name} on {procs} processes: {' '.join(command[2:])}", flush=True)
     done = subprocess.run(command, env={k: v for k, v in os.environ.items() if k != PROCS_PER_RUN})
@@ -98,11 +101,12 @@ def ensure_runs(
     root: str | Path | None = None,
     progress: bool = True,
     recipe: str | None = None,
+    overrides: dict | None = None,
 ) -> list[Run]:
     """Train every missing run of a profile (every seed) in-process (for the quick profile: a couple of minutes)."""
     from tqdm import tqdm
 
-    runs = runs_for(profile, only, dataset, seeds=seeds, root=root, recipe=recipe)
+    runs = runs_for(profile, only, dataset, seeds=seeds, root=root, recipe=recipe, overrides=overrides)
     missing = [r for r in runs if not r.is_done()]
     if missing:
         check_data(missing)

@@ -17,7 +17,7 @@ from grl.batch.locks import batch_lock, os_error_message, preflight, stop_if_out
 from grl.batch.notebook import Kernel, execute, export_html_text, validate_parameters
 from grl.batch.shared import check_data, prepare_shared
 from grl.config import DATASETS, ConfigError
-from grl.experiments import get_profile, profile_dir, runs_for
+from grl.experiments import get_profile, profile_dir, runs_for, study_dir
 from grl.utils import atomic_write_bytes, fault_point
 
 
@@ -36,6 +36,7 @@ def reproduce(
     executor: str = "local",
     slurm=None,
     procs_per_run: int = 1,
+    overrides: dict | None = None,
 ) -> int:
     """Run the selected catalogue for every seed (``jobs`` runs at once), then Figure 4 and the report; return a
     process exit code.
@@ -45,15 +46,22 @@ def reproduce(
 
     The report (report.html, report.md, results.csv) describes exactly this selection and never
     trains anything itself; report.html and report.md are written together, or neither is.
+
+    ``overrides`` (``--set`` / ``--config``) change every run (:func:`grl.experiments.make_run`); without ``root``
+    their study goes to reports/<profile>-<field>=<value>,.../, so it never replaces the profile's own report.
     """
     from grl.batch import cluster
 
     slurm = cluster.check_executor(
         executor, slurm, procs_per_run
     )  # before anything else: a missing sbatch is said at once
+    overrides = dict(overrides or {})
+    root = study_dir(profile, root, overrides)
     out = profile_dir(profile, root)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
-    runs = runs_for(profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe)
+    runs = runs_for(
+        profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe, overrides=overrides
+    )
     nb_dir = notebooks_dir()
     for run in runs:  # every parameter checked before anything heavy starts
         validate_parameters(nb_dir / "experiment.ipynb", experiment_parameters(run))
@@ -67,6 +75,7 @@ def reproduce(
         "only": only or "",
         "dataset": dataset or "",
         "data_roots": ",".join(f"{k}={v}" for k, v in sorted((data_roots or {}).items())),
+        "overrides": overrides,
     }
     validate_parameters(nb_dir / "report.ipynb", report_parameters)
     jobs = check_jobs(jobs)

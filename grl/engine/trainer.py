@@ -129,7 +129,7 @@ def divergence_check(terms: dict[str, float], reference: dict[str, float], facto
     return bad
 
 
-def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> dict:
+def train(config: Config, out_dir, *, progress: bool = True, dataset=None, extra: dict | None = None) -> dict:
     """Train `config` in `out_dir` (resuming from its checkpoint), evaluate, return the result dict.
 
     If out_dir/result.json already holds this configuration's result, it is returned unchanged.
@@ -137,13 +137,14 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None) -> di
     and in config.dtype (float64 makes the numbers identical on every x86-64 CPU; README).
     Under torchrun (WORLD_SIZE > 1) the ranks train the run together (grl.engine.distributed).
     Freed memory is kept for reuse (grl.utils.keep_freed_memory: same numbers, fewer page faults).
+    ``extra``: plain data written into result.json beside the rest (e.g. the run's ``overrides``).
     """
     keep_freed_memory()
     with distributed.session(config.device), torch_threads(config.threads), preemption_watch() as preempted:
-        return _train(config, Path(out_dir), progress, dataset, preempted)
+        return _train(config, Path(out_dir), progress, dataset, preempted, extra or {})
 
 
-def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lambda: None) -> dict:
+def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lambda: None, extra=None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = config.key()
@@ -309,6 +310,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lam
         "machine": machine_info(),
         "selection": selection,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(extra or {}),
         **({"world_size": world} if world > 1 else {}),
     }
     atomic_write_json(out_dir / RESULT, result)
