@@ -150,6 +150,27 @@ def _parser() -> argparse.ArgumentParser:
         "--run-dir", default="", help="the run's folder (default: the catalogue's, reports/PROFILE/runs/NAME)"
     )
     overrides(p)
+
+    def test_set(p: argparse.ArgumentParser) -> None:
+        p.add_argument("source", help="a finished run folder, its model.pt, or a training checkpoint.pt")
+        p.add_argument(
+            "--dataset", default=None, help=f"test on this dataset ({', '.join(DATASETS)}); default: the model's"
+        )
+        p.add_argument(
+            "--data-root", default=None, help="its root (default: the model's, or the built-in synthetic set)"
+        )
+        p.add_argument("--split", type=int, default=None, help="iLIDS-VID / PRID2011 split 0..9 (default: the model's)")
+        p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+
+    p = sub.add_parser(
+        "evaluate", help="test a trained model (run folder, model.pt, checkpoint.pt or features .npz); no training"
+    )
+    test_set(p)
+    p.add_argument("--rerank", action="store_true", help="also k-reciprocal re-ranking of the main feature")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="write the metrics here (default: printed only)")
+    p = sub.add_parser("extract", help="write every test tracklet's features, ids, cameras and frames to a .npz")
+    test_set(p)
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="the features file (grl.engine.inference)")
     sub.add_parser("synth", help="generate the built-in synthetic datasets (grl.data.synthetic)", add_help=False)
     sub.add_parser("bench", help="run the benchmarks (grl.bench)", add_help=False)
     p = sub.add_parser(
@@ -270,6 +291,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _calibrate(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "extract":
+        from grl.engine import inference
+
+        path = inference.extract(
+            args.source, args.out, dataset=args.dataset, data_root=args.data_root, split=args.split, device=args.device
+        )
+        print(f"features of {args.source} -> {path}")
+        return 0
     if args.command == "refresh-notebooks":
         for path in batch.refresh_notebooks(args.names or None, fresh=not args.reuse_runs):
             print(f"refreshed {path}")
@@ -357,6 +388,30 @@ def _train(args: argparse.Namespace) -> int:
         result = run_or_load(run, progress=distributed.is_main())
         if distributed.is_main():
             print(metrics_table(result).to_markdown())
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Print the metrics table of a model (or a features file) on a test set; with --out also write it as JSON."""
+    from grl.engine import inference
+    from grl.report import metrics_table
+    from grl.utils import atomic_write_json
+
+    if args.source.endswith(".npz") and args.device != "cpu":
+        raise ConfigError("--device: a features file is ranked on the CPU")
+    found = inference.evaluate(
+        args.source,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        split=args.split,
+        rerank=args.rerank or None,
+        device=args.device,
+    )
+    print(f"{found['source']} on {found['dataset']} split {found['split']} ({found['data_root']}):")
+    print(metrics_table({"metrics": found["metrics"]}).to_markdown())
+    if args.out:
+        atomic_write_json(args.out, found)
+        print(f"metrics -> {args.out}")
     return 0
 
 

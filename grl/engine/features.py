@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from grl.config import Config
-from grl.utils import resolve_device, torch_threads
+from grl.utils import holds_foreign_objects, resolve_device, torch_threads
 
 _SAMPLINGS = ("rrs", "dense")
 
@@ -191,6 +191,8 @@ def load_run(run_dir, device: str | torch.device = "cpu"):
     try:  # tensors and plain data only: a model file holding any other object is refused, never unpickled
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not holds_foreign_objects(exc):
+            raise ValueError(f"load_run: {path} is not a readable model file (not a torch file, or damaged)") from None
         raise ValueError(
             f"load_run: {path} holds objects other than tensors and plain data, so it is not loaded (it could run "
             f"code when unpickled; a GRL model file holds a state_dict, its config and its key): {str(exc)[:160]}"

@@ -49,6 +49,7 @@ from grl.utils import (
     atomic_write_bytes,
     atomic_write_json,
     fault_point,
+    holds_foreign_objects,
     keep_freed_memory,
     note_preemption,
     resolve_device,
@@ -629,6 +630,9 @@ def _load_checkpoint(path: Path, key: str, config: Config) -> dict | None:
         # by an older version of this project) is never unpickled, so it cannot run code here.
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not holds_foreign_objects(exc):
+            set_aside(path, "an unreadable checkpoint (not a torch file, or damaged)")
+            return None
         set_aside(path, f"a checkpoint holding objects other than tensors and plain data, not loaded "
                         f"(an older checkpoint format, or a file that could run code): {str(exc).strip()[:160]}")  # fmt: skip
         return None

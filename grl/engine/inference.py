@@ -1,0 +1,213 @@
+"""A trained model on its own: ``python -m grl evaluate`` and ``python -m grl extract``.
+
+The model comes from a finished run folder (its ``model.pt``), a ``model.pt`` file, or a training ``checkpoint.pt``;
+the test set is the model's own dataset or another one (``dataset``, ``data_root``, ``split``), read at the
+model's clip length and frame size. Nothing here trains.
+
+A features file (``extract``) is a NumPy ``.npz`` holding, per test tracklet row (the queries first, then the
+gallery; on MARS a query tracklet is also a gallery row, as the protocol has it):
+
+=====================  ============================================================================
+``feat_<name>``        (N, D) L2-normalised features of each test feature of the model: ``g`` (Baseline),
+                       ``l``, ``h``, ``h+l`` (GRL; ``l+h+mean`` with the release's feature)
+``pid``, ``camid``     (N,) identity and camera (0-based) of each row
+``role``               (N,) ``"query"`` or ``"gallery"``
+``frame_paths``        (F,) every row's frame files, in order; row i's are
+                       ``frame_paths[frame_offsets[i]:frame_offsets[i + 1]]``
+``frame_offsets``      (N + 1,)
+``meta``               a JSON string: the model's config and key, the dataset, split, data root, protocol
+=====================  ============================================================================
+
+It loads with ``numpy.load(path)`` (no pickle); :func:`evaluate_features_file` ranks it again and gives the
+metrics ``evaluate`` gives.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from grl.config import Config, ConfigError
+from grl.engine.features import encode_test_set
+from grl.utils import atomic_write_bytes, holds_foreign_objects, resolve_device, torch_threads
+
+FEATURE_PREFIX = "feat_"
+
+
+def load_model(source: str | Path, device: str = "cpu") -> tuple[Config, torch.nn.Module]:
+    """(config, model in eval mode) from a run folder, its ``model.pt`` or a training ``checkpoint.pt``.
+
+    Tensors and plain data only (``weights_only=True``): a file holding any other object is refused, never
+    unpickled. The backbone is built without fetching pretrained weights (the saved ones replace them)."""
+    from grl.models import build_model
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such model file; give a finished run folder (it holds model.pt), a model.pt or a checkpoint.pt"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not holds_foreign_objects(exc):
+            raise ConfigError(f"{path} is not a readable model file (not a torch file, or damaged)") from None
+        raise ConfigError(
+            f"{path} holds objects other than tensors and plain data, so it is not loaded (it could run code when "
+            f"unpickled): {' '.join(str(exc).split())[:160]}"
+        ) from None
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise ConfigError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from None
+    weights = blob.get("state_dict", blob.get("model")) if isinstance(blob, dict) else None
+    if weights is None or "config" not in blob:
+        raise ConfigError(
+            f"{path} is not a GRL model file: expected a model.pt (keys 'state_dict', 'config') or a checkpoint.pt "
+            "(keys 'model', 'config')"
+        )
+    config = Config.from_dict(blob["config"])
+    model = build_model(config.replace(pretrained=False))
+    model.load_state_dict(weights)
+    device_ = resolve_device(device)
+    return config, model.to(device=device_, dtype=config.torch_dtype).eval()
+
+
+def test_config(
+    config: Config, dataset: str | None = None, data_root: str | None = None, split: int | None = None, rerank=None
+) -> Config:
+    """The model's config pointed at another test set: ``dataset`` (default its own), ``data_root`` (default its own
+    when the dataset is its own, else the built-in synthetic one), ``split``, ``rerank``."""
+    changes: dict = {}
+    if dataset is not None and dataset != config.dataset:
+        changes.update(dataset=dataset, data_root=data_root or "")
+    elif data_root is not None:
+        changes["data_root"] = data_root
+    if split is not None:
+        changes["split"] = split
+    if rerank is not None:
+        changes["rerank"] = bool(rerank)
+    if not changes:
+        return config
+    target = config.replace(**changes)
+    if target.data_root == "":  # the built-in set of the model's size preset: today's generator version
+        from grl.data.synthetic import data_version, preset_sizes
+
+        target = target.replace(
+            data_version=data_version(target.dataset, **preset_sizes(target.data_size, target.dataset))
+        )
+    else:
+        target = target.replace(data_version="")
+    return target
+
+
+def evaluate(source, *, dataset=None, data_root=None, split=None, rerank=None, device="cpu") -> dict:
+    """Test the model of ``source`` (run folder, model.pt, checkpoint.pt or an ``extract`` features file): a dict
+    with ``metrics`` ({feature: CMC + mAP}), ``config`` key, dataset, split, data root, protocol and source."""
+    from grl.data import load_config_dataset
+    from grl.engine.features import evaluate_model
+
+    if Path(source).suffix == ".npz":
+        if any(v is not None for v in (dataset, data_root, split)):
+            raise ConfigError(
+                f"{source}: a features file holds its test set; --dataset, --data-root, --split do not apply"
+            )
+        return evaluate_features_file(source, rerank=bool(rerank))
+    config, model = load_model(source, device)
+    target = test_config(config, dataset, data_root, split, rerank)
+    data = load_config_dataset(target)
+    metrics = evaluate_model(model, data, target)
+    return {**_describe(source, config, target, data), "metrics": metrics}
+
+
+def extract(source, out, *, dataset=None, data_root=None, split=None, device="cpu") -> Path:
+    """Write every test tracklet's features of ``source``'s model to ``out`` (.npz, see the module docstring)."""
+    from grl.data import load_config_dataset
+
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise ConfigError(f"--out {out}: a features file ends in .npz")
+    config, model = load_model(source, device)
+    target = test_config(config, dataset, data_root, split)
+    data = load_config_dataset(target)
+    test = encode_test_set(model, data, target)
+    rows = list(data.query) + list(data.gallery)
+    frames = [str(f) for t in rows for f in t.frames]
+    offsets = np.cumsum([0] + [len(t.frames) for t in rows]).astype(np.int64)
+    arrays = {
+        f"{FEATURE_PREFIX}{name}": torch.cat([test.query[name], test.gallery[name]]).cpu().numpy()
+        for name in test.query
+    }
+    arrays.update(
+        pid=np.asarray([t.pid for t in rows], dtype=np.int64),
+        camid=np.asarray([t.camid for t in rows], dtype=np.int64),
+        role=np.asarray(["query"] * len(data.query) + ["gallery"] * len(data.gallery)),
+        frame_paths=np.asarray(frames),
+        frame_offsets=offsets,
+        meta=np.asarray(json.dumps(_describe(source, config, target, data), sort_keys=True)),
+    )
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, buffer.getvalue())
+    return out
+
+
+def read_features(path) -> dict:
+    """A features file as a dict of arrays, ``meta`` parsed; checked for the arrays it must hold."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"{path} is not a readable features file ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in ("pid", "camid", "role", "frame_paths", "frame_offsets", "meta") if k not in arrays]
+    if missing or not any(k.startswith(FEATURE_PREFIX) for k in arrays):
+        raise ConfigError(f"{path} is not a features file of `python -m grl extract`: it lacks {missing or 'features'}")
+    arrays["meta"] = json.loads(str(arrays["meta"]))
+    return arrays
+
+
+def evaluate_features_file(path, rerank: bool = False) -> dict:
+    """The metrics of a features file, ranked as ``evaluate`` ranks (cosine distance, the same junk and
+    same-camera rules); with ``rerank`` also k-reciprocal re-ranking of the model's main feature."""
+    from grl.evaluation import evaluate_ranking, pairwise_distance
+
+    arrays = read_features(path)
+    query, gallery = arrays["role"] == "query", arrays["role"] == "gallery"
+    ids = [torch.from_numpy(arrays[k][mask]) for k, mask in (("pid", query), ("pid", gallery))]
+    ids += [torch.from_numpy(arrays[k][mask]) for k, mask in (("camid", query), ("camid", gallery))]
+    metrics = {}
+    model_config = Config.from_dict(arrays["meta"]["config"])
+    main = model_config.main_feature
+    for key in sorted(k for k in arrays if k.startswith(FEATURE_PREFIX)):
+        name = key[len(FEATURE_PREFIX) :]
+        q, g = torch.from_numpy(arrays[key][query]), torch.from_numpy(arrays[key][gallery])
+        dist = pairwise_distance(q, g, metric="cosine")
+        metrics[name] = evaluate_ranking(dist, *ids)
+        if rerank and name == main:
+            from grl.reranking import re_ranking
+
+            with torch_threads(model_config.threads):
+                final = re_ranking(dist, pairwise_distance(q, q), pairwise_distance(g, g))
+            metrics[f"{name}+rerank"] = evaluate_ranking(final, *ids)
+    return {**arrays["meta"], "source": str(path), "metrics": metrics}
+
+
+def _describe(source, config: Config, target: Config, data) -> dict:
+    return {
+        "source": str(source),
+        "key": config.key(),
+        "config": config.to_dict(),
+        "dataset": target.dataset,
+        "split": target.split,
+        "data_root": target.data_root or "(built-in synthetic)",
+        "data_version": target.data_version,
+        "protocol": dict(getattr(data, "protocol", {}) or {}),
+        "test_sampling": target.test_sampling,
+    }
