@@ -905,12 +905,13 @@ FIGURES = {  # file in the profile's folder -> caption in report.md
     "ablation_differences_mAP.png": "Every comparison of Tables 2-6, mAP: our paired difference (95 % interval) and the paper's (x)",
     "ablation_differences_rank1.png": "The same for Rank-1",
     "training_curves.png": "Training on MARS (first seed): one panel per loss term",
+    "ranked_lists.png": "Ranked lists, GRL beside the Baseline on the same MARS queries (green right, red wrong, grey ignored)",
 }
 
 
 def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
-    """The report's plots as PNG files in ``out`` (report.md shows them): the ablation differences and the
-    training curves. Figure 4 is written by figure4.ipynb."""
+    """The report's plots as PNG files in ``out`` (report.md shows them): the ablation differences, the
+    training curves and the ranked lists. Figure 4 is written by figure4.ipynb."""
     import matplotlib.pyplot as plt
 
     from grl import viz
@@ -944,6 +945,9 @@ def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
         if fig is not None:
             written.append(viz.save(fig, out / "training_curves.png"))
             plt.close(fig)
+    fig = ranked_lists_figure(runs)
+    if fig is not None:
+        written.append(viz.save(fig, out / "ranked_lists.png"))
     return written
 
 
@@ -954,3 +958,27 @@ def figures_markdown(out: str | Path) -> str:
         for path in sorted(Path(out).glob(pattern)):
             lines.append(f"![{caption}]({path.name})\n\n*{caption}* (`{path.name}`)")
     return "\n\n".join(lines) if lines else "(no figure generated yet: `python -m grl reproduce` makes them)"
+
+
+def ranked_lists_figure(runs: list[Run], dataset: str = "mars", queries: int = 4, k: int = 5, seed: int = 0):
+    """GRL beside the Baseline on the same ``queries`` random queries of ``dataset`` (the first seed's runs, split
+    0): each model's top-``k`` gallery tracklets (:func:`grl.viz.ranked_lists`). None when either run is not done."""
+    from grl import viz
+    from grl.engine.inference import ranked_lists
+
+    first = min((r.seed for r in runs), default=0)
+    pair = {
+        r.experiment: r
+        for r in runs
+        if r.dataset == dataset
+        and r.split == 0
+        and r.seed == first
+        and r.experiment in ("grl", "baseline")
+        and r.is_done()
+    }
+    if len(pair) < 2:
+        return None
+    lists = ranked_lists(
+        [("GRL", pair["grl"].run_dir), ("Baseline", pair["baseline"].run_dir)], random_queries=queries, k=k, seed=seed
+    )
+    return viz.ranked_lists(lists)

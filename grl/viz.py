@@ -531,3 +531,48 @@ def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+_IGNORED_COLOR = "#999999"
+
+
+def ranked_lists(lists: Sequence[Mapping], frames: int = 3, cell: float = 0.45) -> Figure:
+    """Ranked lists, one row per (model, query) of :func:`grl.engine.inference.ranked_lists`: the query's frames,
+    then each gallery tracklet's ``frames`` frames, framed green (right identity, another camera: a match), red
+    (another identity) or grey and marked "same cam" / "junk" (what the protocol ignores), with the rank and the
+    distance above. Rows of the same query under different models sit one below the other, so they compare."""
+    from grl.engine.inference import IGNORED, MATCH, clip_thumbnails
+
+    rows = sorted(lists, key=lambda r: (r["query_index"], [x["label"] for x in lists].index(r["label"])))
+    columns = 1 + max(len(r["items"]) for r in rows)
+    strip = lambda t: np.concatenate(clip_thumbnails(t, frames), axis=1)  # noqa: E731  (H, frames*W, 3)
+    fig, axes = _figure(len(rows), columns, figsize=(cell * frames * columns + 1.2, 1.35 * len(rows) + 0.3))
+    for r, row in enumerate(rows):
+        ax = axes[r][0]
+        ax.imshow(strip(row["query"]))
+        _clean(ax)
+        ax.set_title(f"query {row['query_index']} (id {row['query'].pid}, cam {row['query'].camid + 1})", fontsize=7)
+        ax.set_ylabel(row["label"], fontsize=8, rotation=0, ha="right", va="center")
+        ax.yaxis.set_visible(True)
+        ax.set_yticks([])
+        for c in range(1, columns):
+            ax = axes[r][c]
+            if c - 1 >= len(row["items"]):
+                ax.axis("off")
+                continue
+            item = row["items"][c - 1]
+            tracklet = item["tracklet"]
+            ax.imshow(strip(tracklet))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            colour = {MATCH: _MATCH_COLOR, IGNORED: _IGNORED_COLOR}.get(item["kind"], _MISMATCH_COLOR)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(3)
+            if item["kind"] == IGNORED:
+                head = "junk" if tracklet.pid == -1 else "same cam"
+            else:
+                head = f"#{item['rank']}"
+            ax.set_title(f"{head}  {max(item['distance'], 0.0):.2f}", fontsize=7, color=colour)  # no -0.00
+    _finish(fig, "Ranked lists: green = right identity, red = wrong, grey = ignored by the protocol")
+    return fig

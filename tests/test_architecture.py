@@ -31,7 +31,15 @@ LAYERS = [
     ),
     ("model", [["grl.models.backbone", "grl.losses"], ["grl.models.pretrain"], ["grl.models.grl"], ["grl.models"]]),
     ("catalogue", [["grl.experiments"]]),
-    ("engine", [["grl.engine.distributed"], ["grl.engine.features"], ["grl.engine.trainer"], ["grl.engine"]]),
+    (
+        "engine",
+        [
+            ["grl.engine.distributed", "grl.engine.events"],
+            ["grl.engine.features"],
+            ["grl.engine.inference", "grl.engine.trainer"],
+            ["grl.engine"],
+        ],
+    ),
     ("results", [["grl.viz"], ["grl.report"], ["grl.precision"], ["grl.summary"]]),
     (
         "batch",

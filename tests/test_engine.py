@@ -58,6 +58,15 @@ def _losses(run_dir):
     ]
 
 
+def _events(run_dir) -> dict[str, list[tuple[int, float]]]:
+    """The run's TensorBoard scalars, read back as TensorBoard reads them: tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
 def _final_state(run_dir):
     return torch.load(run_dir / "model.pt", weights_only=False)["state_dict"]
 
@@ -173,9 +182,28 @@ def test_a_preemption_signal_checkpoints_that_step_and_the_rerun_equals_an_unint
     monkeypatch.undo()
     resumed = train(config, run_dir, progress=False, dataset=tiny_dataset)
     assert _losses(run_dir) == _losses(tmp_path / "uninterrupted")  # every loss term of every epoch, to the bit
+    # TensorBoard: each step once, with the uninterrupted run's values (what the killed process logged past its
+    # checkpoint is dropped)
+    assert _events(run_dir)["loss/total"] == _events(tmp_path / "uninterrupted")["loss/total"]
     assert resumed["metrics"] == reference["metrics"]
     ref_state, new_state = _final_state(tmp_path / "uninterrupted"), _final_state(run_dir)
     assert all(torch.equal(ref_state[k], new_state[k]) for k in ref_state)
+
+
+def test_training_writes_tensorboard_events_of_every_step_epoch_and_evaluation(reference_run):
+    out, result = reference_run
+    events = _events(out)
+    epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = _config().steps_per_epoch
+    assert [s for s, _ in events["loss/total"]] == list(range(1, len(epochs) * steps + 1))
+    terms = {k[5:] for k in epochs[0] if k.startswith("loss_")}
+    assert terms and all(f"loss/{t}" in events and f"epoch/{t}" in events for t in terms)
+    for tag, key in (("epoch/total", "loss"), ("train/lr", "lr"), ("train/clips_per_s", "clips_per_s")):
+        assert [s for s, _ in events[tag]] == [r["epoch"] * steps for r in epochs]
+        assert np.allclose([v for _, v in events[tag]], [r[key] for r in epochs], rtol=1e-6)  # stored as float32
+    evaluated = [r for r in epochs if "eval" in r]
+    assert evaluated and [s for s, _ in events["eval/h+l/mAP"]] == [r["epoch"] * steps for r in evaluated]
+    assert np.isclose(events["eval/h+l/mAP"][-1][1], result["metrics"]["h+l"]["mAP"], rtol=1e-6)
 
 
 def test_finished_run_is_returned_without_training(reference_run, tiny_dataset, monkeypatch):

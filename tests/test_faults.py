@@ -99,7 +99,14 @@ def reference(tmp_path_factory):
     outcome = _outcome(base / "reference")
     assert len(outcome) == 2
     for run in outcome.values():
-        assert run["files"] == ["checkpoint.pt", "experiment.ipynb", "metrics.jsonl", "model.pt", "result.json"]
+        assert run["files"] == [
+            "checkpoint.pt",
+            "experiment.ipynb",
+            "metrics.jsonl",
+            "model.pt",
+            "result.json",
+            "tensorboard",
+        ]
         assert [e["epoch"] for e in run["epochs"]] == [1, 2]
     assert (base / "reference" / "report.html").is_file() and (base / "reference" / "report.md").is_file()
     return base, outcome

@@ -101,3 +101,63 @@ def test_bad_sources_are_one_line(finished, tmp_path, capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.fixture(scope="module")
+def baseline(finished):
+    from grl.batch.runs import run_or_load
+
+    run = make_run("baseline", "prid2011", "quick", root=finished[0].run_dir.parents[2])
+    return run, run_or_load(run, progress=False)
+
+
+def test_ranked_lists_rank_as_the_metrics_do_and_mark_what_the_protocol_ignores(finished, baseline):
+    from grl.data import load_config_dataset
+    from grl.engine.inference import IGNORED, MATCH, WRONG, ranked_lists
+
+    (run, result), (base, _) = finished, baseline
+    queries = len(load_config_dataset(run.config).query)
+    # top-1 of every query: the share of matches is the run's own Rank-1 (PRID: every query has a positive)
+    top1 = ranked_lists([("GRL", run.run_dir)], list(range(queries)), k=1)
+    assert 100.0 * sum(r["items"][-1]["kind"] == MATCH for r in top1) / queries == pytest.approx(
+        result["metrics"]["h+l"]["rank1"]
+    )
+    # on MARS-like data the gallery holds the queries themselves: same identity, same camera, ignored
+    lists = ranked_lists([("GRL", run.run_dir), ("Baseline", base.run_dir)], [0, 3], k=4, dataset="mars")
+    assert [(r["label"], r["query_index"]) for r in lists] == [("GRL", 0), ("GRL", 3), ("Baseline", 0), ("Baseline", 3)]
+    assert lists[0]["query"] == lists[2]["query"] and lists[0]["feature"] == "h+l" and lists[2]["feature"] == "g"
+    for r in lists:
+        q = r["query"]
+        assert [i["rank"] for i in r["items"] if i["kind"] != IGNORED] == [1, 2, 3, 4]
+        for i in r["items"]:
+            t = i["tracklet"]
+            same = t.pid == q.pid
+            ignored = t.pid == -1 or (same and t.camid == q.camid)
+            assert i["kind"] == (IGNORED if ignored else MATCH if same else WRONG)
+        distances = [i["distance"] for i in r["items"]]
+        assert distances == sorted(distances)
+    assert any(i["kind"] == IGNORED for r in lists for i in r["items"])
+
+
+def test_visrank_draws_the_models_on_the_same_queries(finished, baseline, tmp_path, capsys):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from grl import viz
+    from grl.engine.inference import ranked_lists
+
+    (run, _), (base, _) = finished, baseline
+    out = tmp_path / "ranked.png"
+    args = ["visrank", str(run.run_dir), str(base.run_dir), "--label", "GRL", "--label", "Baseline"]
+    assert main([*args, "--queries", "0,2", "--k", "3", "--out", str(out)]) == 0
+    assert Image.open(out).size[0] > 400 and "2 queries x 2 models" in capsys.readouterr().out
+    lists = ranked_lists([("GRL", run.run_dir), ("Baseline", base.run_dir)], [0, 2], k=3)
+    fig = viz.ranked_lists(lists, frames=2)
+    assert len(fig.axes) == 4 * 4  # 2 queries x 2 models rows; the query and 3 gallery tracklets each
+    assert [ax.get_ylabel() for ax in fig.axes[::4]] == ["GRL", "Baseline", "GRL", "Baseline"]  # by query, then model
+    first = lists[0]["items"][0]
+    colour = fig.axes[1].spines["top"].get_edgecolor()
+    assert colour == plt.matplotlib.colors.to_rgba("#2ca02c" if first["kind"] == "match" else "#d62728")
+    plt.close(fig)
+    assert main([*args, "--queries", "0,999", "--out", str(out)]) == 2
+    assert "--queries [999]" in capsys.readouterr().err

@@ -211,3 +211,75 @@ def _describe(source, config: Config, target: Config, data) -> dict:
         "protocol": dict(getattr(data, "protocol", {}) or {}),
         "test_sampling": target.test_sampling,
     }
+
+
+# ---- ranked lists ---------------------------------------------------------------------------------------------
+# What each gallery item of a ranked list is, for the query (the evaluation protocol's rules, grl.evaluation).
+MATCH, WRONG, IGNORED = "match", "wrong", "ignored"
+
+
+def ranked_lists(
+    sources: list[tuple[str, str | Path]],
+    queries: list[int] | None = None,
+    *,
+    random_queries: int = 4,
+    seed: int = 0,
+    k: int = 5,
+    dataset=None,
+    data_root=None,
+    split=None,
+    device: str = "cpu",
+) -> list[dict]:
+    """For each model of ``sources`` ((label, run folder or model file)) and each query (``queries``: indices into
+    the test set's queries, else ``random_queries`` drawn with ``seed``, the same for every model), the top ``k``
+    gallery tracklets by the model's main feature, nearest first.
+
+    Items with the query's identity *and* camera, and junk (pid -1), are left in the list but marked ``ignored``:
+    the protocol does not count them, and a reader should see them for what they are. Returns one dict per
+    (model, query): label, query index, query tracklet, and ``items`` [{tracklet, distance, kind, rank}], rank
+    being the item's rank under the protocol (None for ignored items)."""
+    from grl.data import load_config_dataset
+
+    loaded = [(label, *load_model(source, device)) for label, source in sources]
+    targets = [test_config(config, dataset, data_root, split) for _, config, _ in loaded]
+    first = targets[0]
+    if any((t.dataset, t.data_root, t.split) != (first.dataset, first.data_root, first.split) for t in targets):
+        raise ConfigError("visrank: the models are tested on different sets; give --dataset (and --data-root)")
+    data = load_config_dataset(first)
+    if queries is None:
+        rng = np.random.default_rng(seed)
+        queries = sorted(rng.choice(len(data.query), size=min(random_queries, len(data.query)), replace=False).tolist())
+    bad = [q for q in queries if not 0 <= q < len(data.query)]
+    if bad:
+        raise ConfigError(f"--queries {bad}: the {first.dataset} test set has queries 0..{len(data.query) - 1}")
+    out = []
+    for (label, config, model), target in zip(loaded, targets):
+        test = encode_test_set(model, data, target)
+        dist = test.distance(target.main_feature)
+        for q in queries:
+            query = data.query[q]
+            order = torch.argsort(dist[q].float(), stable=True).tolist()
+            items, rank = [], 0
+            for g in order:
+                item = data.gallery[g]
+                if item.pid == -1 or (item.pid == query.pid and item.camid == query.camid):
+                    kind, shown_rank = IGNORED, None
+                else:
+                    rank += 1
+                    kind, shown_rank = (MATCH if item.pid == query.pid else WRONG), rank
+                items.append({"tracklet": item, "distance": float(dist[q, g]), "kind": kind, "rank": shown_rank})
+                if rank >= k:
+                    break
+            out.append(
+                {"label": label, "query_index": q, "query": query, "items": items, "feature": target.main_feature}
+            )
+    return out
+
+
+def clip_thumbnails(tracklet, frames: int = 3, height: int = 64, width: int = 32) -> list[np.ndarray]:
+    """``frames`` frames of a tracklet, evenly spaced, as (height, width, 3) uint8 images."""
+    from grl.data.datasets import read_frame
+
+    paths = list(tracklet.frames)
+    picks = np.linspace(0, len(paths) - 1, num=min(frames, len(paths))).round().astype(int)
+    return [np.asarray(read_frame(paths[i]).resize((width, height))) for i in picks]

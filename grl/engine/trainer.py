@@ -42,6 +42,7 @@ from tqdm import tqdm  # text bars: no ipywidgets needed, same look in a termina
 
 from grl.config import Config
 from grl.engine import distributed
+from grl.engine.events import EventLog
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
 from grl.provenance import machine_info
 from grl.utils import (
@@ -220,64 +221,73 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lam
     elif main and (out_dir / METRICS).exists():
         (out_dir / METRICS).unlink()  # left by a run that died before its first checkpoint
 
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.perf_counter()
-        extra = {"joint": joint} if joint is not None else {}
-        reference = _first_epoch_terms(history)
-        try:
-            record = train_one_epoch(
-                config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress and main,
-                reference=reference, start=partial, stop=preempted, **extra,
-            )  # fmt: skip
-        except TrainingDiverged as exc:
-            raise TrainingDiverged(f"run {out_dir.name} ({out_dir}): {exc}; no result written") from None
-        except _StopAtStep as stop:
-            wall = wall_before + time.perf_counter() - started
-            if main:
-                atomic_torch_save(
-                    _checkpoint(key, config, epoch, model, objective, optimizer, scheduler, scaler, history,
-                                None, best, wall, world, partial=stop.partial),
-                    out_dir / CHECKPOINT,
+    # TensorBoard (grl.engine.events), rank 0 only; a resumed run drops what the interrupted one logged past its
+    # checkpoint.
+    events = EventLog(out_dir, start_epoch * steps + (partial["step"] if partial else 0) + 1) if main else None
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            extra = {"joint": joint} if joint is not None else {}
+            reference = _first_epoch_terms(history)
+            try:
+                record = train_one_epoch(
+                    config, model, objective, optimizer, scaler, loader, device, epoch, steps, progress and main,
+                    reference=reference, start=partial, stop=preempted, events=events, **extra,
                 )  # fmt: skip
+            except TrainingDiverged as exc:
+                raise TrainingDiverged(f"run {out_dir.name} ({out_dir}): {exc}; no result written") from None
+            except _StopAtStep as stop:
+                wall = wall_before + time.perf_counter() - started
+                if main:
+                    atomic_torch_save(
+                        _checkpoint(key, config, epoch, model, objective, optimizer, scheduler, scaler, history,
+                                    None, best, wall, world, partial=stop.partial),
+                        out_dir / CHECKPOINT,
+                    )  # fmt: skip
+                distributed.barrier()
+                raise TrainingPreempted(
+                    f"run {out_dir.name}: {stop.signal_name} at epoch {epoch + 1}, step {stop.partial['step']} of "
+                    f"{steps}; a checkpoint of this step is in {out_dir / CHECKPOINT}: run the same command again "
+                    "to resume from it"
+                ) from None
+            partial = None
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            record["lr_new"] = optimizer.param_groups[-1]["lr"]
+            scheduler.step()
+            last = epoch + 1 == config.epochs
+            last_eval = None
+            if main and (last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
+                last_eval = evaluate_model(model, dataset, config)
+                record["eval"] = {f: _headline(m) for f, m in last_eval.items()}
+                if config.select_best:
+                    best = _keep_best(best, epoch + 1, last_eval, model, config.main_feature)
+            record["epoch_time_s"] = time.perf_counter() - t0
+            record["wall_time_s"] = wall_before + time.perf_counter() - started
+            history.append(record)
+            if events is not None:
+                events.epoch((epoch + 1) * steps, record)
+            if not main:
+                distributed.barrier()  # rank 0 evaluates and writes the checkpoint
+                fault_point("after-checkpoint")
+                continue
+            atomic_torch_save(
+                _checkpoint(key, config, epoch + 1, model, objective, optimizer, scheduler, scaler, history,
+                            last_eval if last else None, best, record["wall_time_s"], world),
+                out_dir / CHECKPOINT,
+            )  # fmt: skip
+            with open(out_dir / METRICS, "a") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
             distributed.barrier()
-            raise TrainingPreempted(
-                f"run {out_dir.name}: {stop.signal_name} at epoch {epoch + 1}, step {stop.partial['step']} of "
-                f"{steps}; a checkpoint of this step is in {out_dir / CHECKPOINT}: run the same command again "
-                "to resume from it"
-            ) from None
-        partial = None
-        record["lr"] = optimizer.param_groups[0]["lr"]
-        record["lr_new"] = optimizer.param_groups[-1]["lr"]
-        scheduler.step()
-        last = epoch + 1 == config.epochs
-        last_eval = None
-        if main and (last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
-            last_eval = evaluate_model(model, dataset, config)
-            record["eval"] = {f: _headline(m) for f, m in last_eval.items()}
-            if config.select_best:
-                best = _keep_best(best, epoch + 1, last_eval, model, config.main_feature)
-        record["epoch_time_s"] = time.perf_counter() - t0
-        record["wall_time_s"] = wall_before + time.perf_counter() - started
-        history.append(record)
-        if not main:
-            distributed.barrier()  # rank 0 evaluates and writes the checkpoint
-            fault_point("after-checkpoint")
-            continue
-        atomic_torch_save(
-            _checkpoint(key, config, epoch + 1, model, objective, optimizer, scheduler, scaler, history,
-                        last_eval if last else None, best, record["wall_time_s"], world),
-            out_dir / CHECKPOINT,
-        )  # fmt: skip
-        with open(out_dir / METRICS, "a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
-        distributed.barrier()
-        fault_point("after-checkpoint")  # tests only (GRL_FAULT_PAUSE): a kill between two epochs
-        signal_name = preempted()
-        if signal_name and distributed.world_size() == 1:  # (several ranks agree inside train_one_epoch)
-            raise TrainingPreempted(
-                f"run {out_dir.name}: {signal_name} at the end of epoch {epoch + 1}; its checkpoint is in "
-                f"{out_dir / CHECKPOINT}: run the same command again to resume from it"
-            )
+            fault_point("after-checkpoint")  # tests only (GRL_FAULT_PAUSE): a kill between two epochs
+            signal_name = preempted()
+            if signal_name and distributed.world_size() == 1:  # (several ranks agree inside train_one_epoch)
+                raise TrainingPreempted(
+                    f"run {out_dir.name}: {signal_name} at the end of epoch {epoch + 1}; its checkpoint is in "
+                    f"{out_dir / CHECKPOINT}: run the same command again to resume from it"
+                )
+    finally:
+        if events is not None:
+            events.close()
 
     if not main:
         distributed.barrier()  # rank 0 evaluates and writes model.pt and result.json
@@ -446,6 +456,7 @@ def train_one_epoch(
     reference=None,
     start=None,
     stop=None,
+    events=None,
 ) -> dict:
     """Run `steps` optimisation steps; return the epoch's mean loss parts and throughput.
 
@@ -455,7 +466,8 @@ def train_one_epoch(
     first step's values stand in for it.
     ``start``: the epoch so far, from a checkpoint taken in its middle (``partial`` of :class:`_StopAtStep`):
     its first ``start["step"]`` batches are skipped and the RNG states are set to that step's.
-    ``stop``: called after every step; a signal name it returns ends the epoch there with :class:`_StopAtStep`."""
+    ``stop``: called after every step; a signal name it returns ends the epoch there with :class:`_StopAtStep`.
+    ``events``: a :class:`grl.engine.events.EventLog` that gets every step's loss terms."""
     seed_everything(epoch_seed(config.seed, epoch))
     sampler = getattr(loader, "batch_sampler", None)
     for candidate in (sampler, getattr(loader, "sampler", None)):
@@ -501,6 +513,8 @@ def train_one_epoch(
                         f"training diverged at epoch {epoch + 1}, step {step + 1}: {', '.join(diverged)}; "
                         f"lower config.lr ({config.lr}) or check the data"
                     )
+                if events is not None:
+                    events.step(epoch * steps + step + 1, terms)
                 loss_sum += loss_value
                 for k, v in parts.items():
                     parts_sum[k] = parts_sum.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v)
