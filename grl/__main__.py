@@ -161,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--split", type=int, default=None, help="iLIDS-VID / PRID2011 split 0..9 (default: the model's)")
         p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+        overrides(p)
 
     p = sub.add_parser(
         "evaluate", help="test a trained model (run folder, model.pt, checkpoint.pt or features .npz); no training"
@@ -314,7 +315,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from grl.engine import inference
 
         path = inference.extract(
-            args.source, args.out, dataset=args.dataset, data_root=args.data_root, split=args.split, device=args.device
+            args.source,
+            args.out,
+            dataset=args.dataset,
+            data_root=args.data_root,
+            split=args.split,
+            device=args.device,
+            overrides=parse_overrides(args.set, args.config),
         )
         print(f"features of {args.source} -> {path}")
         return 0
@@ -423,6 +430,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         rerank=args.rerank or None,
         device=args.device,
+        overrides=parse_overrides(args.set, args.config),
     )
     print(f"{found['source']} on {found['dataset']} split {found['split']} ({found['data_root']}):")
     print(metrics_table({"metrics": found["metrics"]}).to_markdown())

@@ -77,11 +77,17 @@ def load_model(source: str | Path, device: str = "cpu") -> tuple[Config, torch.n
 
 
 def test_config(
-    config: Config, dataset: str | None = None, data_root: str | None = None, split: int | None = None, rerank=None
+    config: Config,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    split: int | None = None,
+    rerank=None,
+    overrides: dict | None = None,
 ) -> Config:
     """The model's config pointed at another test set: ``dataset`` (default its own), ``data_root`` (default its own
-    when the dataset is its own, else the built-in synthetic one), ``split``, ``rerank``."""
-    changes: dict = {}
+    when the dataset is its own, else the built-in synthetic one), ``split``, ``rerank``; ``overrides`` (--set) change
+    how it is tested (``test_sampling=dense``, ``batch_size``, ``threads``, ...), never the loaded weights."""
+    changes: dict = dict(overrides or {})
     if dataset is not None and dataset != config.dataset:
         changes.update(dataset=dataset, data_root=data_root or "")
     elif data_root is not None:
@@ -104,26 +110,26 @@ def test_config(
     return target
 
 
-def evaluate(source, *, dataset=None, data_root=None, split=None, rerank=None, device="cpu") -> dict:
+def evaluate(source, *, dataset=None, data_root=None, split=None, rerank=None, device="cpu", overrides=None) -> dict:
     """Test the model of ``source`` (run folder, model.pt, checkpoint.pt or an ``extract`` features file): a dict
     with ``metrics`` ({feature: CMC + mAP}), ``config`` key, dataset, split, data root, protocol and source."""
     from grl.data import load_config_dataset
     from grl.engine.features import evaluate_model
 
     if Path(source).suffix == ".npz":
-        if any(v is not None for v in (dataset, data_root, split)):
+        if any(v is not None for v in (dataset, data_root, split)) or overrides:
             raise ConfigError(
-                f"{source}: a features file holds its test set; --dataset, --data-root, --split do not apply"
+                f"{source}: a features file holds its test set; --dataset, --data-root, --split, --set do not apply"
             )
         return evaluate_features_file(source, rerank=bool(rerank))
     config, model = load_model(source, device)
-    target = test_config(config, dataset, data_root, split, rerank)
+    target = test_config(config, dataset, data_root, split, rerank, overrides)
     data = load_config_dataset(target)
     metrics = evaluate_model(model, data, target)
     return {**_describe(source, config, target, data), "metrics": metrics}
 
 
-def extract(source, out, *, dataset=None, data_root=None, split=None, device="cpu") -> Path:
+def extract(source, out, *, dataset=None, data_root=None, split=None, device="cpu", overrides=None) -> Path:
     """Write every test tracklet's features of ``source``'s model to ``out`` (.npz, see the module docstring)."""
     from grl.data import load_config_dataset
 
@@ -131,7 +137,7 @@ def extract(source, out, *, dataset=None, data_root=None, split=None, device="cp
     if out.suffix != ".npz":
         raise ConfigError(f"--out {out}: a features file ends in .npz")
     config, model = load_model(source, device)
-    target = test_config(config, dataset, data_root, split)
+    target = test_config(config, dataset, data_root, split, overrides=overrides)
     data = load_config_dataset(target)
     test = encode_test_set(model, data, target)
     rows = list(data.query) + list(data.gallery)
