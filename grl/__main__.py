@@ -187,6 +187,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=int, default=None, help="iLIDS-VID / PRID2011 split (default: the models')")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     p.add_argument("--out", required=True, metavar="FILE.png", help="the figure")
+    p = sub.add_parser(
+        "check-data", help="count a full dataset copy against its published figures; list what is missing or unreadable"
+    )
+    p.add_argument("dataset", help="mars, ilidsvid, prid2011, dukemtmcvidreid or lsvid")
+    p.add_argument("root", help="the dataset's root folder")
+    p.add_argument(
+        "--decode", default="first", choices=("first", "all", "none"),
+        help="frames to open: each tracklet's first (default), all of them (slow on MARS), none",
+    )  # fmt: skip
     sub.add_parser("synth", help="generate the built-in synthetic datasets (grl.data.synthetic)", add_help=False)
     sub.add_parser("bench", help="run the benchmarks (grl.bench)", add_help=False)
     p = sub.add_parser(
@@ -311,6 +320,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _evaluate(args)
     if args.command == "visrank":
         return _visrank(args)
+    if args.command == "check-data":
+        from grl.data.extra_datasets import check_data
+
+        ok, text = check_data(args.dataset, args.root, args.decode)
+        print(text)
+        print("as published and readable" if ok else "NOT as published, or frames missing / unreadable: see above")
+        return 0 if ok else 1
     if args.command == "extract":
         from grl.engine import inference
 

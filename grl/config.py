@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-DATASETS = ("mars", "ilidsvid", "prid2011")
+DATASETS = ("mars", "ilidsvid", "prid2011")  # the study's (the paper's tables)
+# Read in their real layouts for train / evaluate / extract, not in the paper's tables (grl.data.extra_datasets).
+EXTRA_DATASETS = ("dukemtmcvidreid", "lsvid")
 BACKBONES = ("resnet50", "resnet18", "tiny")
 DIRECTIONS = ("forward", "backward", "both")
 INTEGRATIONS = ("paper", "release")
@@ -180,7 +182,7 @@ class Config:
 
     def __post_init__(self) -> None:
         choices = {
-            "dataset": DATASETS,
+            "dataset": DATASETS + EXTRA_DATASETS,
             "backbone": BACKBONES,
             "direction": DIRECTIONS,
             "integration": INTEGRATIONS,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grl.config import DATASETS, RECIPES, Config, ConfigError, overrides_tag
+from grl.config import DATASETS, EXTRA_DATASETS, RECIPES, Config, ConfigError, overrides_tag
 from grl.paths import reports_dir
 
 # ---------------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ class Profile:
         ``overrides`` (``--set`` / ``--config``, grl.config.parse_overrides) go over the profile's settings (never over
         the experiment's own: :func:`make_run` refuses those)."""
         check_name(experiment, EXPERIMENTS, "experiment")
-        check_name(dataset, DATASETS, "dataset")
+        check_name(dataset, DATASETS + EXTRA_DATASETS, "dataset")
         if recipe is not None:
             check_name(recipe, RECIPES, "recipe")
         values = {
@@ -100,7 +100,7 @@ class Profile:
         }
         if recipe is not None:
             values["recipe"] = recipe
-        if self.data == "synthetic" and not data_root:
+        if self.data == "synthetic" and not data_root and dataset in DATASETS:
             from grl.data.synthetic import data_version, preset_sizes
 
             values["data_version"] = data_version(dataset, **preset_sizes(self.data_size, dataset))

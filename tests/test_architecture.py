@@ -24,6 +24,7 @@ LAYERS = [
         "data",
         [
             ["grl.data.datasets", "grl.data.sampling", "grl.data.transforms"],  # layouts, frame reading
+            ["grl.data.extra_datasets"],  # DukeMTMC-VideoReID, LS-VID, check-data
             ["grl.data.synthetic", "grl.data.frame_cache", "grl.data.loader"],  # the generator, the cache
             ["grl.data.config_dataset"],
             ["grl.data"],

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from grl.data.datasets import VideoReIDDataset, load_dataset
+from grl.config import DATASETS, ConfigError
+from grl.data.datasets import VideoReIDDataset
+from grl.data.extra_datasets import load_any_dataset
 
 if TYPE_CHECKING:
     from grl.config import Config
@@ -15,6 +17,10 @@ if TYPE_CHECKING:
 def load_config_dataset(config: "Config") -> VideoReIDDataset:
     """The dataset a run's config names. ``config.data_root == ""`` means the built-in synthetic one of size
     ``config.data_size``, generated here when it is missing: a Config is all a run needs."""
+    if config.data_root == "" and config.dataset not in DATASETS:
+        raise ConfigError(
+            f"dataset {config.dataset!r} has no built-in synthetic set: give its root (--data-root / data_root)"
+        )
     if config.data_root == "":
         from grl.data import synthetic  # lazy: rendering is only needed without real data
 
@@ -31,7 +37,7 @@ def load_config_dataset(config: "Config") -> VideoReIDDataset:
         )
     else:
         root = config.data_root
-    dataset = load_dataset(
+    dataset = load_any_dataset(
         config.dataset,
         root,
         config.split,
