@@ -10,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 # Same parameters as notebooks/experiment.ipynb.
 PARAMS = (
     'experiment: str = "grl"\nprofile: str = "quick"\ndataset: str = "mars"\ndata_root: str = ""\n'
-    'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""\nrecipe: str = ""'
+    'seed: int = 0\nsplit: int = 0\noutput_dir: str = ""\nrecipe: str = ""\noverrides: dict = {}'
 )
 
 

@@ -146,7 +146,7 @@ def train(config: Config, out_dir, *, progress: bool = True, dataset=None, extra
         return _train(config, Path(out_dir), progress, dataset, preempted, extra or {})
 
 
-def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lambda: None, extra=None) -> dict:
+def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lambda: None, result_extra=None) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = config.key()
@@ -321,7 +321,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lam
         "machine": machine_info(),
         "selection": selection,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **(extra or {}),
+        **(result_extra or {}),
         **({"world_size": world} if world > 1 else {}),
     }
     atomic_write_json(out_dir / RESULT, result)
