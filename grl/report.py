@@ -975,6 +975,7 @@ def ranked_lists_figure(runs: list[Run], dataset: str = "mars", queries: int = 4
         and r.seed == first
         and r.experiment in ("grl", "baseline")
         and r.is_done()
+        and (r.run_dir / "model.pt").is_file()  # results copied without their models have no features to rank
     }
     if len(pair) < 2:
         return None
