@@ -272,6 +272,8 @@ PRINT_CSS = """
 @media print {
   table { font-size: 7.5pt !important; }
   td, th { white-space: normal !important; word-break: keep-all; overflow-wrap: normal; }
+  td, th { padding: 1px 4px !important; }
+  th { overflow-wrap: anywhere !important; }  /* a long heading word breaks only where it would cut the table */
   pre { white-space: pre-wrap !important; word-break: normal !important; overflow-wrap: break-word; }
   .jp-OutputArea-output, .jp-RenderedHTMLCommon, .jp-Cell { overflow: visible !important; }
   img { max-width: 100% !important; height: auto !important; }

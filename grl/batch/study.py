@@ -69,7 +69,7 @@ def reproduce(
         "profile": profile,
         "reports_dir": str(out),
         "seeds": ",".join(map(str, seeds)),
-        "reference": str(reference or ""),
+        "reference": str(Path(reference).resolve()) if reference else "",  # the notebook runs elsewhere
         "recipe": recipe or "",
         "train_missing": False,
         "only": only or "",
