@@ -21,7 +21,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from grl.config import Config
+from grl.config import Config, ConfigError
 from grl.utils import holds_foreign_objects, resolve_device, torch_threads
 
 _SAMPLINGS = ("rrs", "dense")
@@ -176,33 +176,42 @@ def evaluate_model(model: torch.nn.Module, dataset, config: Config) -> dict[str,
     return results
 
 
-def load_run(run_dir, device: str | torch.device = "cpu"):
-    """(config, model) of a finished run from run_dir/model.pt, model in eval mode on `device`.
+def load_run(source, device: str | torch.device = "cpu"):
+    """(config, model in eval mode on ``device``) from a finished run folder, its ``model.pt`` or a training
+    ``checkpoint.pt`` (the ``python -m grl evaluate`` / ``extract`` / ``visrank`` sources).
 
-    The backbone is built without fetching ImageNet weights (the saved weights replace them).
+    Tensors and plain data only (``weights_only=True``): a file holding any other object is refused, never
+    unpickled. The backbone is built without fetching ImageNet weights (the saved weights replace them).
     """
     from grl.models import build_model
 
-    path = Path(run_dir) / "model.pt"
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.pt"
     if not path.is_file():
         raise FileNotFoundError(
-            f"load_run: {path} not found; a run writes model.pt when training finishes (grl.engine.train)"
+            f"{path}: no such model file; give a finished run folder (it holds model.pt, written when training "
+            "finishes), a model.pt or a checkpoint.pt"
         )
-    try:  # tensors and plain data only: a model file holding any other object is refused, never unpickled
+    try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if not holds_foreign_objects(exc):
-            raise ValueError(f"load_run: {path} is not a readable model file (not a torch file, or damaged)") from None
-        raise ValueError(
-            f"load_run: {path} holds objects other than tensors and plain data, so it is not loaded (it could run "
-            f"code when unpickled; a GRL model file holds a state_dict, its config and its key): {str(exc)[:160]}"
+            raise ConfigError(f"{path} is not a readable model file (not a torch file, or damaged)") from None
+        raise ConfigError(
+            f"{path} holds objects other than tensors and plain data, so it is not loaded (it could run code when "
+            f"unpickled; a GRL model file holds a state_dict, its config and its key): {' '.join(str(exc).split())[:160]}"
         ) from None
     except (RuntimeError, OSError, EOFError) as exc:
-        raise ValueError(f"load_run: {path} is not a readable model file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
-        raise ValueError(f"load_run: {path} is not a GRL model file (expected keys 'state_dict' and 'config')")
+        raise ConfigError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from None
+    weights = blob.get("state_dict", blob.get("model")) if isinstance(blob, dict) else None
+    if weights is None or "config" not in blob:
+        raise ConfigError(
+            f"{path} is not a GRL model file: expected a model.pt (keys 'state_dict', 'config') or a checkpoint.pt "
+            "(keys 'model', 'config')"
+        )
     config = Config.from_dict(blob["config"])
     model = build_model(config.replace(pretrained=False))
-    model.load_state_dict(blob["state_dict"])
+    model.load_state_dict(weights)
     device = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     return config, model.to(device=device, dtype=config.torch_dtype).eval()

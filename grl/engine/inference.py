@@ -25,55 +25,22 @@ metrics ``evaluate`` gives.
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from grl.config import Config, ConfigError
-from grl.engine.features import encode_test_set
-from grl.utils import atomic_write_bytes, holds_foreign_objects, resolve_device, torch_threads
+from grl.engine.features import encode_test_set, load_run
+from grl.utils import atomic_write_bytes, torch_threads
 
 FEATURE_PREFIX = "feat_"
 
 
 def load_model(source: str | Path, device: str = "cpu") -> tuple[Config, torch.nn.Module]:
-    """(config, model in eval mode) from a run folder, its ``model.pt`` or a training ``checkpoint.pt``.
-
-    Tensors and plain data only (``weights_only=True``): a file holding any other object is refused, never
-    unpickled. The backbone is built without fetching pretrained weights (the saved ones replace them)."""
-    from grl.models import build_model
-
-    path = Path(source)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such model file; give a finished run folder (it holds model.pt), a model.pt or a checkpoint.pt"
-        )
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not holds_foreign_objects(exc):
-            raise ConfigError(f"{path} is not a readable model file (not a torch file, or damaged)") from None
-        raise ConfigError(
-            f"{path} holds objects other than tensors and plain data, so it is not loaded (it could run code when "
-            f"unpickled): {' '.join(str(exc).split())[:160]}"
-        ) from None
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from None
-    weights = blob.get("state_dict", blob.get("model")) if isinstance(blob, dict) else None
-    if weights is None or "config" not in blob:
-        raise ConfigError(
-            f"{path} is not a GRL model file: expected a model.pt (keys 'state_dict', 'config') or a checkpoint.pt "
-            "(keys 'model', 'config')"
-        )
-    config = Config.from_dict(blob["config"])
-    model = build_model(config.replace(pretrained=False))
-    model.load_state_dict(weights)
-    device_ = resolve_device(device)
-    return config, model.to(device=device_, dtype=config.torch_dtype).eval()
+    """(config, model in eval mode) from a run folder, its ``model.pt`` or a training ``checkpoint.pt``
+    (:func:`grl.engine.features.load_run`)."""
+    return load_run(source, device)
 
 
 def test_config(
