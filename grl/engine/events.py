@@ -14,6 +14,7 @@ interrupted process had logged past its checkpoint and every step appears once.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 FOLDER = "tensorboard"
@@ -27,7 +28,14 @@ class EventLog:
         logged from there on is dropped by TensorBoard (``purge_step``)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / FOLDER), purge_step=first_step)
+        folder = Path(run_dir) / FOLDER
+        # TensorBoard reads a folder's event files in name order, and a name starts with the second it was made in;
+        # within one second the order falls to a per-process counter ("10" before "9"), so a resumed run's file
+        # could be read before the interrupted one's and its purge come too early. Start in a later second.
+        now = int(time.time())
+        if any(f".tfevents.{now}." in p.name for p in folder.glob("events.out.tfevents.*")):
+            time.sleep(max(0.0, now + 1 - time.time()))
+        self.writer = SummaryWriter(log_dir=str(folder), purge_step=first_step)
 
     def step(self, global_step: int, terms: dict[str, float]) -> None:
         for name, value in terms.items():
