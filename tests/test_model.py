@@ -209,8 +209,8 @@ def test_full_model_outputs_and_test_features():
     hl = out.test_feature("h+l")
     assert hl.shape == (2, 512)
     torch.testing.assert_close(hl.norm(dim=1), torch.full((2,), 2**0.5))
-    with pytest.raises(ValueError, match="Baseline"):
-        out.test_feature("g")
+    # F^g (eq. 1) of GRL's own backbone, for the backbone question of docs/convergence.md
+    torch.testing.assert_close(out.test_feature("g"), F.normalize(model.frame_maps(clips).mean(dim=(1, 3, 4)), dim=1))
     mem = model(clips, return_memories=True)
     assert mem.memory_forward.shape == mem.memory_backward.shape == (2, T, 256, 2, 1)
     torch.testing.assert_close(mem.video_high, out.video_high)

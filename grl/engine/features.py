@@ -125,9 +125,9 @@ class TestSet:
         return self.q_pids, self.g_pids, self.q_cams, self.g_cams
 
 
-def encode_test_set(model: torch.nn.Module, dataset, config: Config) -> TestSet:
-    """Every test feature of config for the dataset's queries and gallery, each tracklet encoded once (MARS'
-    gallery holds the queries too), with config.test_sampling and the dataset's frame cache if it has one."""
+def encode_test_set(model: torch.nn.Module, dataset, config: Config, features: Sequence[str] | None = None) -> TestSet:
+    """Every test feature of config (or ``features``) for the dataset's queries and gallery, each tracklet encoded
+    once (MARS' gallery holds the queries too), with config.test_sampling and the dataset's frame cache if any."""
     if not dataset.query or not dataset.gallery:
         raise ValueError(
             f"evaluate_model: dataset {getattr(dataset, 'name', '?')!r} has an empty query "
@@ -138,7 +138,12 @@ def encode_test_set(model: torch.nn.Module, dataset, config: Config) -> TestSet:
         unique.setdefault(t, len(unique))
     with torch_threads(config.threads):
         feats = extract_features(
-            model, list(unique), config, sampling=config.test_sampling, frames=getattr(dataset, "frame_cache", None)
+            model,
+            list(unique),
+            config,
+            sampling=config.test_sampling,
+            features=features,
+            frames=getattr(dataset, "frame_cache", None),
         )
     q_idx = torch.tensor([unique[t] for t in dataset.query])
     g_idx = torch.tensor([unique[t] for t in dataset.gallery])

@@ -42,15 +42,16 @@ class GRLOutput:
     memory_backward: Tensor | None = None  # (B,T,C,h,w) M^2_t, index t = after frame t
 
     def test_feature(self, name: str) -> Tensor:
-        """Retrieval feature (B,D'): "g" (Baseline only), "l", "h", "h+l" (each part L2-normalised), and
-        the release's "l+h+mean" = [F^l, pooled F^h, mean_t F^h] (3C: 6144-d with ResNet-50), each part
-        L2-normalised."""
+        """Retrieval feature (B,D'): "g", "l", "h", "h+l" (each part L2-normalised), and the release's
+        "l+h+mean" = [F^l, pooled F^h, mean_t F^h] (3C: 6144-d with ResNet-50), each part L2-normalised.
+
+        "g" (eq. 1) is the Baseline's test feature; every model has it, so GRL's own backbone can be tested the
+        way the Baseline's is (docs/convergence.md, the backbone question). It is not among a GRL model's
+        Config.test_features: the paper never tests GRL with it."""
         if name not in TEST_FEATURES:
             raise ValueError(f"unknown test feature {name!r}; expected one of {list(TEST_FEATURES)}")
         baseline = self.video_high is None
         if name == "g":
-            if not baseline:
-                raise ValueError("test feature 'g' exists only for the Baseline (use_gce=False); use 'l', 'h' or 'h+l'")
             return F.normalize(self.global_feature, dim=1)
         if baseline:
             raise ValueError(f"test feature {name!r} needs use_gce=True; the Baseline only has 'g'")

@@ -1,0 +1,230 @@
+"""Learning curves trained to the end, and the runs that diagnose the GRL-versus-Baseline gap.
+
+``python -m grl.bench.convergence [GROUP ...] [--seeds 0-2] [--jobs 2] [--out DIR] [--no-train]
+[--fields F,F] [--profile cpu]``
+
+Trains (once; finished runs are reused, an interrupted one resumes from its last epoch) the arms of the named
+groups at four times the ``cpu`` profile's length, evaluating the test set periodically **for the curve only**
+(no model is ever selected on it: the number an arm is judged by is its last epoch's), then writes to DIR
+(default ``reports/convergence``): ``curves.csv`` (every evaluation of every run), ``convergence.md`` (final
+values with intervals over seeds, the paired comparisons of docs/convergence.md's hypotheses with Holm's
+correction, the flattening check, the cost) and ``curves.png``.
+
+Groups: refs (Baseline, GRL, GRL with the release recipe), screen (paper mode + one release field, seed 0
+only unless --seeds says otherwise), stage2 / release-off (the fields given by --fields, switched on in paper
+mode / off in the release recipe), losses, tables (every arm of Tables 2-6), resolution (128x64), small (two
+splits of each small set). The hypotheses and the rules that judge these runs are in docs/convergence.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from grl.bench.convergence_analysis import analyse, write_outputs
+
+MARS_LENGTH = {"epochs": 36, "lr_step": 24, "eval_every": 4}  # 900 steps: 4x the cpu profile's, drop at 2/3
+SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x the small sets' 75
+# The curves' evaluations skip re-ranking (an extra evaluation of the same model, not part of any question here)
+# and each run trains on one thread (two runs share the two cores).
+COMMON = {"rerank": False, "threads": 1}
+
+# The release recipe's fields that change what is trained (release_feature and select_best change only what is
+# measured or kept); the value each takes in RECIPES["release"].
+RELEASE_FIELDS = {
+    "integration": "release",
+    "lambda_veri": 20.0,
+    "new_layer_lr_mult": 2.0,
+    "rrs_chunks": "ceil",
+    "random_crop": False,
+    "erasing": "frame",
+    "gce_head": "release",
+    "pool_normalized": True,
+    "pool_bn_halves": True,
+    "oim_pooled": True,
+}
+PAPER_VALUES = {
+    "integration": "paper",
+    "lambda_veri": 1.0,
+    "new_layer_lr_mult": 1.0,
+    "rrs_chunks": "balanced",
+    "random_crop": True,
+    "erasing": "clip",
+    "gce_head": "paper",
+    "pool_normalized": False,
+    "pool_bn_halves": False,
+    "oim_pooled": False,
+}
+RELEASE = {"recipe": "release", "select_best": False}  # never test-set selection
+TABLE_ARMS = (
+    "gce",
+    "grl-no-memory",
+    "grl-no-enhancement",
+    "grl-T4",
+    "grl-T6",
+    "grl-T10",
+    "grl-forward",
+    "grl-backward",
+    "grl-v-oim",
+    "grl-f-oim",
+)
+
+
+def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, dict]]:
+    """(dataset, arm name, catalogue experiment, config overrides) of one group."""
+    if group == "refs":
+        return [
+            ("mars", "baseline", "baseline", {}),
+            ("mars", "grl", "grl", {}),
+            ("mars", "release", "grl", RELEASE),
+        ]
+    if group == "baseline-release":
+        return [("mars", "baseline-release", "baseline", RELEASE)]
+    if group == "screen":
+        return [("mars", f"grl+{f}", "grl", {f: v}) for f, v in RELEASE_FIELDS.items()]
+    if group == "stage2":
+        return [("mars", f"grl+{f}", "grl", {f: RELEASE_FIELDS[f]}) for f in fields]
+    if group == "release-off":
+        return [("mars", f"release-{f}", "grl", {**RELEASE, f: PAPER_VALUES[f]}) for f in fields]
+    if group == "losses":
+        return [
+            ("mars", "grl-v-oim", "grl-v-oim", {}),
+            ("mars", "grl-f-oim", "grl-f-oim", {}),
+            ("mars", "grl-no-verification", "grl", {"use_verification": False}),
+        ]
+    if group == "tables":
+        return [("mars", arm, arm, {}) for arm in TABLE_ARMS]
+    if group == "resolution":
+        size = {"height": 128, "width": 64}
+        return [("mars", "baseline-128x64", "baseline", size), ("mars", "grl-128x64", "grl", size)]
+    if group == "small":
+        return [(ds, arm, arm, {}) for ds in ("ilidsvid", "prid2011") for arm in ("baseline", "gce", "grl")]
+    raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
+
+
+GROUPS = ("refs", "screen", "stage2", "release-off", "losses", "baseline-release", "tables", "resolution", "small")
+
+
+def planned_runs(groups, seeds, fields=(), profile: str = "cpu", screen_seeds=(0,)) -> list[tuple[str, dict]]:
+    """(run name, Config dict) of every run of the groups, in the order given; small sets on splits 0 and 1."""
+    from grl.experiments import PROFILES
+
+    prof = PROFILES[profile]
+    out, seen = [], set()
+    for group in groups:
+        for dataset, arm, experiment, overrides in arms(group, fields):
+            length = MARS_LENGTH if dataset == "mars" else SMALL_LENGTH
+            splits = (0,) if dataset == "mars" else (0, 1)
+            for seed in screen_seeds if group == "screen" else seeds:
+                for split in splits:
+                    recipe = overrides.get("recipe")
+                    extra = {k: v for k, v in overrides.items() if k != "recipe"}
+                    config = prof.config(experiment, dataset, split=split, seed=seed, recipe=recipe)
+                    config = config.replace(**COMMON, **length, **extra)
+                    name = f"{dataset}-{arm}-s{seed}" + (f"-split{split}" if dataset != "mars" else "")
+                    if name not in seen:
+                        seen.add(name)
+                        out.append((name, config.to_dict()))
+    return out
+
+
+def train_one(name: str, values: dict, root: str) -> str:
+    """Train one run (or reuse / resume it), then evaluate GRL's own F^g of the last epoch's model (eq. 1, the
+    Baseline's test feature; docs/convergence.md H2) into ``final_g.json``. In a one-thread worker."""
+    import json
+
+    import torch
+
+    torch.set_num_threads(1)
+    from grl.config import Config
+    from grl.data import load_config_dataset
+    from grl.engine import train
+    from grl.engine.features import encode_test_set, load_run
+    from grl.evaluation import evaluate_ranking
+    from grl.utils import atomic_write_json
+
+    config = Config.from_dict(values)
+    run_dir = Path(root) / "runs" / name
+    extra = run_dir / "final_g.json"
+    if extra.is_file() and json.loads(extra.read_text()).get("key") == config.key():
+        return name
+    dataset = load_config_dataset(config)
+    train(config, run_dir, progress=False, dataset=dataset)
+    if config.use_gce:
+        _, model = load_run(run_dir)
+        test = encode_test_set(model, dataset, config, features=("g",))
+        metrics = evaluate_ranking(test.distance("g"), *test.ids())
+        atomic_write_json(extra, {"key": config.key(), "g": {k: metrics[k] for k in ("mAP", "rank1")}})
+    else:
+        atomic_write_json(extra, {"key": config.key()})
+    return name
+
+
+def train_all(runs: list[tuple[str, dict]], root: Path, jobs: int) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from grl.batch.shared import prepare_shared
+    from grl.config import Config
+
+    configs = [Config.from_dict(v) for _, v in runs]
+    prepare_shared([SimpleNamespace(config=c, split=c.split) for c in configs], jobs=jobs)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    failed = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(train_one, name, values, str(root)): name for name, values in runs}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="convergence runs", file=sys.stderr):
+            try:
+                print(f"done: {future.result()}", flush=True)
+            except Exception as exc:  # one failed run must not stop the others; it is listed at the end
+                failed.append(futures[future])
+                print(f"FAILED: {futures[future]}: {exc}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+
+
+def _range(text: str) -> tuple[int, ...]:
+    values: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        values.extend(range(int(lo), int(hi or lo) + 1))
+    return tuple(values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grl.bench.convergence", description=__doc__.splitlines()[0])
+    parser.add_argument("groups", nargs="*", metavar="GROUP", help=f"which runs: {', '.join(GROUPS)} (default refs)")
+    parser.add_argument("--seeds", default="0-2", help="training seeds, e.g. 0-2 or 0,3 (default 0-2)")
+    parser.add_argument("--screen-seeds", default="0", help="seeds of the screen group (default 0)")
+    parser.add_argument(
+        "--fields", default="", help="release fields of the stage2 / release-off groups, e.g. oim_pooled"
+    )
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once, one thread each")
+    parser.add_argument("--out", default="reports/convergence", help="output folder (runs/ inside)")
+    parser.add_argument("--profile", default="cpu", help="the profile scaled (cpu; quick for a smoke test)")
+    parser.add_argument("--no-train", action="store_true", help="only analyse the runs already finished")
+    args = parser.parse_args(argv)
+    fields = tuple(f for f in args.fields.split(",") if f)
+    unknown = [g for g in args.groups if g not in GROUPS] + [f for f in fields if f not in RELEASE_FIELDS]
+    if unknown:
+        parser.error(f"unknown group(s) or field(s) {unknown}; groups: {GROUPS}; fields: {tuple(RELEASE_FIELDS)}")
+    groups = tuple(args.groups) or ("refs",)
+    root = Path(args.out)
+    runs = planned_runs(groups, _range(args.seeds), fields, args.profile, _range(args.screen_seeds))
+    if not args.no_train:
+        train_all(runs, root, max(1, args.jobs))
+    frame = analyse(root)
+    if frame is None:
+        print(f"no finished evaluation under {root / 'runs'} yet", file=sys.stderr)
+        return 1
+    write_outputs(frame, root)
+    print(f"wrote {root / 'convergence.md'}, {root / 'curves.csv'}, {root / 'curves.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,291 @@
+"""The analysis of ``python -m grl.bench.convergence``'s runs: curves, final values, paired comparisons, cost.
+
+Reads only what the runs wrote (``metrics.jsonl``, ``result.json``, ``final_g.json`` under ``runs/``); trains
+nothing. The comparisons are those of docs/convergence.md's hypotheses, each a family with Holm's correction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from grl.stats import holm, paired_test, t_interval
+
+RUN_NAME = re.compile(r"^(mars|ilidsvid|prid2011)-(.+)-s(\d+)(?:-split(\d+))?$")
+FLAT_MAP_POINTS = 1.0  # docs/convergence.md, "Flattened"
+FLAT_LOSS_FRACTION = 0.03
+# The evaluation the last one is compared with: epoch 28 of 36 on the MARS-like set, 9 of 12 on the small sets.
+FLAT_FROM = {"mars": 28, "ilidsvid": 9, "prid2011": 9}
+DATASET_NAMES = {"mars": "MARS-like", "ilidsvid": "iLIDS-VID-like", "prid2011": "PRID-like"}
+
+
+def load_curves(root: Path) -> pd.DataFrame | None:
+    """One row per (run, epoch): loss terms, and mAP_/rank1_<feature> where the test set was evaluated."""
+    rows = []
+    for run in sorted((Path(root) / "runs").glob("*")):
+        match = RUN_NAME.match(run.name)
+        if not match or not (run / "metrics.jsonl").is_file():
+            continue
+        dataset, arm, seed, split = match.group(1), match.group(2), int(match.group(3)), int(match.group(4) or 0)
+        result = json.loads((run / "result.json").read_text()) if (run / "result.json").is_file() else None
+        final_g = json.loads((run / "final_g.json").read_text()) if (run / "final_g.json").is_file() else {}
+        for line in (run / "metrics.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            row = {
+                "dataset": dataset,
+                "arm": arm,
+                "seed": seed,
+                "split": split,
+                "epoch": record["epoch"],
+                "step": record["epoch"] * record["steps"],
+                "finished": result is not None,
+                "epochs": result["config"]["epochs"] if result else math.nan,
+                "wall_time_s": result["wall_time_s"] if result else math.nan,
+            }
+            row.update({k: v for k, v in record.items() if k.startswith("loss")})
+            for feature, metrics in record.get("eval", {}).items():
+                row[f"mAP_{feature}"], row[f"rank1_{feature}"] = metrics["mAP"], metrics["rank1"]
+            if result and record["epoch"] == result["config"]["epochs"] and "g" in final_g:
+                row["mAP_g"], row["rank1_g"] = final_g["g"]["mAP"], final_g["g"]["rank1"]
+            rows.append(row)
+    return pd.DataFrame(rows) if rows else None
+
+
+def main_feature(arm: str) -> str:
+    return "g" if arm.startswith("baseline") else "h+l"
+
+
+def finals(curves: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch of every finished run."""
+    done = curves[curves["finished"] & (curves["epoch"] == curves["epochs"])]
+    return done.reset_index(drop=True)
+
+
+def _samples(final: pd.DataFrame, dataset: str, arm: str, feature: str, metric: str = "mAP") -> dict:
+    rows = final[(final["dataset"] == dataset) & (final["arm"] == arm)]
+    column = f"{metric}_{feature}"
+    if column not in rows:
+        return {}
+    return {(r.seed, r.split): getattr(r, column.replace("+", "_")) for r in _rows(rows) if not _nan(r, column)}
+
+
+def _rows(frame: pd.DataFrame):
+    return frame.rename(columns=lambda c: c.replace("+", "_")).itertuples()
+
+
+def _nan(row, column: str) -> bool:
+    value = getattr(row, column.replace("+", "_"), math.nan)
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+# (family, label, (arm, feature), (reference arm, feature)); a family's p-values are Holm-adjusted together.
+def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
+    out = [
+        ("headline", "GRL − Baseline", ("grl", "h+l"), ("baseline", "g")),
+        ("headline", "GRL (release recipe) − Baseline", ("release", "h+l"), ("baseline", "g")),
+        ("headline", "GRL (release recipe) − GRL (paper mode): the gap", ("release", "h+l"), ("grl", "h+l")),
+        ("headline", "GRL (release) − Baseline (release)", ("release", "h+l"), ("baseline-release", "g")),
+        ("H2 backbone", "GRL's own F^g − Baseline's F^g", ("grl", "g"), ("baseline", "g")),
+        ("H2 backbone", "GRL (release)'s own F^g − Baseline's F^g", ("release", "g"), ("baseline", "g")),
+        ("H2 backbone", "GRL's F^h − Baseline's F^g", ("grl", "h"), ("baseline", "g")),
+        ("H2 backbone", "GRL's F^l − Baseline's F^g", ("grl", "l"), ("baseline", "g")),
+        ("H3 losses", "video-level OIM off (oim=f) − GRL", ("grl-f-oim", "h+l"), ("grl", "h+l")),
+        ("H3 losses", "frame-level OIM off (oim=v) − GRL", ("grl-v-oim", "h+l"), ("grl", "h+l")),
+        ("H3 losses", "verification off − GRL", ("grl-no-verification", "h+l"), ("grl", "h+l")),
+    ]
+    for arm in sorted(arms):
+        if arm.startswith("grl+"):
+            out.append(("H1 recipe: field on in paper mode", f"{arm} − GRL", (arm, "h+l"), ("grl", "h+l")))
+        if arm.startswith("release-") and arm != "release":
+            out.append(("H1 recipe: field off in the release", f"{arm} − release", (arm, "h+l"), ("release", "h+l")))
+    for arm in ("gce", "grl-no-memory", "grl-no-enhancement", "grl-T4", "grl-T6", "grl-T10", "grl-forward"):
+        out.append(("Tables 2-6 (curves)", f"{arm} − GRL", (arm, "h+l"), ("grl", "h+l")))
+    out += [
+        ("Tables 2-6 (curves)", "grl-backward − GRL", ("grl-backward", "h+l"), ("grl", "h+l")),
+        ("Tables 2-6 (curves)", "gce − Baseline", ("gce", "h+l"), ("baseline", "g")),
+        ("H4 resolution", "GRL − Baseline at 128x64", ("grl-128x64", "h+l"), ("baseline-128x64", "g")),
+    ]
+    return out
+
+
+def comparison_table(final: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for dataset in sorted(final["dataset"].unique()):
+        arms = set(final.loc[final["dataset"] == dataset, "arm"])
+        todo = comparisons(arms)
+        if dataset != "mars":
+            todo = [
+                ("small sets", f"{a} − Baseline", (a, "h+l"), ("baseline", "g")) for a in ("gce", "grl") if a in arms
+            ]
+        for family, label, (arm, feat), (ref, ref_feat) in todo:
+            a, b = _samples(final, dataset, arm, feat), _samples(final, dataset, ref, ref_feat)
+            if not set(a) & set(b):
+                continue
+            test = paired_test(a, b)
+            rows.append(
+                {
+                    "dataset": DATASET_NAMES[dataset],
+                    "family": family,
+                    "comparison": label,
+                    "n": test.interval.n,
+                    "mean": test.interval.mean,
+                    "low": test.interval.low,
+                    "high": test.interval.high,
+                    "p": test.p_value,
+                    "mde": test.mde,
+                }
+            )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_holm"] = math.nan
+    for _, index in table.groupby(["dataset", "family"]).groups.items():
+        table.loc[index, "p_holm"] = holm(table.loc[index, "p"])
+    return table
+
+
+def resolution_interaction(final: pd.DataFrame) -> dict | None:
+    """H4: (GRL − Baseline at 128x64) − (GRL − Baseline at 64x32), paired by seed."""
+    parts = [_samples(final, "mars", a, main_feature(a)) for a in ("grl-128x64", "baseline-128x64", "grl", "baseline")]
+    seeds = set.intersection(*(set(p) for p in parts)) if all(parts) else set()
+    if not seeds:
+        return None
+    values = [parts[0][k] - parts[1][k] - parts[2][k] + parts[3][k] for k in sorted(seeds)]
+    iv = t_interval(values)
+    return {"n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high}
+
+
+def arm_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: the last epoch's mean with its 95 % interval (main feature and, for GRL arms, F^g), the flattening
+    check, the seeds it rests on and its training cost."""
+    final = finals(curves)
+    rows = []
+    for (dataset, arm), runs in final.groupby(["dataset", "arm"]):
+        feature = main_feature(arm)
+        values = runs[f"mAP_{feature}"].dropna()
+        iv = t_interval(values)
+        g = t_interval(runs["mAP_g"].dropna()) if feature != "g" and "mAP_g" in runs else None
+        at = curves[(curves["dataset"] == dataset) & (curves["arm"] == arm) & curves["finished"]]
+        before = at[at["epoch"] == FLAT_FROM[dataset]]
+        last = at[at["epoch"] == at["epochs"]]
+        map_change = last[f"mAP_{feature}"].mean() - before[f"mAP_{feature}"].mean()
+        loss_change = last["loss"].mean() / before["loss"].mean() - 1
+        flat = abs(map_change) <= FLAT_MAP_POINTS and abs(loss_change) <= FLAT_LOSS_FRACTION
+        rows.append(
+            {
+                "dataset": DATASET_NAMES[dataset],
+                "arm": arm,
+                "feature": feature,
+                "runs": len(values),
+                "mAP": iv.text(),
+                "rank1": t_interval(runs[f"rank1_{feature}"].dropna()).text(),
+                "F^g mAP": g.text() if g is not None else "",
+                "mAP change, last 2/9": round(float(map_change), 2),
+                "loss change, last 2/9": f"{100 * loss_change:+.1f} %",
+                "flattened": "yes" if flat else "NO",
+                "minutes per run": round(float(runs["wall_time_s"].mean()) / 60, 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def analyse(root: Path) -> pd.DataFrame | None:
+    return load_curves(Path(root))
+
+
+def _fmt(row) -> str:
+    if math.isnan(row["low"]):
+        return f"{row['mean']:+.1f} (one seed)"
+    return f"{row['mean']:+.1f} [{row['low']:+.1f}, {row['high']:+.1f}]"
+
+
+def write_outputs(curves: pd.DataFrame, root: Path) -> None:
+    from grl.utils import atomic_write_bytes
+
+    root = Path(root)
+    atomic_write_bytes(root / "curves.csv", curves.to_csv(index=False).encode())
+    final = finals(curves)
+    lines = ["# Convergence runs", "", "Generated by `python -m grl.bench.convergence`; read docs/convergence.md.", ""]
+    if not final.empty:
+        arms = arm_table(curves)
+        lines += [
+            "## Every arm at its last epoch (mean ± 95 % half-width over runs)",
+            "",
+            arms.to_markdown(index=False),
+        ]
+        comp = comparison_table(final)
+        if not comp.empty:
+            comp = comp.assign(
+                **{
+                    "difference [95 % CI]": comp.apply(_fmt, axis=1),
+                    "p (Holm)": comp["p_holm"].map(lambda p: "" if math.isnan(p) else f"{p:.3f}"),
+                    "smallest detectable": comp["mde"].map(lambda m: "" if math.isnan(m) else f"{m:.1f}"),
+                }
+            )
+            cols = ["dataset", "family", "comparison", "n", "difference [95 % CI]", "p (Holm)", "smallest detectable"]
+            lines += ["", "## Paired comparisons (mAP points, last epoch, paired by seed and split)", ""]
+            lines.append(comp[cols].to_markdown(index=False))
+        h4 = resolution_interaction(final)
+        if h4:
+            lines += ["", f"H4: (GRL − Baseline at 128x64) − (GRL − Baseline at 64x32) = {_fmt(h4)} (n = {h4['n']})"]
+        hours = final["wall_time_s"].sum() / 3600
+        lines += ["", f"Cost: {len(final)} finished runs, {hours:.1f} core-hours of training and evaluation."]
+    atomic_write_bytes(root / "convergence.md", ("\n".join(lines) + "\n").encode())
+    _figure(curves, root / "curves.png")
+
+
+PANELS = (
+    ("MARS-like: references", lambda a: a in ("baseline", "grl", "release", "baseline-release")),
+    ("MARS-like: one release field on, paper mode", lambda a: a.startswith("grl+") or a in ("grl", "release")),
+    ("MARS-like: one field off, release recipe", lambda a: a.startswith("release")),
+    ("MARS-like: losses off", lambda a: a in ("grl", "grl-v-oim", "grl-f-oim", "grl-no-verification")),
+    ("MARS-like: Tables 2-5 arms", lambda a: a in ("grl", "gce", "baseline") or a.startswith(("grl-T", "grl-no-m"))),
+    ("MARS-like: 128x64", lambda a: a.endswith("128x64")),
+)
+
+
+def _figure(curves: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    long = []
+    for _, r in curves.iterrows():
+        feature = main_feature(r["arm"])
+        value = r.get(f"mAP_{feature}", math.nan)
+        if not pd.isna(value):
+            long.append({"dataset": r["dataset"], "arm": r["arm"], "step": r["step"], "mAP": value})
+    long = pd.DataFrame(long)
+    if long.empty:
+        return
+    panels = []
+    mars = long[long["dataset"] == "mars"]
+    for title, keep in PANELS:
+        part = mars[mars["arm"].map(keep)]
+        if part["arm"].nunique() > (1 if "128" in title else 2) or title.endswith("references"):
+            panels.append((title, part))
+    for ds in ("ilidsvid", "prid2011"):
+        if (long["dataset"] == ds).any():
+            panels.append((DATASET_NAMES[ds], long[long["dataset"] == ds]))
+    panels = [(t, p) for t, p in panels if not p.empty]
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    for ax, (title, part) in zip(axes.flat, panels):
+        sns.lineplot(data=part, x="step", y="mAP", hue="arm", errorbar="sd", marker="o", markersize=3, ax=ax)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle("Test mAP of the main feature against training steps (mean, band ±1 SD over seeds)", fontsize=11)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
