@@ -45,8 +45,10 @@ Modules
 looks and their photometric model), ``render`` (pedestrians and tracklets), ``formats`` (PNG,
 JPEG and ``.mat`` files), ``writers`` (the three dataset layouts), ``sizes`` (dataset names and
 size parameters), ``store`` (generation, cache, manifest, data version), ``sheet`` (contact
-sheet), ``version`` (the generator's version), ``cli`` (``python -m grl.data.synthetic``, above the package: it is not
-imported here). Everything else public is importable from here.
+sheet), ``tracklets`` (the writers' tracklets and their roles, without rendering), ``cues`` (how
+often the sets hold intermittent cues, occlusion, misalignment and look-alikes:
+``python -m grl.data.synthetic.cues``), ``version`` (the generator's version), ``cli``
+(``python -m grl.data.synthetic``, above the package: it is not imported here). Everything else public is importable from here.
 """
 
 from grl.data.synthetic.appearance import (

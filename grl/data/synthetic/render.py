@@ -2,12 +2,14 @@
 
 :func:`render_person` draws one pose with PIL primitives; :func:`render_tracklet` renders a
 whole tracklet (gait, misalignment, scale drift, background pan, occluders, intermittent cues)
-and passes it through the camera (:func:`grl.data.synthetic.cameras.apply_camera`).
+and passes it through the camera (:func:`grl.data.synthetic.cameras.apply_camera`); its random draws
+are :func:`plan_tracklet`'s, which can be made without drawing anything.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -112,7 +114,28 @@ def _intermittent(rng: np.random.Generator, length: int, p_visible: float, mean_
     return flags
 
 
-def render_tracklet(
+@dataclass(frozen=True)
+class TrackletPlan:
+    """Every random draw of one tracklet except the camera noise: what each frame will show.
+
+    ``visible`` holds the per-frame flags of :func:`render_tracklet`; ``cx``/``feet``/``tall`` place the
+    person in each frame (pixels); ``oy``/``ox`` crop the background; ``occluder`` is None or
+    ``(kind, x0, speed, width, colour)``.
+    """
+
+    visible: dict[str, np.ndarray]
+    phase: np.ndarray
+    swing: float
+    cx: np.ndarray
+    feet: np.ndarray
+    tall: np.ndarray
+    oy: np.ndarray
+    ox: np.ndarray
+    occluder: tuple | None
+    size: tuple[int, int]
+
+
+def plan_tracklet(
     person: Identity | None,
     style: CameraStyle,
     length: int,
@@ -120,13 +143,11 @@ def render_tracklet(
     size: tuple[int, int] = (128, 64),
     *,
     partial: bool = False,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Render ``length`` frames of ``person`` walking in front of camera ``style``.
+) -> TrackletPlan:
+    """Draw the tracklet's cue visibility, motion and occluder from ``rng``, in :func:`render_tracklet`'s order.
 
-    Returns ``(frames, visible)``: frames ``(T, H, W, 3)`` uint8 and per-frame boolean flags
-    ``visible["bag"|"hat"|"shoes"|"occluder"]`` (a cue the person lacks is never visible).
-    ``person=None`` renders background only; ``partial`` renders a badly cropped detection
-    (both are MARS junk).
+    Split from the drawing so that the draws can be inspected (``grl.data.synthetic.cues``) without
+    rendering; ``rng`` is left exactly where rendering continues with the camera noise.
     """
     h, w = size
     visible = {
@@ -155,28 +176,72 @@ def render_tracklet(
         x0 = -15.0 if direction > 0 else w + 15.0
         speed = direction * (w + 30) / max(length, 2) * rng.uniform(0.8, 1.6)
         occluder = (kind, x0 + rng.uniform(-10, 10), speed, rng.uniform(4, 9), rgb(rng.integers(20, 160, 3)))
+        for i in range(length):
+            x = occluder[1] + occluder[2] * i
+            visible["occluder"][i] = -2.2 * occluder[3] < x < w + 2.2 * occluder[3]
+    height = 0.0 if person is None else person.height
+    tall = np.array([0.82 * h * height * scale[i] for i in range(length)])
+    return TrackletPlan(visible, phase, swing, cx, feet, tall, oy, ox, occluder, size)
+
+
+def draw_occluder(draw: ImageDraw.ImageDraw, plan: TrackletPlan, i: int, pole_fill, passer_fill=None) -> None:
+    """Draw frame ``i``'s occluder (if any); the fills may be overridden, e.g. to draw a mask."""
+    if plan.occluder is None:
+        return
+    kind, x0, speed, width, colour = plan.occluder
+    h = plan.size[0]
+    x = x0 + speed * i
+    if kind == "pole":
+        draw.rectangle([x, 0, x + width, h], fill=pole_fill)
+    else:  # a passer-by's blurred shoulder and arm in the foreground
+        draw.ellipse(
+            [x - 2.2 * width, h * 0.35, x + 2.2 * width, h * 1.1], fill=colour if passer_fill is None else passer_fill
+        )
+
+
+def draw_frame(
+    person: Identity | None,
+    plan: TrackletPlan,
+    i: int,
+    background: np.ndarray,
+    occluder_fill=None,
+    visible: dict[str, bool] | None = None,
+) -> np.ndarray:
+    """Frame ``i`` of ``plan`` before the camera, drawn over ``background`` (H x W x 3, uint8).
+
+    ``visible`` overrides the plan's cue flags (to compare a frame with and without a cue);
+    ``occluder_fill`` None leaves the occluder out.
+    """
+    img = Image.fromarray(background)
+    draw = ImageDraw.Draw(img)
+    if person is not None:
+        flags = {k: bool(v[i]) for k, v in plan.visible.items()} if visible is None else visible
+        render_person(draw, person, plan.cx[i], plan.feet[i], plan.tall[i], plan.phase[i], plan.swing, flags)
+    if occluder_fill is not None:
+        draw_occluder(draw, plan, i, occluder_fill)
+    return np.asarray(img)
+
+
+def render_tracklet(
+    person: Identity | None,
+    style: CameraStyle,
+    length: int,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (128, 64),
+    *,
+    partial: bool = False,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Render ``length`` frames of ``person`` walking in front of camera ``style``.
+
+    Returns ``(frames, visible)``: frames ``(T, H, W, 3)`` uint8 and per-frame boolean flags
+    ``visible["bag"|"hat"|"shoes"|"occluder"]`` (a cue the person lacks is never visible).
+    ``person=None`` renders background only; ``partial`` renders a badly cropped detection
+    (both are MARS junk). The draws are :func:`plan_tracklet`'s, then the camera's.
+    """
+    h, w = size
+    plan = plan_tracklet(person, style, length, rng, size, partial=partial)
     frames = np.empty((length, h, w, 3), dtype=np.uint8)
     for i in range(length):
-        img = Image.fromarray(style.background[oy[i] : oy[i] + h, ox[i] : ox[i] + w])
-        draw = ImageDraw.Draw(img)
-        if person is not None:
-            render_person(
-                draw,
-                person,
-                cx[i],
-                feet[i],
-                0.82 * h * person.height * scale[i],
-                phase[i],
-                swing,
-                {k: bool(v[i]) for k, v in visible.items()},
-            )
-        if occluder is not None:
-            kind, x0, speed, width, colour = occluder
-            x = x0 + speed * i
-            if kind == "pole":
-                draw.rectangle([x, 0, x + width, h], fill=style.occluder)
-            else:  # a passer-by's blurred shoulder and arm in the foreground
-                draw.ellipse([x - 2.2 * width, h * 0.35, x + 2.2 * width, h * 1.1], fill=colour)
-            visible["occluder"][i] = -2.2 * width < x < w + 2.2 * width
-        frames[i] = np.asarray(img)
-    return apply_camera(frames, style, rng), visible
+        background = style.background[plan.oy[i] : plan.oy[i] + h, plan.ox[i] : plan.ox[i] + w]
+        frames[i] = draw_frame(person, plan, i, background, style.occluder)
+    return apply_camera(frames, style, rng), plan.visible

@@ -1,0 +1,91 @@
+"""The convergence benchmark's analysis on hand-made run folders: the numbers it reports follow from the runs."""
+
+import json
+import math
+
+import pytest
+
+from grl.bench import convergence as conv
+from grl.bench import convergence_analysis as ca
+
+
+def _run(root, name, maps, losses, epochs=36, g=None, feature="h+l", every=4):
+    """A finished run folder whose evaluation at epoch e (every ``every`` epochs) gives maps[e // every - 1]."""
+    run = root / "runs" / name
+    run.mkdir(parents=True)
+    lines = []
+    for epoch in range(1, epochs + 1):
+        record = {"epoch": epoch, "steps": 25, "loss": losses(epoch), "loss_video_oim": 1.0}
+        if epoch % every == 0:
+            value = maps[epoch // every - 1]
+            record["eval"] = {feature: {"mAP": value, "rank1": value + 1}}
+        lines.append(json.dumps(record))
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (run / "result.json").write_text(json.dumps({"config": {"epochs": epochs}, "wall_time_s": 600.0}))
+    (run / "final_g.json").write_text(json.dumps({"key": "k", **({"g": {"mAP": g, "rank1": g}} if g else {})}))
+
+
+FLAT = [40, 50, 60, 70, 75, 80, 85, 85.3, 85.5]  # epochs 4..36: +0.5 between epochs 28 and 36
+RISING = [10, 20, 30, 40, 50, 60, 70, 75, 80]  # +5 between epochs 28 and 36
+
+
+def test_flattening_rule_and_final_values(tmp_path):
+    for seed, shift in enumerate((0.0, 1.0, 2.0)):
+        _run(tmp_path, f"mars-baseline-s{seed}", [m + shift for m in FLAT], lambda e: 10.0, feature="g")
+        _run(tmp_path, f"mars-grl-s{seed}", [m - shift for m in RISING], lambda e: 10.0, g=50.0 + seed)
+        _run(tmp_path, f"mars-grl-v-oim-s{seed}", [m + shift for m in FLAT], lambda e: 20.0 - e / 4)
+    table = ca.arm_table(ca.analyse(tmp_path)).set_index("arm")
+    assert table.loc["baseline", "flattened"] == "yes"
+    assert table.loc["baseline", "mAP change, last 2/9"] == pytest.approx(0.5)
+    assert table.loc["grl", "flattened"] == "NO"  # mAP still rising by 5 points
+    assert table.loc["grl-v-oim", "flattened"] == "NO"  # mAP flat, loss down (13 -> 11: -15 % over 8 epochs)
+    assert table.loc["baseline", "mAP"].startswith("86.5 ± ")  # (85.5 + 86.5 + 87.5) / 3
+    assert table.loc["grl", "F^g mAP"].startswith("51.0 ± ")
+    assert table.loc["baseline", "runs"] == 3
+
+
+def test_paired_comparisons_are_per_seed_differences_with_holm(tmp_path):
+    for seed in range(3):
+        _run(tmp_path, f"mars-baseline-s{seed}", [m + seed for m in FLAT], lambda e: 1.0, feature="g")
+        _run(tmp_path, f"mars-grl-s{seed}", [m + 2 * seed for m in FLAT], lambda e: 1.0, g=80.0 + seed)
+    final = ca.finals(ca.analyse(tmp_path))
+    comp = ca.comparison_table(final).set_index("comparison")
+    row = comp.loc["GRL − Baseline"]
+    # differences by seed 0, 1, 2 points: mean 1, SD 1, t(0.975, 2) = 4.303 -> half-width 4.303 / sqrt(3)
+    assert row["mean"] == pytest.approx(1.0)
+    assert row["high"] - row["mean"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    backbone = comp.loc["GRL's own F^g − Baseline's F^g"]
+    assert backbone["mean"] == pytest.approx(-5.5)
+    assert backbone["low"] == backbone["high"] == pytest.approx(-5.5)  # the same difference on every seed
+    # two comparisons in the H2 family only where both sides exist: Holm multiplies the smaller p by 1 here
+    assert set(comp["family"]) == {"headline", "H2 backbone"}
+
+
+def test_resolution_interaction_is_a_difference_of_differences(tmp_path):
+    for seed in range(2):
+        _run(tmp_path, f"mars-baseline-s{seed}", FLAT, lambda e: 1.0, feature="g")
+        _run(tmp_path, f"mars-grl-s{seed}", [m - 10 for m in FLAT], lambda e: 1.0)
+        _run(tmp_path, f"mars-baseline-128x64-s{seed}", FLAT, lambda e: 1.0, feature="g")
+        _run(tmp_path, f"mars-grl-128x64-s{seed}", [m - 4 - seed for m in FLAT], lambda e: 1.0)
+    h4 = ca.resolution_interaction(ca.finals(ca.analyse(tmp_path)))
+    assert h4["n"] == 2 and h4["mean"] == pytest.approx(5.5)  # (-4 - (-10)) and (-5 - (-10))
+
+
+def test_unfinished_runs_draw_curves_but_give_no_final_value(tmp_path):
+    _run(tmp_path, "mars-grl-s0", FLAT, lambda e: 1.0)
+    (tmp_path / "runs" / "mars-grl-s0" / "result.json").unlink()
+    curves = ca.analyse(tmp_path)
+    assert len(curves) == 36 and ca.finals(curves).empty
+
+
+def test_planned_runs_never_select_on_the_test_set_and_switch_one_field():
+    runs = dict(conv.planned_runs(("refs", "screen", "release-off"), seeds=(0, 1), fields=("oim_pooled",)))
+    assert all(not values["select_best"] for values in runs.values())
+    assert all(values["epochs"] == 36 and values["lr_step"] == 24 for values in runs.values())
+    release, paper = runs["mars-release-s0"], runs["mars-grl-s0"]
+    assert release["integration"] == "release" and paper["integration"] == "paper"
+    one = runs["mars-grl+oim_pooled-s0"]
+    assert [k for k in paper if paper[k] != one[k]] == ["oim_pooled"]
+    off = runs["mars-release-oim_pooled-s1"]
+    assert [k for k in release if release[k] != off[k] and k != "seed"] == ["oim_pooled"]
+    assert "mars-grl+oim_pooled-s1" not in runs  # the screen runs seed 0 only
