@@ -89,3 +89,18 @@ def test_planned_runs_never_select_on_the_test_set_and_switch_one_field():
     off = runs["mars-release-oim_pooled-s1"]
     assert [k for k in release if release[k] != off[k] and k != "seed"] == ["oim_pooled"]
     assert "mars-grl+oim_pooled-s1" not in runs  # the screen runs seed 0 only
+
+
+def test_the_reports_stopped_early_note_gives_the_curves_final_numbers(tmp_path):
+    from grl.summary import stopped_early_note
+
+    for seed in range(2):
+        _run(tmp_path, f"mars-baseline-s{seed}", [m + seed for m in FLAT], lambda e: 1.0, feature="g")
+        _run(tmp_path, f"mars-grl-s{seed}", [m - 10 + 3 * seed for m in FLAT], lambda e: 1.0)
+    ca.analyse(tmp_path).to_csv(tmp_path / "curves.csv", index=False)
+    note = stopped_early_note("cpu", tmp_path)
+    assert "225 steps" in note and "Trained for 900 steps (seeds 0, 1)" in note
+    assert "Baseline 86.0 ± " in note and "GRL (paper mode) 77.0 ± " in note  # (85.5 + 86.5) / 2, (75.5 + 78.5) / 2
+    assert "GRL − Baseline = -9.0 [" in note  # per seed -10 and -8
+    assert stopped_early_note("paper", tmp_path) == ""
+    assert "Trained for" not in stopped_early_note("cpu", tmp_path / "nowhere")
