@@ -90,6 +90,8 @@ _KEY_OMITS_DEFAULT = frozenset(
         "select_best",
         "sync_bn",
         "crn",
+        "backbone_from",
+        "freeze_backbone",
     }
 )
 
@@ -177,6 +179,9 @@ class Config:
     oim_pooled: bool = False  # extra OIM on the pooled F^h with the frame-level table (release)
     release_feature: bool = False  # also test with concat(F^l, pooled F^h, mean_t F^h) ("l+h+mean")
     select_best: bool = False  # keep the best test-set Rank-1 of the periodic evaluations (release)
+    # --- the backbone question of docs/convergence.md: GRL's heads on another run's trained backbone ---
+    backbone_from: str = ""  # a finished run folder (or its model.pt) whose backbone weights start this run's
+    freeze_backbone: bool = False  # the backbone is not trained (no gradient, BatchNorm statistics frozen)
     # --- evaluation ---
     rerank: bool = False  # also evaluate the main feature with k-reciprocal re-ranking ("h+l+rerank")
 
@@ -232,6 +237,11 @@ class Config:
         if self.select_best and self.eval_every < 1:
             raise ConfigError(
                 "select_best=True needs eval_every >= 1: the best model is chosen among the periodic evaluations"
+            )
+        if self.freeze_backbone and not self.use_gce:
+            raise ConfigError(
+                "freeze_backbone=True needs use_gce=True: the Baseline has nothing to train but its backbone "
+                "(its frozen-backbone result is the backbone's F^g, read from the run it comes from)"
             )
         if not 0 <= self.split <= 9:
             raise ConfigError(f"config field 'split' must be in 0..9, got {self.split}")

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from tiny_data import colour_dataset
 
-from grl.config import Config
+from grl.config import Config, ConfigError
 from grl.data.datasets import Tracklet
 from grl.engine import RunMismatchError, evaluate_model, extract_features, load_run, train
 from grl.engine import trainer as trainer_mod
@@ -447,3 +447,22 @@ def test_a_finished_run_gets_re_ranking_added_without_retraining(reference_run, 
     _, model = load_run(out)
     expected = evaluate_model(model, tiny_dataset, config.replace(rerank=True))["h+l+rerank"]
     assert updated["metrics"]["h+l+rerank"]["mAP"] == pytest.approx(expected["mAP"])
+
+
+def test_a_backbone_taken_from_another_run_and_frozen_is_not_trained(reference_run, tiny_dataset, tmp_path):
+    """GRL's heads on another run's trained backbone (docs/convergence.md, the backbone question): the weights are
+    copied in, and a frozen backbone leaves training with its weights and BatchNorm statistics unchanged."""
+    source, _ = reference_run
+    backbone = {k: v for k, v in _final_state(source).items() if k.startswith("backbone.")}
+    frozen = tmp_path / "frozen"
+    train(_config(backbone_from=str(source), freeze_backbone=True, eval_every=0), frozen, dataset=tiny_dataset)
+    after = _final_state(frozen)
+    assert any("running_mean" in k for k in backbone)
+    for k, v in backbone.items():
+        assert torch.equal(after[k], v), k
+    tuned = tmp_path / "tuned"
+    train(_config(backbone_from=str(source), eval_every=0), tuned, progress=False, dataset=tiny_dataset)
+    changed = [k for k, v in backbone.items() if not torch.equal(_final_state(tuned)[k], v)]
+    assert changed  # not frozen: the copied backbone is trained on
+    with pytest.raises(ConfigError, match="freeze_backbone"):
+        _config(use_gce=False, use_trl=False, oim="v", freeze_backbone=True)

@@ -12,7 +12,8 @@ correction, the flattening check, the cost) and ``curves.png``.
 
 Groups: refs (Baseline, GRL, GRL with the release recipe), screen (paper mode + one release field, seed 0
 only unless --seeds says otherwise), stage2 / release-off (the fields given by --fields, switched on in paper
-mode / off in the release recipe), losses, tables (every arm of Tables 2-6), resolution (128x64), small (two
+mode / off in the release recipe), losses, backbone (GRL on the same seed's trained Baseline backbone,
+frozen or trained on), tables (every arm of Tables 2-6), resolution (128x64), small (two
 splits of each small set). The hypotheses and the rules that judge these runs are in docs/convergence.md.
 """
 
@@ -89,6 +90,11 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         return [("mars", f"grl+{f}", "grl", {f: RELEASE_FIELDS[f]}) for f in fields]
     if group == "release-off":
         return [("mars", f"release-{f}", "grl", {**RELEASE, f: PAPER_VALUES[f]}) for f in fields]
+    if group == "backbone":  # started from the same seed's trained Baseline (run the refs group first)
+        return [
+            ("mars", "grl-on-frozen-baseline", "grl", {"freeze_backbone": True, "backbone_from": "baseline"}),
+            ("mars", "grl-from-baseline", "grl", {"backbone_from": "baseline"}),
+        ]
     if group == "losses":
         return [
             ("mars", "grl-v-oim", "grl-v-oim", {}),
@@ -105,11 +111,25 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
     raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
 
 
-GROUPS = ("refs", "screen", "stage2", "release-off", "losses", "baseline-release", "tables", "resolution", "small")
+GROUPS = (
+    "refs",
+    "screen",
+    "stage2",
+    "release-off",
+    "losses",
+    "backbone",
+    "baseline-release",
+    "tables",
+    "resolution",
+    "small",
+)
 
 
-def planned_runs(groups, seeds, fields=(), profile: str = "cpu", screen_seeds=(0,)) -> list[tuple[str, dict]]:
-    """(run name, Config dict) of every run of the groups, in the order given; small sets on splits 0 and 1."""
+def planned_runs(
+    groups, seeds, fields=(), profile: str = "cpu", screen_seeds=(0,), root="reports/convergence"
+) -> list[tuple[str, dict]]:
+    """(run name, Config dict) of every run of the groups, in the order given; small sets on splits 0 and 1. A
+    ``backbone_from`` arm names the same seed's run of that arm under ``root``."""
     from grl.experiments import PROFILES
 
     prof = PROFILES[profile]
@@ -122,6 +142,10 @@ def planned_runs(groups, seeds, fields=(), profile: str = "cpu", screen_seeds=(0
                 for split in splits:
                     recipe = overrides.get("recipe")
                     extra = {k: v for k, v in overrides.items() if k != "recipe"}
+                    if "backbone_from" in extra:
+                        extra["backbone_from"] = str(
+                            Path(root) / "runs" / f"{dataset}-{extra['backbone_from']}-s{seed}"
+                        )
                     config = prof.config(experiment, dataset, split=split, seed=seed, recipe=recipe)
                     config = config.replace(**COMMON, **length, **extra)
                     name = f"{dataset}-{arm}-s{seed}" + (f"-split{split}" if dataset != "mars" else "")
@@ -151,6 +175,8 @@ def train_one(name: str, values: dict, root: str) -> str:
     extra = run_dir / "final_g.json"
     if extra.is_file() and json.loads(extra.read_text()).get("key") == config.key():
         return name
+    if config.backbone_from and not (Path(config.backbone_from) / "model.pt").is_file():
+        raise FileNotFoundError(f"{name}: {config.backbone_from} has not finished (no model.pt); run its group first")
     dataset = load_config_dataset(config)
     train(config, run_dir, progress=False, dataset=dataset)
     if config.use_gce:
@@ -214,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown group(s) or field(s) {unknown}; groups: {GROUPS}; fields: {tuple(RELEASE_FIELDS)}")
     groups = tuple(args.groups) or ("refs",)
     root = Path(args.out)
-    runs = planned_runs(groups, _range(args.seeds), fields, args.profile, _range(args.screen_seeds))
+    runs = planned_runs(groups, _range(args.seeds), fields, args.profile, _range(args.screen_seeds), root)
     if not args.no_train:
         train_all(runs, root, max(1, args.jobs))
     frame = analyse(root)

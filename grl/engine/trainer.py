@@ -416,7 +416,7 @@ def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.
     old = [p for p in model.parameters() if id(p) in backbone_ids and p.requires_grad]
     new = [p for p in model.parameters() if id(p) not in backbone_ids and p.requires_grad]
     new += [p for p in objective.parameters() if p.requires_grad]
-    groups = [{"params": old, "lr": config.lr, "name": "backbone"}]
+    groups = [{"params": old, "lr": config.lr, "name": "backbone"}] if old else []  # none: a frozen backbone
     if new:
         groups.append({"params": new, "lr": config.lr * config.new_layer_lr_mult, "name": "new"})
     if config.optimizer == "adam":
@@ -475,6 +475,8 @@ def train_one_epoch(
             candidate.set_epoch(epoch)
             break
     model.train()
+    if config.freeze_backbone:
+        model.backbone.eval()  # a frozen backbone keeps its BatchNorm statistics too
     objective.train()
     loss_sum = 0.0
     parts_sum: dict[str, Any] = {}
@@ -596,6 +598,10 @@ def _build(config: Config, dataset, device: torch.device):
 
         weights = ensure_pretrained(config)
     model = build_model(config, weights)
+    if config.backbone_from:
+        load_backbone(model, config.backbone_from)
+    if config.freeze_backbone:
+        model.backbone.requires_grad_(False)
     objective = GRLObjective(config, dataset.num_train_ids, _feature_dims(model))
     if config.crn:
         # The backbone is built first from the seed, so it starts alike in every arm already; the new layers
@@ -607,6 +613,15 @@ def _build(config: Config, dataset, device: torch.device):
     if device.type == "cuda" and config.channels_last:
         model.to(memory_format=torch.channels_last)
     return model, objective
+
+
+def load_backbone(model, source) -> None:
+    """Copy the backbone weights of a finished run (its folder or model.pt) into ``model.backbone``: the backbone
+    question of docs/convergence.md (GRL's heads on the Baseline's trained backbone)."""
+    from grl.engine.features import load_run
+
+    _, trained = load_run(source)
+    model.backbone.load_state_dict(trained.backbone.state_dict())
 
 
 def _feature_dims(model) -> Any:
