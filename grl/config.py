@@ -47,6 +47,7 @@ RECIPES: dict[str, dict] = {
         "pool_normalized": True,  # attentive pooling of L2-normalised F^h_t
         "pool_bn_halves": True,  # attentive-pooling BN statistics from each half of the batch in training
         "oim_pooled": True,  # an extra OIM on the pooled F^h with the frame-level lookup table
+        "gce_lr_as_backbone": True,  # GCE in the backbone's parameter group (lr x1 where new layers get x2)
         "release_feature": True,  # also evaluate concat(F^l, pooled F^h, mean_t F^h)
         "select_best": True,  # keep the model at the best test-set Rank-1 (test-set selection!)
         "eval_every": 5,
@@ -92,6 +93,7 @@ _KEY_OMITS_DEFAULT = frozenset(
         "crn",
         "backbone_from",
         "freeze_backbone",
+        "gce_lr_as_backbone",
     }
 )
 
@@ -177,6 +179,7 @@ class Config:
     pool_normalized: bool = False  # attentive pooling over L2-normalised F^h_t (release)
     pool_bn_halves: bool = False  # pooling BN statistics per half batch in training (release)
     oim_pooled: bool = False  # extra OIM on the pooled F^h with the frame-level table (release)
+    gce_lr_as_backbone: bool = False  # GCE's layers learn at the backbone's lr, not new_layer_lr_mult's (release)
     release_feature: bool = False  # also test with concat(F^l, pooled F^h, mean_t F^h) ("l+h+mean")
     select_best: bool = False  # keep the best test-set Rank-1 of the periodic evaluations (release)
     # --- the backbone question of docs/convergence.md: GRL's heads on another run's trained backbone ---
@@ -282,6 +285,10 @@ class Config:
             if (k not in _NOT_IN_KEY or (k == "eval_every" and self.select_best))
             and not (k in _KEY_OMITS_DEFAULT and v == defaults[k])
         }
+        if payload.get("oim_pooled"):
+            # Before 2026-12-07 the pooled OIM scored against the frame-level table already updated with this
+            # step's frames (docs/fidelity.md): a new value keeps such runs from being reused for the fixed model.
+            payload["oim_pooled"] = "pre-update table"
         if payload.get("pool_normalized"):
             # Runs trained before the pooling's query and key read the normalised F^h too (issue 23) had
             # `true` here: a new value gives the corrected model a new key, so old runs are never reused.

@@ -284,11 +284,12 @@ def test_release_loss_weights_and_the_pooled_oim_on_the_frame_table():
     objective.frame_oim.lookup_table.copy_(torch.from_numpy(start))
     objective.video_oim.lookup_table.copy_(torch.from_numpy(start[::-1].copy()))
     total, parts = objective(out, pids)
-    frame_ce, table = _oim_logits_and_update(
-        start, out.frame_high.reshape(B * T, D).numpy(), np.repeat(pids.numpy(), T)
-    )
+    # Both frame-table terms score against the table before this step (the release updates it in backward, the
+    # pooled update first); scoring the pooled term against the frame-updated table was a defect.
+    pooled_ce, table = _oim_logits_and_update(start, out.video_high.numpy(), pids.numpy())
+    frame_ce, _ = _oim_logits_and_update(start, out.frame_high.reshape(B * T, D).numpy(), np.repeat(pids.numpy(), T))
+    _, table = _oim_logits_and_update(table, out.frame_high.reshape(B * T, D).numpy(), np.repeat(pids.numpy(), T))
     video_ce, _ = _oim_logits_and_update(start[::-1].copy(), out.video_low.numpy(), pids.numpy())
-    pooled_ce, table = _oim_logits_and_update(table, out.video_high.numpy(), pids.numpy())  # the updated frame table
     assert parts["frame_oim"] == pytest.approx(frame_ce) and parts["video_oim"] == pytest.approx(video_ce)
     assert parts["pooled_oim"] == pytest.approx(pooled_ce)
     expected = frame_ce + video_ce + pooled_ce + 20.0 * parts["verification"]
@@ -313,12 +314,16 @@ def test_oim_logits_and_table_stay_fp32_under_autocast():
     assert oim.lookup_table.dtype == torch.float32
 
 
-def test_release_new_layers_learn_at_twice_the_rate():
+def test_release_new_layers_learn_at_twice_the_rate_and_gce_at_the_backbones():
     config = Config.from_dict({**TINY, "recipe": "release"})
     model = build_model(config)
     objective = GRLObjective(config, 3, model.dims)
     groups = build_optimizer(config, model, objective).param_groups
     assert [g["lr"] for g in groups] == [config.lr, 2 * config.lr]
+    gce = {id(p) for p in model.correlation.parameters()}
+    assert gce <= {id(p) for p in groups[0]["params"]} and not gce & {id(p) for p in groups[1]["params"]}
+    paper = build_optimizer(config.replace(gce_lr_as_backbone=False), model, objective).param_groups
+    assert gce <= {id(p) for p in paper[1]["params"]}  # without the switch GCE is a new layer
 
 
 def test_switches_added_later_leave_finished_runs_keys_alone():
@@ -342,3 +347,9 @@ def test_release_pooling_fix_gives_release_runs_new_keys():
     assert Config.from_dict({"recipe": "release"}).key() != "138b0274c397"
     assert Config.from_dict({"pool_normalized": True}).key() != "0f582a1cd7dc"
     assert Config.from_dict({}).key() == "ee8cf3621569"  # the paper recipe's key is unchanged
+
+
+def test_pooled_oim_fix_gives_its_runs_new_keys():
+    # Keys before the pooled OIM scored against the frame table before this step's updates (docs/fidelity.md).
+    assert Config.from_dict({"oim_pooled": True}).key() != "2f3874aae2f4"
+    assert Config.from_dict({"oim_pooled": True}).key() != Config.from_dict({}).key()

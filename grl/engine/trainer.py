@@ -413,6 +413,8 @@ def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.
     if not isinstance(backbone, torch.nn.Module):
         raise TypeError(f"build_optimizer: the model ({type(model).__name__}) has no 'backbone' sub-module")
     backbone_ids = {id(p) for p in backbone.parameters()}
+    if config.gce_lr_as_backbone and isinstance(getattr(model, "correlation", None), torch.nn.Module):
+        backbone_ids |= {id(p) for p in model.correlation.parameters()}  # the release's grouping: GCE with the backbone
     old = [p for p in model.parameters() if id(p) in backbone_ids and p.requires_grad]
     new = [p for p in model.parameters() if id(p) not in backbone_ids and p.requires_grad]
     new += [p for p in objective.parameters() if p.requires_grad]

@@ -52,11 +52,19 @@ class GRLObjective(nn.Module):
         terms: dict[str, Tensor] = {}
         if self.frame_oim is not None:  # eq. 12
             B, T, D = output.frame_high.shape
-            terms["frame_oim"] = self.frame_oim(output.frame_high.reshape(B * T, D), pids.repeat_interleave(T))
+            frames, frame_pids = output.frame_high.reshape(B * T, D), pids.repeat_interleave(T)
+            terms["frame_oim"] = self.frame_oim.loss(frames, frame_pids)
+            if self.oim_pooled:
+                # The release: the frame-level table scores (and learns from) the pooled F^h too. Both terms score
+                # against the table before this step's updates, as in the release, whose table learns in backward
+                # (there the pooled update lands first; docs/fidelity.md).
+                terms["pooled_oim"] = self.frame_oim.loss(output.video_high, pids)
+            if self.frame_oim.training:
+                if self.oim_pooled:
+                    self.frame_oim.update(output.video_high, pids)
+                self.frame_oim.update(frames, frame_pids)
         if self.video_oim is not None:  # eq. 13
             terms["video_oim"] = self.video_oim(getattr(output, self.video_field), pids)
-        if self.oim_pooled:  # the release: the frame-level table scores (and learns from) the pooled F^h too
-            terms["pooled_oim"] = self.frame_oim(output.video_high, pids)
         paired = getattr(output, self.pair_field)
         if self.verification is not None:  # eq. 11
             terms["verification"] = verification_loss(self.verification, *split_pairs(paired, pids))

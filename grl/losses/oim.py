@@ -34,10 +34,15 @@ class OIMLoss(nn.Module):
             return self.scale * F.normalize(features.to(dtype), dim=1) @ self.lookup_table.to(dtype).t()
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
-        loss = F.cross_entropy(self.logits(features), labels)  # eq. 12 / 13
+        loss = self.loss(features, labels)
         if self.training:
             self.update(features, labels)
         return loss
+
+    def loss(self, features: Tensor, labels: Tensor) -> Tensor:
+        """Eq. 12 / 13 against the table as it is, without updating it (two terms sharing a table score against
+        the same one; GRLObjective's pooled OIM)."""
+        return F.cross_entropy(self.logits(features), labels)
 
     @torch.no_grad()
     def update(self, features: Tensor, labels: Tensor) -> None:
