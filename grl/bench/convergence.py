@@ -59,6 +59,7 @@ PAPER_VALUES = {
     "pool_bn_halves": False,
     "oim_pooled": False,
 }
+RULE_FIELDS = ("lambda_veri", "erasing", "pool_normalized", "pool_bn_halves")  # the rule's departures from paper mode
 RELEASE = {"recipe": "release", "select_best": False}  # never test-set selection
 TABLE_ARMS = (
     "gce",
@@ -90,6 +91,9 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         return [("mars", f"grl+{f}", "grl", {f: RELEASE_FIELDS[f]}) for f in fields]
     if group == "release-off":
         return [("mars", f"release-{f}", "grl", {**RELEASE, f: PAPER_VALUES[f]}) for f in fields]
+    if group == "rule":  # docs/fidelity.md, "The recipe rule": the paper where explicit, the release where silent
+        rule = {f: RELEASE_FIELDS[f] for f in RULE_FIELDS}
+        return [("mars", "baseline-rule", "baseline", rule), ("mars", "grl-rule", "grl", rule)]
     if group == "backbone":  # started from the same seed's trained Baseline (run the refs group first)
         return [
             ("mars", "grl-on-frozen-baseline", "grl", {"freeze_backbone": True, "backbone_from": "baseline"}),
@@ -118,6 +122,7 @@ GROUPS = (
     "release-off",
     "losses",
     "backbone",
+    "rule",
     "baseline-release",
     "tables",
     "resolution",

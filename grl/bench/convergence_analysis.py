@@ -89,6 +89,8 @@ def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
         ("headline", "GRL (release recipe) − Baseline", ("release", "h+l"), ("baseline", "g")),
         ("headline", "GRL (release recipe) − GRL (paper mode): the gap", ("release", "h+l"), ("grl", "h+l")),
         ("headline", "GRL (release) − Baseline (release)", ("release", "h+l"), ("baseline-release", "g")),
+        ("headline", "GRL (the recipe rule) − Baseline (the rule)", ("grl-rule", "h+l"), ("baseline-rule", "g")),
+        ("headline", "GRL (the recipe rule) − GRL (paper mode)", ("grl-rule", "h+l"), ("grl", "h+l")),
         ("H2 backbone", "GRL's own F^g − Baseline's F^g", ("grl", "g"), ("baseline", "g")),
         ("H2 backbone", "GRL (release)'s own F^g − Baseline's F^g", ("release", "g"), ("baseline", "g")),
         ("H2 backbone", "GRL's F^h − Baseline's F^g", ("grl", "h"), ("baseline", "g")),
@@ -252,7 +254,7 @@ def write_outputs(curves: pd.DataFrame, root: Path) -> None:
 
 
 PANELS = (
-    ("MARS-like: references", lambda a: a in ("baseline", "grl", "release", "baseline-release")),
+    ("MARS-like: references", lambda a: a in ("baseline", "grl", "release", "baseline-release") or a.endswith("-rule")),
     ("MARS-like: one release field on, paper mode", lambda a: a.startswith("grl+") or a in ("grl", "release")),
     ("MARS-like: one field off, release recipe", lambda a: a.startswith("release")),
     ("MARS-like: on the Baseline's backbone", lambda a: a in ("baseline", "grl") or a.endswith("-baseline")),
