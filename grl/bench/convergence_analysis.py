@@ -295,6 +295,9 @@ def _figure(curves: pd.DataFrame, path: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
     for ax, (title, part) in zip(axes.flat, panels):
         sns.lineplot(data=part, x="step", y="mAP", hue="arm", errorbar="sd", marker="o", markersize=3, ax=ax)
+        stop = 75 if title in (DATASET_NAMES["ilidsvid"], DATASET_NAMES["prid2011"]) else 225
+        ax.axvline(stop, color="grey", linestyle=":", linewidth=1)  # where the cpu profile's runs stop
+        ax.text(stop, ax.get_ylim()[0], " cpu profile\n stops here", fontsize=7, color="grey", va="bottom")
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
     for ax in list(axes.flat)[len(panels) :]:
