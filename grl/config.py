@@ -76,25 +76,8 @@ _NOT_IN_KEY = frozenset(
 # Fields added after runs were first keyed: left out of the key while at their default, so that adding
 # a switch does not invalidate every finished run. Never change the default of a field listed here.
 _KEY_OMITS_DEFAULT = frozenset(
-    {
-        "pretrain_ids",
-        "pretrain_steps",
-        "recipe",
-        "rrs_chunks",
-        "random_crop",
-        "erasing",
-        "gce_head",
-        "pool_normalized",
-        "pool_bn_halves",
-        "oim_pooled",
-        "release_feature",
-        "select_best",
-        "sync_bn",
-        "crn",
-        "backbone_from",
-        "freeze_backbone",
-        "gce_lr_as_backbone",
-    }
+    "pretrain_ids pretrain_steps recipe rrs_chunks random_crop erasing gce_head pool_normalized pool_bn_halves"
+    " oim_pooled release_feature select_best sync_bn crn backbone_from freeze_backbone gce_lr_as_backbone".split()
 )
 
 
@@ -242,10 +225,7 @@ class Config:
                 "select_best=True needs eval_every >= 1: the best model is chosen among the periodic evaluations"
             )
         if self.freeze_backbone and not self.use_gce:
-            raise ConfigError(
-                "freeze_backbone=True needs use_gce=True: the Baseline has nothing to train but its backbone "
-                "(its frozen-backbone result is the backbone's F^g, read from the run it comes from)"
-            )
+            raise ConfigError("freeze_backbone=True needs use_gce=True: the Baseline trains nothing but its backbone")
         if not 0 <= self.split <= 9:
             raise ConfigError(f"config field 'split' must be in 0..9, got {self.split}")
 

@@ -694,7 +694,7 @@ def reference_comparison(profile: str, ours: pd.DataFrame, reference_path=None) 
     """(numbers, label, Markdown) of this study against the reference (a given results.csv, else the committed
     one); numbers is None when nothing was compared (no reference, not comparable, or this study is it)."""
     if reference_path:
-        reference, label = read_results_csv(reference_path), f"`{reference_path}`"
+        reference, label = read_results_csv(reference_path), f"`{_shown_path(reference_path)}`"
     else:
         reference, label = committed_reference(profile)
     if reference is None:
@@ -703,6 +703,15 @@ def reference_comparison(profile: str, ours: pd.DataFrame, reference_path=None) 
         return None, label, f"Reference: {label}. This study *is* the reference (identical per-seed numbers)."
     ok, summary, merged = compare_with_reference(ours, reference)
     return (merged.attrs.get("numbers") if ok else None), label, f"Reference: {label}.\n\n{summary}"
+
+
+def _shown_path(path) -> str:
+    """``path`` relative to the checkout when it lies inside it: a committed report never names this machine's
+    folders."""
+    from grl.paths import project_root
+
+    root, resolved = project_root(), Path(path).resolve()
+    return str(resolved.relative_to(root)) if root and resolved.is_relative_to(root) else str(path)
 
 
 def reference_section(profile: str, ours: pd.DataFrame, reference_path=None) -> str:

@@ -302,11 +302,12 @@ def stopped_early_note(profile: str, convergence_dir: str | Path | None = None) 
 
     if profile not in ("quick", "cpu"):
         return ""
-    settings = PROFILES[profile].overrides
-    steps = settings["epochs"] * settings["steps_per_epoch"]
+    steps, default_steps = (
+        PROFILES[p].overrides["epochs"] * PROFILES[p].overrides["steps_per_epoch"] for p in (profile, "cpu")
+    )
     text = (
         f"**Stopped early.** This profile trains every MARS-like run for {steps} steps. The learning curves trained "
-        f"four times longer ([the convergence investigation]({CONVERGENCE_DOC})) are still climbing at the `cpu` profile's 225 steps, "
+        f"four times longer ([the convergence investigation]({CONVERGENCE_DOC})) are still climbing at the `cpu` profile's {default_steps} steps, "
         "so this study's verdicts measure how fast each arm learns, not what it learns at the end."
     )
     path = Path(convergence_dir or reports_dir() / "convergence") / "curves.csv"
@@ -331,7 +332,7 @@ def stopped_early_note(profile: str, convergence_dir: str | Path | None = None) 
     return (
         f"{text} Trained for {length} steps (seeds {', '.join(str(s) for s in sorted(base))}), the MARS-like mAP "
         f"ends at: {'; '.join(parts)}; GRL − Baseline = {gap.mean:+.1f} [{gap.low:+.1f}, {gap.high:+.1f}] "
-        f"(paired 95 % interval over {gap.n} seeds), against +3.6 in the paper (Table 2)."
+        f"(paired 95 % interval over {gap.n} seeds), against {_paper_mars_gap():+.1f} in the paper (Table 2)."
     )
 
 
@@ -341,3 +342,13 @@ def convergence_figure() -> Path | None:
 
     path = reports_dir() / "convergence" / "curves.png"
     return path if path.is_file() else None
+
+
+def _paper_mars_gap() -> float:
+    """The paper's GRL (F^l+F^h) − Baseline (F^g) mAP on MARS, Table 2."""
+    from grl.report import paper_results
+
+    paper = paper_results()
+    rows = paper[(paper["table"] == 2) & (paper["dataset"] == "mars") & (paper["metric"] == "mAP")]
+    value = dict(zip(rows["row"], rows["value"]))
+    return value["+TRL (F^l+F^h)"] - value["Baseline (F^g)"]

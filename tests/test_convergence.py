@@ -34,7 +34,7 @@ def test_flattening_rule_and_final_values(tmp_path):
         _run(tmp_path, f"mars-baseline-s{seed}", [m + shift for m in FLAT], lambda e: 10.0, feature="g")
         _run(tmp_path, f"mars-grl-s{seed}", [m - shift for m in RISING], lambda e: 10.0, g=50.0 + seed)
         _run(tmp_path, f"mars-grl-v-oim-s{seed}", [m + shift for m in FLAT], lambda e: 20.0 - e / 4)
-    table = ca.arm_table(ca.analyse(tmp_path)).set_index("arm")
+    table = ca.arm_table(ca.load_curves(tmp_path)).set_index("arm")
     assert table.loc["baseline", "flattened"] == "yes"
     assert table.loc["baseline", "mAP change, last 2/9"] == pytest.approx(0.5)
     assert table.loc["grl", "flattened"] == "NO"  # mAP still rising by 5 points
@@ -48,7 +48,7 @@ def test_paired_comparisons_are_per_seed_differences_with_holm(tmp_path):
     for seed in range(3):
         _run(tmp_path, f"mars-baseline-s{seed}", [m + seed for m in FLAT], lambda e: 1.0, feature="g")
         _run(tmp_path, f"mars-grl-s{seed}", [m + 2 * seed for m in FLAT], lambda e: 1.0, g=80.0 + seed)
-    final = ca.finals(ca.analyse(tmp_path))
+    final = ca.finals(ca.load_curves(tmp_path))
     comp = ca.comparison_table(final).set_index("comparison")
     row = comp.loc["GRL − Baseline"]
     # differences by seed 0, 1, 2 points: mean 1, SD 1, t(0.975, 2) = 4.303 -> half-width 4.303 / sqrt(3)
@@ -57,7 +57,7 @@ def test_paired_comparisons_are_per_seed_differences_with_holm(tmp_path):
     backbone = comp.loc["GRL's own F^g − Baseline's F^g"]
     assert backbone["mean"] == pytest.approx(-5.5)
     assert backbone["low"] == backbone["high"] == pytest.approx(-5.5)  # the same difference on every seed
-    # two comparisons in the H2 family only where both sides exist: Holm multiplies the smaller p by 1 here
+    # a comparison is listed only where both of its sides have finished runs
     assert set(comp["family"]) == {"headline", "H2 backbone"}
 
 
@@ -67,14 +67,14 @@ def test_resolution_interaction_is_a_difference_of_differences(tmp_path):
         _run(tmp_path, f"mars-grl-s{seed}", [m - 10 for m in FLAT], lambda e: 1.0)
         _run(tmp_path, f"mars-baseline-128x64-s{seed}", FLAT, lambda e: 1.0, feature="g")
         _run(tmp_path, f"mars-grl-128x64-s{seed}", [m - 4 - seed for m in FLAT], lambda e: 1.0)
-    h4 = ca.resolution_interaction(ca.finals(ca.analyse(tmp_path)))
+    h4 = ca.resolution_interaction(ca.finals(ca.load_curves(tmp_path)))
     assert h4["n"] == 2 and h4["mean"] == pytest.approx(5.5)  # (-4 - (-10)) and (-5 - (-10))
 
 
 def test_unfinished_runs_draw_curves_but_give_no_final_value(tmp_path):
     _run(tmp_path, "mars-grl-s0", FLAT, lambda e: 1.0)
     (tmp_path / "runs" / "mars-grl-s0" / "result.json").unlink()
-    curves = ca.analyse(tmp_path)
+    curves = ca.load_curves(tmp_path)
     assert len(curves) == 36 and ca.finals(curves).empty
 
 
@@ -97,10 +97,10 @@ def test_the_reports_stopped_early_note_gives_the_curves_final_numbers(tmp_path)
     for seed in range(2):
         _run(tmp_path, f"mars-baseline-s{seed}", [m + seed for m in FLAT], lambda e: 1.0, feature="g")
         _run(tmp_path, f"mars-grl-s{seed}", [m - 10 + 3 * seed for m in FLAT], lambda e: 1.0)
-    ca.analyse(tmp_path).to_csv(tmp_path / "curves.csv", index=False)
+    ca.load_curves(tmp_path).to_csv(tmp_path / "curves.csv", index=False)
     note = stopped_early_note("cpu", tmp_path)
     assert "225 steps" in note and "Trained for 900 steps (seeds 0, 1)" in note
     assert "Baseline 86.0 ± " in note and "GRL (paper mode) 77.0 ± " in note  # (85.5 + 86.5) / 2, (75.5 + 78.5) / 2
-    assert "GRL − Baseline = -9.0 [" in note  # per seed -10 and -8
+    assert "GRL − Baseline = -9.0 [" in note and "against +3.6 in the paper" in note  # per seed -10 and -8; 84.8 - 81.2
     assert stopped_early_note("paper", tmp_path) == ""
     assert "Trained for" not in stopped_early_note("cpu", tmp_path / "nowhere")

@@ -385,3 +385,12 @@ def test_a_failed_run_is_shown_as_failed_never_as_a_number(tmp_path):
     write_fake_results([*diverged, one_seed], grl_wins)
     assert failed_runs(runs, tmp_path / "status.json") == {}
     assert failed_runs(runs, tmp_path / "no-status.json") == {}
+
+
+def test_a_reference_inside_the_checkout_is_named_relative_to_it(tmp_path):
+    from grl.paths import project_root
+    from grl.report import _shown_path
+
+    inside = project_root() / "reports" / "cpu" / "results.csv"
+    assert _shown_path(inside) == "reports/cpu/results.csv"
+    assert _shown_path(tmp_path / "results.csv") == str(tmp_path / "results.csv")

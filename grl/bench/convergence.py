@@ -20,12 +20,14 @@ splits of each small set). The hypotheses and the rules that judge these runs ar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from grl.bench.convergence_analysis import analyse, write_outputs
+from grl.bench.convergence_analysis import load_curves, write_outputs
+from grl.config import RECIPES, Config
 
 MARS_LENGTH = {"epochs": 36, "lr_step": 24, "eval_every": 4}  # 900 steps: 4x the cpu profile's, drop at 2/3
 SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x the small sets' 75
@@ -33,32 +35,15 @@ SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x th
 # and each run trains on one thread (two runs share the two cores).
 COMMON = {"rerank": False, "threads": 1}
 
-# The release recipe's fields that change what is trained (release_feature and select_best change only what is
-# measured or kept); the value each takes in RECIPES["release"].
+# The release recipe's fields that change what is trained, each with its release value: release_feature,
+# select_best and eval_every change only what is measured or kept; gce_lr_as_backbone changes nothing in paper mode,
+# where every layer learns at the backbone's rate.
 RELEASE_FIELDS = {
-    "integration": "release",
-    "lambda_veri": 20.0,
-    "new_layer_lr_mult": 2.0,
-    "rrs_chunks": "ceil",
-    "random_crop": False,
-    "erasing": "frame",
-    "gce_head": "release",
-    "pool_normalized": True,
-    "pool_bn_halves": True,
-    "oim_pooled": True,
+    k: v
+    for k, v in RECIPES["release"].items()
+    if k not in ("release_feature", "select_best", "eval_every", "gce_lr_as_backbone")
 }
-PAPER_VALUES = {
-    "integration": "paper",
-    "lambda_veri": 1.0,
-    "new_layer_lr_mult": 1.0,
-    "rrs_chunks": "balanced",
-    "random_crop": True,
-    "erasing": "clip",
-    "gce_head": "paper",
-    "pool_normalized": False,
-    "pool_bn_halves": False,
-    "oim_pooled": False,
-}
+PAPER_VALUES = {f.name: f.default for f in dataclasses.fields(Config) if f.name in RELEASE_FIELDS}
 RULE_FIELDS = ("lambda_veri", "erasing", "pool_normalized", "pool_bn_halves")  # the rule's departures from paper mode
 RELEASE = {"recipe": "release", "select_best": False}  # never test-set selection
 TABLE_ARMS = (
@@ -248,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = planned_runs(groups, _range(args.seeds), fields, args.profile, _range(args.screen_seeds), root)
     if not args.no_train:
         train_all(runs, root, max(1, args.jobs))
-    frame = analyse(root)
+    frame = load_curves(root)
     if frame is None:
         print(f"no finished evaluation under {root / 'runs'} yet", file=sys.stderr)
         return 1

@@ -208,10 +208,6 @@ def arm_table(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analyse(root: Path) -> pd.DataFrame | None:
-    return load_curves(Path(root))
-
-
 def _fmt(row) -> str:
     if math.isnan(row["low"]):
         return f"{row['mean']:+.1f} (one seed)"
