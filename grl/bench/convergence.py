@@ -13,8 +13,9 @@ correction, the flattening check, the cost) and ``curves.png``.
 Groups: refs (Baseline, GRL, GRL with the release recipe), screen (paper mode + one release field, seed 0
 only unless --seeds says otherwise), stage2 / release-off (the fields given by --fields, switched on in paper
 mode / off in the release recipe), losses, backbone (GRL on the same seed's trained Baseline backbone,
-frozen or trained on), tables (every arm of Tables 2-6), resolution (128x64), small (two
-splits of each small set). The hypotheses and the rules that judge these runs are in docs/convergence.md.
+frozen or trained on), rule (Baseline and GRL under the recipe rule), double (the rule's arms at twice the
+steps), tables (every arm of Tables 3-6 under the rule), resolution (128x64, paper mode), small (Baseline, +GCE
+and GRL under the rule on two splits of each small set). The hypotheses and the rules that judge these runs are in docs/convergence.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from grl.bench.convergence_analysis import load_curves, write_outputs
 from grl.config import RECIPES, Config
 
 MARS_LENGTH = {"epochs": 36, "lr_step": 24, "eval_every": 4}  # 900 steps: 4x the cpu profile's, drop at 2/3
+DOUBLE_LENGTH = {"epochs": 72, "lr_step": 48, "eval_every": 8}  # 1800 steps, the same shape: does 900 suffice?
 SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x the small sets' 75
 # The curves' evaluations skip re-ranking (an extra evaluation of the same model, not part of any question here)
 # and each run trains on one thread (two runs share the two cores).
@@ -46,6 +48,8 @@ RELEASE_FIELDS = {
 PAPER_VALUES = {f.name: f.default for f in dataclasses.fields(Config) if f.name in RELEASE_FIELDS}
 RULE_FIELDS = ("lambda_veri", "erasing", "pool_normalized", "pool_bn_halves")  # the rule's departures from paper mode
 RELEASE = {"recipe": "release", "select_best": False}  # never test-set selection
+# docs/fidelity.md, "The recipe rule": the paper where its text is explicit, the release where it is silent
+RULE = {f: RELEASE_FIELDS[f] for f in RULE_FIELDS}
 TABLE_ARMS = (
     "gce",
     "grl-no-memory",
@@ -76,9 +80,10 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         return [("mars", f"grl+{f}", "grl", {f: RELEASE_FIELDS[f]}) for f in fields]
     if group == "release-off":
         return [("mars", f"release-{f}", "grl", {**RELEASE, f: PAPER_VALUES[f]}) for f in fields]
-    if group == "rule":  # docs/fidelity.md, "The recipe rule": the paper where explicit, the release where silent
-        rule = {f: RELEASE_FIELDS[f] for f in RULE_FIELDS}
-        return [("mars", "baseline-rule", "baseline", rule), ("mars", "grl-rule", "grl", rule)]
+    if group == "rule":
+        return [("mars", "baseline-rule", "baseline", RULE), ("mars", "grl-rule", "grl", RULE)]
+    if group == "double":  # the same arms at twice the steps (docs/convergence.md, "Twice the steps")
+        return [(ds, f"{arm}-x2", exp, {**o, **DOUBLE_LENGTH}) for ds, arm, exp, o in arms("rule")]
     if group == "backbone":  # started from the same seed's trained Baseline (run the refs group first)
         return [
             ("mars", "grl-on-frozen-baseline", "grl", {"freeze_backbone": True, "backbone_from": "baseline"}),
@@ -90,13 +95,13 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
             ("mars", "grl-f-oim", "grl-f-oim", {}),
             ("mars", "grl-no-verification", "grl", {"use_verification": False}),
         ]
-    if group == "tables":
-        return [("mars", arm, arm, {}) for arm in TABLE_ARMS]
+    if group == "tables":  # under the recipe rule, compared with grl-rule
+        return [("mars", f"{arm}-rule", arm, RULE) for arm in TABLE_ARMS]
     if group == "resolution":
         size = {"height": 128, "width": 64}
         return [("mars", "baseline-128x64", "baseline", size), ("mars", "grl-128x64", "grl", size)]
     if group == "small":
-        return [(ds, arm, arm, {}) for ds in ("ilidsvid", "prid2011") for arm in ("baseline", "gce", "grl")]
+        return [(ds, f"{a}-rule", a, RULE) for ds in ("ilidsvid", "prid2011") for a in ("baseline", "gce", "grl")]
     raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
 
 
@@ -108,6 +113,7 @@ GROUPS = (
     "losses",
     "backbone",
     "rule",
+    "double",
     "baseline-release",
     "tables",
     "resolution",
@@ -137,7 +143,7 @@ def planned_runs(
                             Path(root) / "runs" / f"{dataset}-{extra['backbone_from']}-s{seed}"
                         )
                     config = prof.config(experiment, dataset, split=split, seed=seed, recipe=recipe)
-                    config = config.replace(**COMMON, **length, **extra)
+                    config = config.replace(**{**COMMON, **length, **extra})
                     name = f"{dataset}-{arm}-s{seed}" + (f"-split{split}" if dataset != "mars" else "")
                     if name not in seen:
                         seen.add(name)
