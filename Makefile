@@ -7,8 +7,9 @@
 PYTHON ?= python3
 PROFILE ?= cpu
 ONLY ?=
-# Keyed by the dependency list only (not the rest of pyproject.toml), so editing metadata keeps the venv.
-DEPS_HASH := $(shell sed -n '/^dependencies = \[/,/^\]/p' pyproject.toml | sha256sum | cut -c1-12)
+# Keyed by the dependency lists only (runtime, extras, groups; not the rest of pyproject.toml), so editing metadata
+# keeps the venv.
+DEPS_HASH := $(shell sed -n '/^dependencies = \[/,/^\]/p;/^\[project.optional-dependencies\]/,/^$$/p;/^\[dependency-groups\]/,/^$$/p' pyproject.toml | sha256sum | cut -c1-12)
 VENV ?= $(HOME)/.cache/grl/venv-$(DEPS_HASH)
 PY := $(VENV)/bin/python
 
@@ -19,7 +20,7 @@ $(VENV)/.installed:
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
-	$(VENV)/bin/pip install --quiet -e .
+	$(VENV)/bin/pip install --quiet -e ".[slurm,real-data]" --group test --group lint --group docs
 	touch $@
 
 # Re-point the editable install at this checkout when it points elsewhere -- the venv may have been built from
