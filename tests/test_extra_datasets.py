@@ -14,7 +14,7 @@ from PIL import Image
 from grl.__main__ import main
 from grl.config import ConfigError
 from grl.data.datasets import DatasetNotFoundError
-from grl.data.extra_datasets import check_data, load_any_dataset
+from grl.data.extra_datasets import check_data, load_dataset
 
 
 def _jpeg(value: int) -> bytes:
@@ -47,12 +47,12 @@ def make_duke(root, underscores: bool = False):
 
 @pytest.mark.parametrize("underscores", [False, True])
 def test_duke_tracklets_cameras_frame_order_and_protocol(tmp_path, underscores):
-    data = load_any_dataset("dukemtmcvidreid", make_duke(tmp_path, underscores))
+    data = load_dataset("dukemtmcvidreid", make_duke(tmp_path, underscores))
     assert [(t.pid, t.camid) for t in data.train] == [(0, 0), (0, 2), (1, 1), (1, 4)]  # relabelled, 0-based cameras
     assert [(t.pid, t.camid) for t in data.query] == [(5, 1), (6, 0)]
     assert [(t.pid, t.camid) for t in data.gallery] == [(5, 0), (6, 1), (9, 0)]
     assert [p.rsplit("F", 1)[1][:4] for p in data.query[0].frames] == ["0003", "0007", "0012"]
-    assert load_any_dataset("dukemtmcvidreid", tmp_path / "DukeMTMC-VideoReID").query == data.query  # either root
+    assert load_dataset("dukemtmcvidreid", tmp_path / "DukeMTMC-VideoReID").query == data.query  # either root
 
 
 def make_lsvid(root, v73: bool = True):
@@ -84,7 +84,7 @@ def make_lsvid(root, v73: bool = True):
 
 @pytest.mark.parametrize("v73", [True, False])
 def test_lsvid_prefixes_cameras_query_file_and_junk(tmp_path, v73):
-    data = load_any_dataset("lsvid", make_lsvid(tmp_path, v73))
+    data = load_dataset("lsvid", make_lsvid(tmp_path, v73))
     assert [(t.pid, t.camid) for t in data.train] == [(0, 0), (0, 2), (1, 2), (1, 0)]
     assert [(t.pid, t.camid) for t in data.query] == [(10, 1), (11, 4)]
     assert [(t.pid, t.camid) for t in data.gallery] == [(10, 4), (11, 1)]  # junk dropped, queries not repeated
@@ -95,10 +95,10 @@ def test_lsvid_prefixes_cameras_query_file_and_junk(tmp_path, v73):
 def test_a_root_that_is_not_the_dataset_fails_at_once_with_the_layout(tmp_path):
     for name, expected in (("dukemtmcvidreid", "train/PPPP/TTTT/*.jpg"), ("lsvid", "list_seq_train.txt")):
         with pytest.raises(DatasetNotFoundError, match=re.escape(expected)) as caught:
-            load_any_dataset(name, tmp_path)
+            load_dataset(name, tmp_path)
         assert str(tmp_path) in str(caught.value)
     with pytest.raises(ConfigError, match="valid names"):
-        load_any_dataset("duke", tmp_path)
+        load_dataset("duke", tmp_path)
 
 
 def test_check_data_compares_with_the_published_figures_and_lists_unreadable_frames(tmp_path, capsys):
@@ -132,3 +132,15 @@ def test_train_evaluate_and_extract_read_duke(tmp_path):
         from grl.experiments import make_run
 
         load_config_dataset(make_run("grl", "lsvid", "quick").config)
+
+
+def test_grl_data_load_dataset_is_the_one_entry_point_for_all_five(tmp_path):
+    from grl.config import DATASETS, EXTRA_DATASETS
+    from grl.data import DatasetNotFoundError, load_dataset
+
+    assert load_dataset("dukemtmcvidreid", make_duke(tmp_path, False)).name == "dukemtmcvidreid"
+    for name in (
+        DATASETS + EXTRA_DATASETS
+    ):  # every name is known: a missing root says where it looked, not "unknown dataset"
+        with pytest.raises(DatasetNotFoundError, match=f"{name} dataset not found"):
+            load_dataset(name, tmp_path / "nowhere")

@@ -324,7 +324,7 @@ def test_cli(tmp_path, monkeypatch):
 
 
 def test_load_dataset_reads_generated(roots):
-    from grl.data.datasets import load_dataset
+    from grl.data import load_dataset
 
     counts = {name: S.read_manifest(roots[name])["counts"] for name in S.DATASETS}
     mars = load_dataset("mars", str(roots["mars"]))

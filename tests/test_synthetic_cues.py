@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from grl.data import load_dataset
 from grl.data import synthetic as S
-from grl.data.datasets import load_dataset
 from grl.data.synthetic import cues
 from grl.data.synthetic.render import draw_frame, plan_tracklet
 from grl.data.synthetic.tracklets import tracks

@@ -19,7 +19,7 @@ def check_data(runs: list[Run]) -> None:
     hold its dataset fails here with the loader's DatasetNotFoundError (what is expected where).
     """
     from grl.data import load_config_dataset
-    from grl.data.extra_datasets import load_any_dataset
+    from grl.data.extra_datasets import load_dataset
 
     checked: set[tuple[str, str]] = set()
     for run in runs:
@@ -41,7 +41,7 @@ def check_data(runs: list[Run]) -> None:
                     f"built-in {ds} data ({run.config.data_size}): generated in {time.perf_counter() - started:.0f} s"
                 )
         else:
-            load_any_dataset(ds, root, split=run.split)
+            load_dataset(ds, root, split=run.split)
 
 
 def prepare_shared(runs: list[Run], jobs: int = 1) -> None:

@@ -7,9 +7,9 @@ from grl.data.datasets import (
     DatasetNotFoundError,
     Tracklet,
     VideoReIDDataset,
-    load_dataset,
     read_frame,
 )
+from grl.data.extra_datasets import load_dataset
 
 __all__ = [
     "CorruptFrameError",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from grl.config import DATASETS, ConfigError
 from grl.data.datasets import VideoReIDDataset
-from grl.data.extra_datasets import load_any_dataset
+from grl.data.extra_datasets import load_dataset
 
 if TYPE_CHECKING:
     from grl.config import Config
@@ -37,7 +37,7 @@ def load_config_dataset(config: "Config") -> VideoReIDDataset:
         )
     else:
         root = config.data_root
-    dataset = load_any_dataset(
+    dataset = load_dataset(
         config.dataset,
         root,
         config.split,

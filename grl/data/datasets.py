@@ -1,6 +1,6 @@
 """Loaders for MARS, iLIDS-VID and PRID2011 in their distributed on-disk layouts.
 
-`load_dataset` turns a dataset root into a :class:`VideoReIDDataset` of :class:`Tracklet`
+`load_study_dataset` turns a dataset root of the study's three sets into a :class:`VideoReIDDataset` of :class:`Tracklet`
 lists (train / query / gallery). Loading only lists and slices file names; frames are
 decoded later, by :func:`read_frame`, so a corrupt frame surfaces where it is used.
 
@@ -134,7 +134,7 @@ class VideoReIDDataset:
 # public entry points
 
 
-def load_dataset(
+def load_study_dataset(
     name: str,
     root: str | os.PathLike,
     split: int = 0,

@@ -1,5 +1,5 @@
 """DukeMTMC-VideoReID and LS-VID, the two video sets later work reports on besides MARS, in their distributed
-layouts; :func:`load_any_dataset` reads these and the study's three (grl.data.datasets); :func:`check_data` counts a
+layouts; :func:`load_dataset` (also ``grl.data.load_dataset``) reads these and the study's three (grl.data.datasets); :func:`check_data` counts a
 full copy against the published figures (``python -m grl check-data``).
 
 Neither set is in the paper's tables: they can be trained, evaluated and exported on (``--dataset``), not
@@ -20,7 +20,7 @@ from grl.data.datasets import (
     VideoReIDDataset,
     _frame_key,
     _relabel,
-    load_dataset,
+    load_study_dataset,
     read_frame,
 )
 
@@ -66,10 +66,11 @@ PUBLISHED = {
 }
 
 
-def load_any_dataset(name: str, root, split: int = 0, **protocol) -> VideoReIDDataset:
-    """:func:`grl.data.datasets.load_dataset` for the study's three sets, the loaders below for the other two."""
+def load_dataset(name: str, root, split: int = 0, **protocol) -> VideoReIDDataset:
+    """Load any of the five datasets: the study's three (:func:`grl.data.datasets.load_study_dataset`), DukeMTMC-VideoReID
+    and LS-VID (the loaders below). The one entry point: ``grl.data.load_dataset``."""
     if name in DATASETS:
-        return load_dataset(name, root, split, **protocol)
+        return load_study_dataset(name, root, split, **protocol)
     if name not in EXTRA_DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid names: {list(ALL_DATASETS)}")
     if split != 0:
@@ -223,7 +224,7 @@ def check_data(name: str, root, decode: str = "first") -> tuple[bool, str]:
     "none" no frame. Returns (all as published and readable, the report as text)."""
     from tqdm import tqdm
 
-    dataset = load_any_dataset(name, root)
+    dataset = load_dataset(name, root)
     published = PUBLISHED[name]
     lines = [f"{name} at {dataset.root} ({published.source}): measured / published"]
     ok = True

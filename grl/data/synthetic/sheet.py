@@ -1,6 +1,6 @@
 """Contact sheet: a few identities across cameras in one image, to see what a dataset looks like.
 
-The dataset is read by :func:`grl.data.datasets.load_dataset`, the project's one parser of each
+The dataset is read by :func:`grl.data.datasets.load_study_dataset`, the project's one parser of each
 on-disk layout, so the sheet shows exactly the tracklets and labels that training and evaluation see.
 """
 
@@ -11,7 +11,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from grl.data.datasets import Tracklet, load_dataset, read_frame
+from grl.data.datasets import Tracklet, load_study_dataset, read_frame
 from grl.data.synthetic.sizes import check_name
 from grl.data.synthetic.writers import FORMATS
 
@@ -33,7 +33,7 @@ def contact_sheet_rows(
     cameras: their pids are the dataset's own, whereas the loader relabels training pids 0..N-1.
     MARS distractors (pid 0) are left out. Each row holds the identity's first tracklet in that camera.
     """
-    dataset = load_dataset(check_name(name), root)
+    dataset = load_study_dataset(check_name(name), root)
     by_id: dict[int, dict[int, Tracklet]] = {}
     for tracklet in dataset.gallery + dataset.query:  # gallery first: MARS tracklets in track-table order
         if tracklet.pid > 0:
