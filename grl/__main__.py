@@ -21,6 +21,7 @@ from grl.experiments import (
     select_rows,
     study_dir,
 )
+from grl.run_folder import CHECKPOINT, MODEL
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
             "(default: the profile's own, which may train the small sets on fewer)",
         )
         p.add_argument(
-            "--recipe", default=None, help="paper | release (the authors' released code); default: the profile's"
+            "--recipe",
+            default=None,
+            help="paper (the recipe rule) | paper-text | release (the authors' code); default: the profile's",
         )
         p.add_argument(
             "--data-root",
@@ -144,7 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", default="", help="the dataset's root (default: built-in synthetic data)")
     p.add_argument(
-        "--recipe", default=None, help="paper | release (the authors' released code); default: the profile's"
+        "--recipe",
+        default=None,
+        help="paper (the recipe rule) | paper-text | release (the authors' code); default: the profile's",
     )
     p.add_argument(
         "--run-dir", default="", help="the run's folder (default: the catalogue's, reports/PROFILE/runs/NAME)"
@@ -152,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     overrides(p)
 
     def test_set(p: argparse.ArgumentParser) -> None:
-        p.add_argument("source", help="a finished run folder, its model.pt, or a training checkpoint.pt")
+        p.add_argument("source", help=f"a finished run folder, its {MODEL}, or a training {CHECKPOINT}")
         p.add_argument(
             "--dataset", default=None, help=f"test on this dataset ({', '.join(DATASETS)}); default: the model's"
         )
@@ -164,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         overrides(p)
 
     p = sub.add_parser(
-        "evaluate", help="test a trained model (run folder, model.pt, checkpoint.pt or features .npz); no training"
+        "evaluate", help=f"test a trained model (run folder, {MODEL}, {CHECKPOINT} or features .npz); no training"
     )
     test_set(p)
     p.add_argument("--rerank", action="store_true", help="also k-reciprocal re-ranking of the main feature")

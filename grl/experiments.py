@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grl import run_folder
 from grl.config import DATASETS, EXTRA_DATASETS, RECIPES, Config, ConfigError, overrides_tag
 from grl.paths import reports_dir
 
@@ -291,7 +292,7 @@ class Run:
 
     @property
     def result_path(self) -> Path:
-        return self.run_dir / "result.json"
+        return run_folder.result(self.run_dir)
 
     def is_done(self) -> bool:
         """True when result.json exists *for this configuration* (a stale key does not count)."""
@@ -304,7 +305,7 @@ def load_result(run_dir: str | Path, key: str | None = None) -> dict | None:
     the run is redone instead of blocking every rerun."""
     from grl.utils import set_aside
 
-    path = Path(run_dir) / "result.json"
+    path = run_folder.result(run_dir)
     try:
         result = json.loads(path.read_text())
     except FileNotFoundError:

@@ -1,7 +1,7 @@
 """How precise a study is: the paired half-widths its comparisons reach, against the targets, and what fewer
 seeds would have given (the frontier of half-width against minutes).
 
-The targets (issue 19): on the MARS-like set, the paired 95 % half-width of the mAP comparisons of Tables 3-6
+The targets (docs/study.md, "The study's precision"): on the MARS-like set, the paired 95 % half-width of the mAP comparisons of Tables 3-6
 and of GRL vs the Baseline at most 1.0 point (median) and 1.5 (max); GRL vs the Baseline's Rank-1 on the
 iLIDS-VID- and PRID2011-like sets at most 2.0 points. Everything here is computed from a study's results frame
 and its runs' wall times; nothing is asserted.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from grl import run_folder
 from grl.config import overrides_tag
 from grl.experiments import CATALOGUE, PROFILES, TABLE_TITLES, TABLES, Run, load_result
 from grl.stats import (
@@ -714,11 +715,6 @@ def _shown_path(path) -> str:
     return str(resolved.relative_to(root)) if root and resolved.is_relative_to(root) else str(path)
 
 
-def reference_section(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
-    """Markdown: this study against the reference (a given results.csv, else the committed one)."""
-    return reference_comparison(profile, ours, reference_path)[2]
-
-
 def _same_numbers(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     keys = ["experiment", "dataset", "split", "seed", "feature", "metric"]
     if len(a) != len(b):
@@ -941,7 +937,7 @@ def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
             if r.dataset == "mars"
             and r.experiment in ("baseline", "gce", "grl")
             and r.seed == runs[0].seed
-            and (r.run_dir / "metrics.jsonl").is_file()
+            and run_folder.metrics(r.run_dir).is_file()
         ]
         if runs
         else []
@@ -984,7 +980,7 @@ def ranked_lists_figure(runs: list[Run], dataset: str = "mars", queries: int = 4
         and r.seed == first
         and r.experiment in ("grl", "baseline")
         and r.is_done()
-        and (r.run_dir / "model.pt").is_file()  # results copied without their models have no features to rank
+        and run_folder.has_model(r.run_dir)  # results copied without their models have no features to rank
     }
     if len(pair) < 2:
         return None

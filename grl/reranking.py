@@ -20,8 +20,6 @@ import torch
 
 from grl.evaluation import _ranking_keys
 
-SUPPORTED_METRICS = ("cosine", "euclidean")
-
 
 def _as_distances(name: str, value, shape: tuple[int, int] | None = None) -> torch.Tensor:
     d = torch.as_tensor(value)

@@ -163,7 +163,7 @@ def ablation_table(frame: pd.DataFrame) -> VerdictTable:
 
 def reference_table(numbers: dict | None, label: str, text: str = "") -> VerdictTable:
     """This study against the reference (grl.report.reference_comparison): one row per criterion of a
-    reproduction (issue 19: at least 95 % of cells with each mean inside the other's interval, no comparison
+    reproduction (docs/study.md: at least 95 % of cells with each mean inside the other's interval, no comparison
     agreeing on one side and contradicting on the other, the same GRL-vs-Baseline headline); when nothing was
     compared, one row saying so and why (the first sentence of ``text``)."""
     label = label.replace("`", "")

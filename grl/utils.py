@@ -209,10 +209,3 @@ _PREEMPTED = threading.Event()
 def note_preemption() -> None:
     """Called by the trainer's SIGTERM / SIGUSR1 handler (grl.engine.trainer.preemption_watch)."""
     _PREEMPTED.set()
-
-
-def holds_foreign_objects(exc: BaseException) -> bool:
-    """Whether ``torch.load(..., weights_only=True)`` refused a file because it holds objects other than tensors and
-    plain data (a pickled class or function: a file that could run code), rather than because it is damaged or not a
-    torch file at all (both raise ``pickle.UnpicklingError``)."""
-    return "Unsupported global" in str(exc)

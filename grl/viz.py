@@ -28,8 +28,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from grl.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 # Row labels of Figure 4 (mathtext; the caption of the paper's Figure 4 in order).
 FIGURE4_ROWS = ("frames", "$R_t$", "$M^1_t$ forward", "$M^2_t$ backward")
@@ -309,7 +308,9 @@ def read_run_metrics(run_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
 
     import pandas as pd
 
-    path = Path(run_dir) / "metrics.jsonl"
+    from grl import run_folder
+
+    path = run_folder.metrics(run_dir)
     try:
         text = path.read_text()
     except FileNotFoundError:

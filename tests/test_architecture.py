@@ -5,6 +5,7 @@ The layers are the picture of docs/architecture.md; a new module must be placed 
 """
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,7 +16,7 @@ LAYERS = [
     (
         "foundation",
         [
-            ["grl", "grl.config", "grl.paths", "grl.utils", "grl.provenance", "grl.stats"],
+            ["grl", "grl.config", "grl.paths", "grl.utils", "grl.provenance", "grl.stats", "grl.run_folder"],
             ["grl.evaluation"],
             ["grl.reranking"],
         ],
@@ -165,3 +166,26 @@ def test_the_batch_is_a_package_of_short_modules_whose_cluster_executor_sits_on_
     assert not too_long, f"one job per module, about 400 lines at most: {too_long}"
     assert "grl.batch.core" in graph["grl.batch.cluster"]
     assert not any(m.startswith("grl.batch.cluster") for m in graph["grl.batch.core"] | graph["grl.batch.local"])
+
+
+def test_only_the_run_folder_module_spells_the_run_folders_file_names():
+    """grl.run_folder owns the names of a run folder's files; elsewhere they are its constants or helpers."""
+    from grl import run_folder
+
+    offenders = []
+    for path in sorted((ROOT / "grl").rglob("*.py")):
+        if path.name == "run_folder.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if any(re.search(rf"(^|[/ ]){re.escape(name)}($|[ ,:;)])", node.value) for name in run_folder.FILES):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+    assert not offenders, "\n".join(offenders)

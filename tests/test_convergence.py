@@ -36,7 +36,7 @@ def test_flattening_rule_and_final_values(tmp_path):
         _run(tmp_path, f"mars-grl-v-oim-s{seed}", [m + shift for m in FLAT], lambda e: 20.0 - e / 4)
     table = ca.arm_table(ca.load_curves(tmp_path)).set_index("arm")
     assert table.loc["baseline", "flattened"] == "yes"
-    assert table.loc["baseline", "mAP change, last 2/9"] == pytest.approx(0.5)
+    assert table.loc["baseline", "mAP change, last part"] == pytest.approx(0.5)
     assert table.loc["grl", "flattened"] == "NO"  # mAP still rising by 5 points
     assert table.loc["grl-v-oim", "flattened"] == "NO"  # mAP flat, loss down (13 -> 11: -15 % over 8 epochs)
     assert table.loc["baseline", "mAP"].startswith("86.5 ± ")  # (85.5 + 86.5 + 87.5) / 3
@@ -104,3 +104,51 @@ def test_the_reports_stopped_early_note_gives_the_curves_final_numbers(tmp_path)
     assert "GRL − Baseline = -9.0 [" in note and "against +3.6 in the paper" in note  # per seed -10 and -8; 84.8 - 81.2
     assert stopped_early_note("paper", tmp_path) == ""
     assert "Trained for" not in stopped_early_note("cpu", tmp_path / "nowhere")
+
+
+def test_twice_the_steps_is_judged_over_its_own_last_two_ninths_and_paired_with_900_steps(tmp_path):
+    long = [40, 50, 60, 70, 80, 85, 86, 87.2, 87.0]  # epochs 8..72: epoch 56 -> 72 changes by +1.0
+    for seed in range(3):
+        _run(tmp_path, f"mars-grl-rule-s{seed}", [m + seed for m in FLAT], lambda e: 1.0)
+        _run(tmp_path, f"mars-grl-rule-x2-s{seed}", [m + seed for m in long], lambda e: 1.0, epochs=72, every=8)
+    curves = ca.load_curves(tmp_path)
+    table = ca.arm_table(curves).set_index("arm")
+    assert table.loc["grl-rule-x2", "mAP change, last part"] == pytest.approx(1.0)  # 87.0 - 86.0, not 85.5 - 85.3
+    assert table.loc["grl-rule-x2", "flattened"] == "yes"
+    comp = ca.comparison_table(ca.finals(curves)).set_index("comparison")
+    assert comp.loc["GRL (rule): 1800 − 900 steps", "mean"] == pytest.approx(87.0 - 85.5)
+    assert comp.loc["GRL (rule): 1800 − 900 steps", "family"] == "Twice the steps"
+
+
+def test_small_sets_are_compared_by_rank1_paired_by_seed_and_split(tmp_path):
+    small = [50, 60, 70, 72]  # epochs 3..12
+    for seed in range(2):
+        for split in range(2):
+            tail = f"-s{seed}-split{split}"
+            _run(tmp_path, f"ilidsvid-baseline-rule{tail}", small, lambda e: 1.0, epochs=12, every=3, feature="g")
+            _run(tmp_path, f"ilidsvid-grl-rule{tail}", [m + split for m in small], lambda e: 1.0, epochs=12, every=3)
+    curves = ca.load_curves(tmp_path)
+    row = ca.comparison_table(ca.finals(curves)).set_index("comparison").loc["grl − Baseline"]
+    assert row["metric"] == "rank1" and row["n"] == 4 and row["mean"] == pytest.approx(0.5)
+    table = ca.arm_table(curves).set_index("arm")
+    assert table.loc["baseline-rule", "mAP change, last part"] == pytest.approx(2.0)  # epoch 9 -> 12
+
+
+def test_the_rules_arms_are_the_new_defaults_and_paper_mode_stays_pinned():
+    from grl.config import RECIPES, Config
+    from grl.experiments import PROFILES
+
+    runs = dict(conv.planned_runs(("refs", "rule", "double", "tables", "small"), seeds=(0,)))
+    default = PROFILES["cpu"].config("grl", "mars", seed=0).replace(**conv.COMMON, **conv.MARS_LENGTH)
+    assert Config.from_dict(runs["mars-grl-rule-s0"]).key() == default.key()
+    paper = runs["mars-grl-s0"]
+    assert all(paper[k] == v for k, v in RECIPES["paper-text"].items())  # the runs of the first round keep their keys
+    double = runs["mars-grl-rule-x2-s0"]
+    assert (double["epochs"], double["lr_step"]) == (72, 48)
+    assert [k for k in runs["mars-grl-rule-s0"] if runs["mars-grl-rule-s0"][k] != double[k]] == [
+        "epochs",
+        "lr_step",
+        "eval_every",
+    ]
+    assert runs["mars-grl-T4-rule-s0"]["seq_len"] == 4 and runs["mars-grl-T4-rule-s0"]["erasing"] == "frame"
+    assert runs["ilidsvid-gce-rule-s0-split1"]["epochs"] == 12 and runs["ilidsvid-gce-rule-s0-split1"]["split"] == 1

@@ -31,10 +31,13 @@ TINY = {"backbone": "tiny", "pretrained": False, "height": 32, "width": 16}
 # ---- the switch ------------------------------------------------------------------------------
 def test_recipe_sets_every_release_choice_and_each_stays_a_field():
     paper = Config.from_dict(TINY)
+    text = Config.from_dict({**TINY, "recipe": "paper-text"})
     release = Config.from_dict({**TINY, "recipe": "release"})
     for name, value in RECIPES["release"].items():
         assert getattr(release, name) == value, name
-        assert getattr(paper, name) != value or name == "eval_every", name
+        assert getattr(text, name) != value or name == "eval_every", name
+        # the recipe rule (docs/fidelity.md): the release's value exactly where the paper's text is silent
+        assert (getattr(paper, name) == value) == (name in RECIPES["paper-text"]), name
     assert release.test_features == ("l", "h", "h+l", "l+h+mean")
     one_off = Config.from_dict({**TINY, "recipe": "release", "lambda_veri": 1.0})  # a field of its own
     assert one_off.lambda_veri == 1.0 and one_off.gce_head == "release"
@@ -48,14 +51,14 @@ def test_recipe_sets_every_release_choice_and_each_stays_a_field():
 
 
 def test_unknown_recipe_lists_the_valid_ones(capsys):
-    with pytest.raises(ConfigError, match=r"'recipe' must be one of \['paper', 'release'\]"):
+    with pytest.raises(ConfigError, match=r"'recipe' must be one of \['paper', 'paper-text', 'release'\]"):
         Config.from_dict({"recipe": "authors"})
-    with pytest.raises(ConfigError, match="valid recipes: paper, release"):
+    with pytest.raises(ConfigError, match="valid recipes: paper, paper-text, release"):
         make_run("grl", "mars", "quick", recipe="authors")
     from grl.__main__ import main
 
     assert main(["list", "--profile", "quick", "--recipe", "authors"]) == 2
-    assert "valid recipes: paper, release" in capsys.readouterr().err
+    assert "valid recipes: paper, paper-text, release" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="select_best=True needs eval_every >= 1"):
         Config.from_dict({"select_best": True})
 
@@ -332,7 +335,7 @@ def test_switches_added_later_leave_finished_runs_keys_alone():
 
     from grl.config import _KEY_OMITS_DEFAULT, _NOT_IN_KEY
 
-    paper = Config.from_dict(TINY)
+    paper = Config.from_dict({**TINY, **RECIPES["paper-text"]})  # the defaults before the recipe rule
     # the key as it was computed before these switches existed: none of them in the payload
     old = {k: v for k, v in paper.to_dict().items() if k not in _NOT_IN_KEY and k not in _KEY_OMITS_DEFAULT}
     assert paper.key() == hashlib.sha1(json.dumps(old, sort_keys=True).encode()).hexdigest()[:12]
@@ -342,11 +345,26 @@ def test_switches_added_later_leave_finished_runs_keys_alone():
 
 
 def test_release_pooling_fix_gives_release_runs_new_keys():
-    # Keys of these configurations before the pooling's query and key read the normalised F^h (issue 23):
+    # Keys of these configurations before the pooling's query and key read the normalised F^h (docs/fidelity.md):
     # a run trained then must never be taken for one of the corrected model.
     assert Config.from_dict({"recipe": "release"}).key() != "138b0274c397"
     assert Config.from_dict({"pool_normalized": True}).key() != "0f582a1cd7dc"
-    assert Config.from_dict({}).key() == "ee8cf3621569"  # the paper recipe's key is unchanged
+    assert Config.from_dict(RECIPES["paper-text"]).key() == "ee8cf3621569"  # the paper's text: key unchanged
+
+
+def test_the_recipe_rule_as_default_never_takes_a_key_of_the_old_default():
+    # erasing and the pooling's switches changed their default with the recipe rule: a run at the new default must
+    # not be keyed like a finished run at the old one, and the old one keeps its key.
+    rule, text = Config.from_dict(TINY), Config.from_dict({**TINY, **RECIPES["paper-text"]})
+    assert (rule.lambda_veri, rule.erasing, rule.pool_normalized, rule.pool_bn_halves) == (20.0, "frame", True, True)
+    assert rule.key() != text.key()
+    for name, old in RECIPES["paper-text"].items():
+        assert rule.replace(**{name: old}).key() != rule.key(), name
+        assert text.replace(**{name: getattr(rule, name)}).key() != text.key(), name
+    explicit = Config.from_dict({**TINY, **{k: getattr(rule, k) for k in RECIPES["paper-text"]}})
+    assert explicit.key() == rule.key()  # the rule's runs trained before it became the default are reused
+    assert rule.replace(recipe="paper-text").key() != rule.key()
+    assert rule.replace(recipe="paper-text").erasing == "clip"
 
 
 def test_pooled_oim_fix_gives_its_runs_new_keys():

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grl import run_folder
 from grl.config import ConfigError
 from grl.experiments import Run, load_result
 
@@ -244,9 +245,7 @@ class RunJob:
         same call (as ``submitit.helpers.Checkpointable`` does); the requeued job resumes from that step."""
         from submitit.helpers import DelayedSubmission
 
-        from grl.engine.trainer import CHECKPOINT
-
-        stop_children(Path(output).parent / CHECKPOINT)
+        stop_children(run_folder.checkpoint(Path(output).parent))
         return DelayedSubmission(self, name, notebook, output, *args, **kwargs)
 
 
@@ -291,9 +290,7 @@ def finished(run: Run) -> bool:
         return False
     metrics = load_result(run.run_dir, run.config.key())["metrics"]
     return not (
-        run.config.rerank
-        and f"{run.config.main_feature}+rerank" not in metrics
-        and (run.run_dir / "model.pt").is_file()
+        run.config.rerank and f"{run.config.main_feature}+rerank" not in metrics and run_folder.has_model(run.run_dir)
     )
 
 

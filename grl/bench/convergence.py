@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from grl import run_folder
 from grl.bench.convergence_analysis import load_curves, write_outputs
 from grl.config import RECIPES, Config
 
@@ -45,7 +46,12 @@ RELEASE_FIELDS = {
     for k, v in RECIPES["release"].items()
     if k not in ("release_feature", "select_best", "eval_every", "gce_lr_as_backbone")
 }
-PAPER_VALUES = {f.name: f.default for f in dataclasses.fields(Config) if f.name in RELEASE_FIELDS}
+# "Paper mode" of docs/convergence.md is the paper's text with our reading where it is silent (the `paper` recipe
+# before the recipe rule), pinned field by field so that its runs keep their keys.
+PAPER_TEXT = dict(RECIPES["paper-text"])
+PAPER_VALUES = {
+    f.name: PAPER_TEXT.get(f.name, f.default) for f in dataclasses.fields(Config) if f.name in RELEASE_FIELDS
+}
 RULE_FIELDS = ("lambda_veri", "erasing", "pool_normalized", "pool_bn_halves")  # the rule's departures from paper mode
 RELEASE = {"recipe": "release", "select_best": False}  # never test-set selection
 # docs/fidelity.md, "The recipe rule": the paper where its text is explicit, the release where it is silent
@@ -68,16 +74,16 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
     """(dataset, arm name, catalogue experiment, config overrides) of one group."""
     if group == "refs":
         return [
-            ("mars", "baseline", "baseline", {}),
-            ("mars", "grl", "grl", {}),
+            ("mars", "baseline", "baseline", PAPER_TEXT),
+            ("mars", "grl", "grl", PAPER_TEXT),
             ("mars", "release", "grl", RELEASE),
         ]
     if group == "baseline-release":
         return [("mars", "baseline-release", "baseline", RELEASE)]
     if group == "screen":
-        return [("mars", f"grl+{f}", "grl", {f: v}) for f, v in RELEASE_FIELDS.items()]
+        return [("mars", f"grl+{f}", "grl", {**PAPER_TEXT, f: v}) for f, v in RELEASE_FIELDS.items()]
     if group == "stage2":
-        return [("mars", f"grl+{f}", "grl", {f: RELEASE_FIELDS[f]}) for f in fields]
+        return [("mars", f"grl+{f}", "grl", {**PAPER_TEXT, f: RELEASE_FIELDS[f]}) for f in fields]
     if group == "release-off":
         return [("mars", f"release-{f}", "grl", {**RELEASE, f: PAPER_VALUES[f]}) for f in fields]
     if group == "rule":
@@ -86,19 +92,24 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         return [(ds, f"{arm}-x2", exp, {**o, **DOUBLE_LENGTH}) for ds, arm, exp, o in arms("rule")]
     if group == "backbone":  # started from the same seed's trained Baseline (run the refs group first)
         return [
-            ("mars", "grl-on-frozen-baseline", "grl", {"freeze_backbone": True, "backbone_from": "baseline"}),
-            ("mars", "grl-from-baseline", "grl", {"backbone_from": "baseline"}),
+            (
+                "mars",
+                "grl-on-frozen-baseline",
+                "grl",
+                {**PAPER_TEXT, "freeze_backbone": True, "backbone_from": "baseline"},
+            ),
+            ("mars", "grl-from-baseline", "grl", {**PAPER_TEXT, "backbone_from": "baseline"}),
         ]
     if group == "losses":
         return [
-            ("mars", "grl-v-oim", "grl-v-oim", {}),
-            ("mars", "grl-f-oim", "grl-f-oim", {}),
-            ("mars", "grl-no-verification", "grl", {"use_verification": False}),
+            ("mars", "grl-v-oim", "grl-v-oim", PAPER_TEXT),
+            ("mars", "grl-f-oim", "grl-f-oim", PAPER_TEXT),
+            ("mars", "grl-no-verification", "grl", {**PAPER_TEXT, "use_verification": False}),
         ]
     if group == "tables":  # under the recipe rule, compared with grl-rule
         return [("mars", f"{arm}-rule", arm, RULE) for arm in TABLE_ARMS]
     if group == "resolution":
-        size = {"height": 128, "width": 64}
+        size = {**PAPER_TEXT, "height": 128, "width": 64}
         return [("mars", "baseline-128x64", "baseline", size), ("mars", "grl-128x64", "grl", size)]
     if group == "small":
         return [(ds, f"{a}-rule", a, RULE) for ds in ("ilidsvid", "prid2011") for a in ("baseline", "gce", "grl")]
@@ -168,11 +179,13 @@ def train_one(name: str, values: dict, root: str) -> str:
 
     config = Config.from_dict(values)
     run_dir = Path(root) / "runs" / name
-    extra = run_dir / "final_g.json"
+    extra = run_folder.final_g(run_dir)
     if extra.is_file() and json.loads(extra.read_text()).get("key") == config.key():
         return name
-    if config.backbone_from and not (Path(config.backbone_from) / "model.pt").is_file():
-        raise FileNotFoundError(f"{name}: {config.backbone_from} has not finished (no model.pt); run its group first")
+    if config.backbone_from and not run_folder.has_model(config.backbone_from):
+        raise FileNotFoundError(
+            f"{name}: {config.backbone_from} has not finished (no {run_folder.MODEL}); run its group first"
+        )
     dataset = load_config_dataset(config)
     train(config, run_dir, progress=False, dataset=dataset)
     if config.use_gce:

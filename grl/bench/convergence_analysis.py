@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from grl import run_folder
 from grl.stats import holm, paired_test, t_interval
 
 RUN_NAME = re.compile(r"^(mars|ilidsvid|prid2011)-(.+)-s(\d+)(?:-split(\d+))?$")
@@ -29,12 +30,13 @@ def load_curves(root: Path) -> pd.DataFrame | None:
     rows = []
     for run in sorted((Path(root) / "runs").glob("*")):
         match = RUN_NAME.match(run.name)
-        if not match or not (run / "metrics.jsonl").is_file():
+        if not match or not run_folder.metrics(run).is_file():
             continue
         dataset, arm, seed, split = match.group(1), match.group(2), int(match.group(3)), int(match.group(4) or 0)
-        result = json.loads((run / "result.json").read_text()) if (run / "result.json").is_file() else None
-        final_g = json.loads((run / "final_g.json").read_text()) if (run / "final_g.json").is_file() else {}
-        for line in (run / "metrics.jsonl").read_text().splitlines():
+        result_path, final_g_path = run_folder.result(run), run_folder.final_g(run)
+        result = json.loads(result_path.read_text()) if result_path.is_file() else None
+        final_g = json.loads(final_g_path.read_text()) if final_g_path.is_file() else {}
+        for line in run_folder.metrics(run).read_text().splitlines():
             record = json.loads(line)
             row = {
                 "dataset": dataset,

@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from grl.config import Config
 
 NO_CUDA = "n/a (no CUDA)"
-GOAL_PEAK_SHARE = 0.40  # issue 10: the training step at >= 40 % of the card's dense bf16 peak
+GOAL_PEAK_SHARE = 0.40  # docs/benchmarks.md: the training step at >= 40 % of the card's dense bf16 peak
 TINY = {"backbone": "tiny", "height": 32, "width": 16}
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from the vendors' data sheets, matched in order

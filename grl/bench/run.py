@@ -19,11 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import torch
+
+from grl import run_folder
 
 PARTS = (
     "kernel start + imports",
@@ -199,7 +200,7 @@ def _measure(config, reps: int) -> tuple[dict, list[str]]:
         }
 
     with tempfile.TemporaryDirectory() as tmp:
-        save = _median_s(lambda: atomic_torch_save(state(), Path(tmp) / "checkpoint.pt"), reps)
+        save = _median_s(lambda: atomic_torch_save(state(), run_folder.checkpoint(tmp)), reps)
     part(PARTS[6], save * (config.epochs + 1), f"atomic_torch_save of the run's state x {config.epochs} epochs + 1")
 
     batch = torch.stack([test_set.transform.transform_resized(c) for c in raw_test]).to(device, config.torch_dtype)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-FOLDER = "tensorboard"
+from grl.run_folder import EVENTS
+
+FOLDER = EVENTS
 
 
 class EventLog:

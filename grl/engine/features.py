@@ -13,7 +13,6 @@ and normalising makes rrs and dense features directly comparable).
 from __future__ import annotations
 
 import contextlib
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,8 +20,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from grl import run_folder
 from grl.config import Config, ConfigError
-from grl.utils import holds_foreign_objects, resolve_device, torch_threads
+from grl.utils import resolve_device, torch_threads
 
 _SAMPLINGS = ("rrs", "dense")
 
@@ -192,28 +192,26 @@ def load_run(source, device: str | torch.device = "cpu"):
 
     path = Path(source)
     if path.is_dir():
-        path = path / "model.pt"
+        path = run_folder.model(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: no such model file; give a finished run folder (it holds model.pt, written when training "
-            "finishes), a model.pt or a checkpoint.pt"
+            f"{path}: no such model file; give a finished run folder (it holds {run_folder.MODEL}, written when "
+            f"training finishes), a {run_folder.MODEL} or a {run_folder.CHECKPOINT}"
         )
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not holds_foreign_objects(exc):
-            raise ConfigError(f"{path} is not a readable model file (not a torch file, or damaged)") from None
-        raise ConfigError(
-            f"{path} holds objects other than tensors and plain data, so it is not loaded (it could run code when "
-            f"unpickled; a GRL model file holds a state_dict, its config and its key): {' '.join(str(exc).split())[:160]}"
-        ) from None
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise ConfigError(f"{path} is not a readable model file ({type(exc).__name__}: {exc})") from None
+        blob = run_folder.load_tensors(path)
+    except run_folder.UnreadableFile as exc:
+        if exc.foreign:
+            raise ConfigError(
+                f"{path} holds objects other than tensors and plain data, so it is not loaded (it could run code when "
+                f"unpickled; a GRL model file holds a state_dict, its config and its key): {exc.detail}"
+            ) from None
+        raise ConfigError(f"{path} is not a readable model file ({exc})") from None
     weights = blob.get("state_dict", blob.get("model")) if isinstance(blob, dict) else None
     if weights is None or "config" not in blob:
         raise ConfigError(
-            f"{path} is not a GRL model file: expected a model.pt (keys 'state_dict', 'config') or a checkpoint.pt "
-            "(keys 'model', 'config')"
+            f"{path} is not a GRL model file: expected a {run_folder.MODEL} (keys 'state_dict', 'config') or a "
+            f"{run_folder.CHECKPOINT} (keys 'model', 'config')"
         )
     config = Config.from_dict(blob["config"])
     model = build_model(config.replace(pretrained=False))

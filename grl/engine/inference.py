@@ -37,12 +37,6 @@ from grl.utils import atomic_write_bytes, torch_threads
 FEATURE_PREFIX = "feat_"
 
 
-def load_model(source: str | Path, device: str = "cpu") -> tuple[Config, torch.nn.Module]:
-    """(config, model in eval mode) from a run folder, its ``model.pt`` or a training ``checkpoint.pt``
-    (:func:`grl.engine.features.load_run`)."""
-    return load_run(source, device)
-
-
 def test_config(
     config: Config,
     dataset: str | None = None,
@@ -89,7 +83,7 @@ def evaluate(source, *, dataset=None, data_root=None, split=None, rerank=None, d
                 f"{source}: a features file holds its test set; --dataset, --data-root, --split, --set do not apply"
             )
         return evaluate_features_file(source, rerank=bool(rerank))
-    config, model = load_model(source, device)
+    config, model = load_run(source, device)
     target = test_config(config, dataset, data_root, split, rerank, overrides)
     data = load_config_dataset(target)
     metrics = evaluate_model(model, data, target)
@@ -103,7 +97,7 @@ def extract(source, out, *, dataset=None, data_root=None, split=None, device="cp
     out = Path(out)
     if out.suffix != ".npz":
         raise ConfigError(f"--out {out}: a features file ends in .npz")
-    config, model = load_model(source, device)
+    config, model = load_run(source, device)
     target = test_config(config, dataset, data_root, split, overrides=overrides)
     data = load_config_dataset(target)
     test = encode_test_set(model, data, target)
@@ -213,7 +207,7 @@ def ranked_lists(
     being the item's rank under the protocol (None for ignored items)."""
     from grl.data import load_config_dataset
 
-    loaded = [(label, *load_model(source, device)) for label, source in sources]
+    loaded = [(label, *load_run(source, device)) for label, source in sources]
     targets = [test_config(config, dataset, data_root, split) for _, config, _ in loaded]
     first = targets[0]
     if any((t.dataset, t.data_root, t.split) != (first.dataset, first.data_root, first.split) for t in targets):

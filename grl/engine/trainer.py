@@ -1,15 +1,9 @@
 """Training loop of a GRL run (paper §3.4, §4.2): resumable, repeatable, atomic.
 
-A run lives in one folder ``out_dir``:
-
-* ``checkpoint.pt`` — written atomically after every epoch: model, objective (incl. the OIM
-  lookup tables), optimiser, scheduler, grad scaler, RNG states, per-epoch history, config; and at the
-  current step when SIGTERM or SIGUSR1 arrives (what SLURM sends before preempting or timing out a job),
-  with the epoch's partial sums, after which training stops with :class:`TrainingPreempted`.
-* ``metrics.jsonl`` — one JSON line per epoch (rewritten from the checkpoint's history on resume,
-  so it never holds an epoch the checkpoint does not).
-* ``model.pt``      — final weights + config dict.
-* ``result.json``   — written last and atomically: the done-marker.
+A run lives in one folder ``out_dir``, whose files grl.run_folder names and describes: the checkpoint is written
+atomically after every epoch, and at the current step when SIGTERM or SIGUSR1 arrives (what SLURM sends before
+preempting or timing out a job), with the epoch's partial sums, after which training stops with
+:class:`TrainingPreempted`; the result is written last, the done-marker.
 
 Repeatability: every epoch reseeds torch/numpy/python from (seed, epoch) and tells the paired
 sampler its epoch, so an epoch's data order and augmentations are a pure function of
@@ -26,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pickle
 import random
 import signal
 import subprocess
@@ -40,17 +33,18 @@ import numpy as np
 import torch
 from tqdm import tqdm  # text bars: no ipywidgets needed, same look in a terminal, JupyterLab and papermill
 
+from grl import run_folder
 from grl.config import Config
 from grl.engine import distributed
 from grl.engine.events import EventLog
 from grl.engine.features import amp_dtype, autocast_context, evaluate_model
 from grl.provenance import machine_info
+from grl.run_folder import CHECKPOINT, METRICS, MODEL, RESULT
 from grl.utils import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_json,
     fault_point,
-    holds_foreign_objects,
     keep_freed_memory,
     note_preemption,
     resolve_device,
@@ -59,11 +53,6 @@ from grl.utils import (
     set_aside,
     torch_threads,
 )
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
-MODEL = "model.pt"
-RESULT = "result.json"
 
 
 class RunMismatchError(ValueError):
@@ -594,12 +583,7 @@ def _build(config: Config, dataset, device: torch.device):
     from grl.losses import GRLObjective
     from grl.models import build_model
 
-    weights = None
-    if config.pretrained and config.backbone == "tiny":  # the synthetic "ImageNet" of the CPU profiles
-        from grl.models.pretrain import ensure_pretrained
-
-        weights = ensure_pretrained(config)
-    model = build_model(config, weights)
+    model = build_model(config)  # the tiny backbone's pretrained weights are made (once) there
     if config.backbone_from:
         load_backbone(model, config.backbone_from)
     if config.freeze_backbone:
@@ -657,18 +641,13 @@ def _load_checkpoint(path: Path, key: str, config: Config) -> dict | None:
     if not path.exists():
         return None
     try:
-        # Tensors and plain data only: a checkpoint that holds any other object (one written by someone else, or
-        # by an older version of this project) is never unpickled, so it cannot run code here.
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not holds_foreign_objects(exc):
-            set_aside(path, "an unreadable checkpoint (not a torch file, or damaged)")
-            return None
-        set_aside(path, f"a checkpoint holding objects other than tensors and plain data, not loaded "
-                        f"(an older checkpoint format, or a file that could run code): {str(exc).strip()[:160]}")  # fmt: skip
-        return None
-    except Exception as exc:  # truncated zip, OSError(EINVAL) from a cut-off file, ...
-        set_aside(path, f"an unreadable checkpoint ({type(exc).__name__}: {str(exc).strip()[:120]})")
+        ckpt = run_folder.load_tensors(path)
+    except run_folder.UnreadableFile as exc:
+        if exc.foreign:  # one written by someone else, or by an older version of this project
+            set_aside(path, f"a checkpoint holding objects other than tensors and plain data, not loaded "
+                            f"(an older checkpoint format, or a file that could run code): {exc.detail}")  # fmt: skip
+        else:
+            set_aside(path, f"an unreadable checkpoint ({exc})")
         return None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in _CHECKPOINT_KEYS):
         set_aside(path, "not a complete checkpoint of this project")

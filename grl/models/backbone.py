@@ -110,7 +110,7 @@ def _load_tiny_state(weights_path) -> dict:
     if weights_path is None:
         raise PretrainedWeightsError(
             "backbone 'tiny' has no ImageNet weights: its pretrained weights are made on synthetic people by "
-            "grl.models.pretrain.ensure_pretrained(config) (the trainer calls it) and passed as weights_path. "
+            "grl.models.pretrain.ensure_pretrained(config) (grl.models.build_model calls it) and passed as weights_path. "
             "Or train from scratch with pretrained=False (config field 'pretrained')."
         )
     try:
