@@ -62,3 +62,39 @@ def machine_info() -> dict:
     if env:
         info["environment"] = env
     return info
+
+
+def git_commit(short: bool = False) -> str:
+    """HEAD of the checkout holding this package, or 'unknown' (no git, not a checkout)."""
+    import subprocess
+
+    args = ["git", "rev-parse", *(["--short"] if short else []), "HEAD"]
+    try:
+        out = subprocess.run(
+            args, cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device) -> str:
+    """The device a run trained on, as its result records it."""
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def dataset_summary(dataset) -> dict:
+    """The dataset's JSON-friendly summary (VideoReIDDataset.summary_dict, else counts per subset)."""
+    if hasattr(dataset, "summary_dict"):
+        return dataset.summary_dict()
+    out: dict = {"name": dataset.name, "root": str(dataset.root), "split": dataset.split}
+    for subset in ("train", "query", "gallery"):
+        tracklets = getattr(dataset, subset)
+        out[f"{subset}_tracklets"] = len(tracklets)
+        out[f"{subset}_ids"] = len({t.pid for t in tracklets})
+        out[f"{subset}_frames"] = sum(len(t.frames) for t in tracklets)
+    return out

@@ -18,6 +18,7 @@ import pandas as pd
 from grl import run_folder
 from grl.config import overrides_tag
 from grl.experiments import CATALOGUE, PROFILES, TABLE_TITLES, TABLES, Run, load_result
+from grl.provenance import git_commit
 from grl.stats import (
     VERDICTS,
     Interval,
@@ -458,20 +459,6 @@ def _data_label(run: Run) -> str:
     return root
 
 
-def current_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).resolve().parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _machines(runs: list[Run]) -> list[str]:
     """Distinct machine descriptions of the finished runs: CPU, ISA features, threads, library versions."""
     seen = []
@@ -521,7 +508,7 @@ def provenance(profile: str, runs: list[Run]) -> str:
     wall = float(done.wall_time_s.sum()) if len(done) else 0.0
     dtypes = sorted({r.config.dtype for r in runs})
     lines = [
-        f"- **Report built**: {time.strftime('%Y-%m-%d %H:%M %Z')} at commit {current_commit()} on {here['cpu']} "
+        f"- **Report built**: {time.strftime('%Y-%m-%d %H:%M %Z')} at commit {git_commit(short=True)} on {here['cpu']} "
         f"[{', '.join(here['isa']) or 'no AVX2'}], Python {here['python']}, torch {here['torch']}, numpy {here['numpy']}",
         f"- **Profile**: `{profile}` — {prof.description}",
         f"- **Data**: {', '.join(roots) or '—'}" + (f"; generator version {', '.join(versions)}" if versions else ""),
@@ -590,7 +577,7 @@ def committed_reference(profile: str) -> tuple[pd.DataFrame | None, str]:
     try:
         out = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=root, capture_output=True, text=True, timeout=20)
         if out.returncode == 0 and out.stdout.strip():
-            return read_results_csv(io.StringIO(out.stdout)), f"`{rel}` as committed at {current_commit()}"
+            return read_results_csv(io.StringIO(out.stdout)), f"`{rel}` as committed at {git_commit(short=True)}"
     except (OSError, subprocess.SubprocessError):
         pass
     if (root / rel).is_file():

@@ -207,5 +207,5 @@ _PREEMPTED = threading.Event()
 
 
 def note_preemption() -> None:
-    """Called by the trainer's SIGTERM / SIGUSR1 handler (grl.engine.trainer.preemption_watch)."""
+    """Called by the trainer's SIGTERM / SIGUSR1 handler (grl.engine.guards.preemption_watch)."""
     _PREEMPTED.set()

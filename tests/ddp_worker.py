@@ -33,10 +33,10 @@ def train_step(*args, **kwargs):
     return value, parts
 
 
-def train_one_epoch(config, model, objective, *args, **kwargs):
-    out = real_epoch(config, model, objective, *args, **kwargs)
+def train_one_epoch(config, state, *args, **kwargs):
+    out = real_epoch(config, state, *args, **kwargs)
     torch.save(
-        {"losses": list(losses), "objective": objective.state_dict(), "model": model.state_dict()},
+        {"losses": list(losses), "objective": state.objective.state_dict(), "model": state.model.state_dict()},
         record / f"rank{rank}-epoch{out['epoch']}.pt",
     )
     return out

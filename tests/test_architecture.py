@@ -36,8 +36,9 @@ LAYERS = [
     (
         "engine",
         [
-            ["grl.engine.distributed", "grl.engine.events"],
-            ["grl.engine.features"],
+            ["grl.engine.distributed", "grl.engine.events", "grl.engine.guards"],
+            ["grl.engine.features", "grl.engine.state"],
+            ["grl.engine.build"],
             ["grl.engine.inference", "grl.engine.trainer"],
             ["grl.engine"],
         ],
@@ -50,11 +51,33 @@ LAYERS = [
             ["grl.batch.notebook", "grl.batch.shared", "grl.batch.locks"],
             ["grl.batch.runs", "grl.batch.local"],
             ["grl.batch.cluster"],
-            ["grl.batch.study"],
+            ["grl.batch.study", "grl.batch.calibration"],
             ["grl.batch"],
         ],
     ),
-    ("entry points", [["grl.bench"], ["grl.__main__"]]),
+    (
+        "entry points",
+        [
+            ["grl.bench"],
+            ["grl.cli.options"],
+            [
+                "grl.cli.reproduce",
+                "grl.cli.compare",
+                "grl.cli.list_",
+                "grl.cli.calibrate",
+                "grl.cli.train",
+                "grl.cli.evaluate",
+                "grl.cli.extract",
+                "grl.cli.visrank",
+                "grl.cli.check_data",
+                "grl.cli.synth",
+                "grl.cli.bench",
+                "grl.cli.refresh_notebooks",
+            ],
+            ["grl.cli"],
+            ["grl.__main__"],
+        ],
+    ),
 ]
 
 

@@ -90,3 +90,23 @@ def test_a_locked_batch_is_one_line_naming_the_folder_and_the_holder(tmp_path):
         assert out.returncode == EXIT_BATCH and str(folder) in line and f"PID {holder.pid}" in line
     finally:
         holder.communicate("\n", timeout=30)
+
+
+def test_every_command_has_its_module_and_the_docstring_and_readme_name_exactly_the_parsers_commands():
+    import argparse
+    import re
+    from pathlib import Path
+
+    import grl.cli as cli
+
+    subparsers = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    commands = tuple(subparsers.choices)
+    assert commands == cli.COMMANDS
+    for name in commands:
+        module = cli.command(name)
+        assert module.__name__.startswith(f"grl.cli.{name.replace('-', '_')}") and module.HELP and callable(module.run)
+    listed = re.search(r"python -m grl \{([^}]*)\}", " ".join(cli.__doc__.split())).group(1)
+    assert tuple(n.strip() for n in listed.split(",")) == commands
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = re.search(r"Commands: `python -m grl \{([^}]*)\}`", " ".join(readme.split())).group(1)
+    assert tuple(n.strip() for n in listed.split(",")) == commands, "the README's command list"

@@ -14,7 +14,7 @@ from grl.config import Config, ConfigError
 from grl.data.datasets import Tracklet
 from grl.engine import RunMismatchError, evaluate_model, extract_features, load_run, train
 from grl.engine import trainer as trainer_mod
-from grl.engine.trainer import build_optimizer, build_scheduler
+from grl.engine.build import build_optimizer, build_scheduler
 
 H, W = 32, 16
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
@@ -37,7 +37,8 @@ def _config(**changes) -> Config:
         batch_size=4,
         epochs=4,
         steps_per_epoch=2,
-        lr=0.05,
+        lr=0.05,  # fast enough to learn in 8 steps; with the default verification weight of 20 it diverges, so 1
+        lambda_veri=1.0,
         lr_step=2,
         lr_gamma=0.1,
         new_layer_lr_mult=2.0,
@@ -113,10 +114,10 @@ def test_resume_after_interruption_equals_uninterrupted_run(reference_run, tiny_
     out, result = reference_run
     real = trainer_mod.train_one_epoch
 
-    def dies_in_epoch_3(config, model, objective, optimizer, scaler, loader, device, epoch, *args, **kwargs):
+    def dies_in_epoch_3(config, state, loader, device, epoch, *args, **kwargs):
         if epoch == 2:
             raise KeyboardInterrupt("simulated kill")
-        return real(config, model, objective, optimizer, scaler, loader, device, epoch, *args, **kwargs)
+        return real(config, state, loader, device, epoch, *args, **kwargs)
 
     monkeypatch.setattr(trainer_mod, "train_one_epoch", dies_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
@@ -214,7 +215,7 @@ def test_finished_run_is_returned_without_training(reference_run, tiny_dataset, 
         raise AssertionError("a finished run must not train again")
 
     monkeypatch.setattr(trainer_mod, "train_one_epoch", no_training)
-    monkeypatch.setattr(trainer_mod, "_build", no_training)
+    monkeypatch.setattr(trainer_mod, "build_training", no_training)
     assert train(_config(), out, progress=False, dataset=tiny_dataset) == json.loads((out / "result.json").read_text())
     assert (out / "result.json").stat().st_mtime_ns == before
     with pytest.raises(RunMismatchError, match="result"):
@@ -429,7 +430,7 @@ def test_rerank_adds_the_re_ranked_main_feature(reference_run, tiny_dataset):
 def test_a_finished_run_gets_re_ranking_added_without_retraining(reference_run, tiny_dataset, tmp_path):
     import shutil
 
-    from grl.engine.trainer import complete_evaluation
+    from grl.engine.inference import complete_evaluation
 
     out, result = reference_run
     shutil.copytree(out, tmp_path / "run")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from grl.config import RECIPES, Config, ConfigError
 from grl.data.sampling import rrs_indices
 from grl.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
-from grl.engine.trainer import build_optimizer
+from grl.engine.build import build_optimizer
 from grl.experiments import make_run
 from grl.losses import GRLObjective
 from grl.losses.oim import OIMLoss

@@ -79,7 +79,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, 
     import torch
 
     from grl.engine.features import load_run
-    from grl.engine.trainer import _load_checkpoint
+    from grl.engine.state import load_checkpoint
 
     run = make_run("grl-forward", "mars", "quick", root=tmp_path)
     marker = tmp_path / "code-ran"
@@ -93,7 +93,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, 
 
     run.run_dir.mkdir(parents=True)
     torch.save(payload, run.run_dir / "checkpoint.pt")
-    assert _load_checkpoint(run.run_dir / "checkpoint.pt", run.config.key(), run.config) is None
+    assert load_checkpoint(run.run_dir / "checkpoint.pt", run.config.key(), run.config) is None
     assert not marker.exists()
     err = capsys.readouterr().err
     assert "holding objects other than tensors and plain data, not loaded" in err
@@ -304,7 +304,7 @@ def test_a_failed_report_build_rewrites_neither_report(tmp_path, monkeypatch, ca
 
 # ---- divergence ---------------------------------------------------------------------------------
 def test_the_divergence_check_names_non_finite_and_exploding_terms():
-    from grl.engine.trainer import divergence_check
+    from grl.engine.guards import divergence_check
 
     reference = {"total": 12.0, "verification": 0.7, "frame_oim": 5.0}
     assert divergence_check({"total": 13.0, "verification": 0.9, "frame_oim": 6.0}, reference, 1000) == []

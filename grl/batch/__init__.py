@@ -9,7 +9,8 @@ One job per module, imported in one direction (tests/test_architecture.py keeps 
 - :mod:`~grl.batch.runs` — runs trained in this process (the notebooks' calls; torchrun);
 - :mod:`~grl.batch.local` — the local executor (``--jobs N``);
 - :mod:`~grl.batch.cluster` — the SLURM executor (submitit), built on the core, never the reverse;
-- :mod:`~grl.batch.study` — ``python -m grl reproduce``: plan, run, report.
+- :mod:`~grl.batch.study` — ``python -m grl reproduce``: plan, run, report;
+- :mod:`~grl.batch.calibration` — ``python -m grl calibrate``: the Baseline against the calibration targets.
 
 The names below are the batch's public API (``from grl import batch; batch.reproduce(...)``).
 """

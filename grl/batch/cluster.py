@@ -252,7 +252,7 @@ class RunJob:
 def stop_children(checkpoint: Path, timeout: float = 60.0) -> None:
     """SIGTERM to this process's children (the notebook's kernel; under torchrun its ranks), then wait until
     ``checkpoint`` is rewritten -- the trainer writes the current step's on SIGTERM
-    (:func:`grl.engine.trainer.preemption_watch`) -- or every child has ended, at most ``timeout`` seconds.
+    (:func:`grl.engine.guards.preemption_watch`) -- or every child has ended, at most ``timeout`` seconds.
 
     Without it a preempted job would lose the steps since the last epoch's checkpoint: the kernel is killed
     with the job once submitit has requeued it."""

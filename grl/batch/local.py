@@ -267,7 +267,7 @@ def _one_run(run: Run, notebook: Path, outcome: BatchResult, status: dict, inter
         stale_tmp.unlink()
     done = run.is_done()
     if done and notebook_ok(output):
-        from grl.engine.trainer import complete_evaluation
+        from grl.engine.inference import complete_evaluation
 
         complete_evaluation(run.config, run.run_dir)  # e.g. re-ranking asked for after the run finished
         with lock:

@@ -16,7 +16,7 @@ from grl.experiments import Run, load_result, make_run, runs_for
 
 def run_or_load(run: Run, progress: bool = True) -> dict:
     """The run's result: loaded if result.json holds its config, else trained now (resuming a checkpoint)."""
-    from grl.engine.trainer import complete_evaluation
+    from grl.engine.inference import complete_evaluation
 
     result = complete_evaluation(run.config, run.run_dir)
     if result is not None:

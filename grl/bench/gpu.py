@@ -4,7 +4,7 @@ For the ``paper`` profile's configuration (grl.experiments: ResNet-50, 256x128, 
 run on MARS, ImageNet weights not loaded -- the same arithmetic) it prints:
 
 * per variant -- fp32 / bf16 autocast x contiguous / channels_last, each built and stepped the way the
-  trainer does (grl.engine.trainer._build, train_step) -- the step time (median of the timed steps
+  trainer does (grl.engine.build.build_training, train_step) -- the step time (median of the timed steps
   after the warm-up, torch.cuda.synchronize around each), clips/s, the FLOPs of one step
   (FlopCounterMode over one forward + backward: convolutions and matmuls, the SGD update and
   elementwise ops not counted), the achieved TFLOP/s against the card's dense bf16 peak (a table of
@@ -220,15 +220,16 @@ def measure_variant(config: Config, device: torch.device, *, warmup: int, steps:
     """Step time (median of ``steps`` after ``warmup``), FLOPs and peak memory of ``config`` stepped as the trainer
     steps it. On CPU, where the trainer uses neither, ``config.amp`` / ``config.channels_last`` are applied here
     (bf16 autocast around the step, the model in channels_last) so that the same paths run."""
+    from grl.engine.build import build_optimizer, build_training
     from grl.engine.features import amp_dtype
-    from grl.engine.trainer import _build, build_optimizer, train_step
+    from grl.engine.trainer import train_step
     from grl.utils import seed_everything
 
     seed_everything(0)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    model, objective = _build(config, _FakeDataset(), device)  # channels_last on CUDA when config.channels_last
+    model, objective = build_training(config, _FakeDataset(), device)  # channels_last on CUDA when config.channels_last
     if device.type != "cuda" and config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model, objective)

@@ -34,7 +34,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from grl.config import Config
-from grl.engine.trainer import _build, build_optimizer, build_scheduler, train_step
+from grl.engine.build import build_optimizer, build_scheduler, build_training
+from grl.engine.trainer import train_step
 from grl.models import count_parameters
 from grl.utils import keep_freed_memory, resolve_device, seed_everything
 
@@ -162,7 +163,7 @@ def bench_config(
     if keep_memory and device.type == "cpu":
         keep_freed_memory()
     seed_everything(0)
-    model, objective = _build(config, _FakeDataset(), device)
+    model, objective = build_training(config, _FakeDataset(), device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model, objective)
@@ -250,7 +251,7 @@ def profile_step(config: Config, top: int = 12) -> str:
     """torch.profiler table of one training step (where the time goes)."""
     device = resolve_device(config.device)
     keep_freed_memory()
-    model, objective = _build(config, _FakeDataset(), device)
+    model, objective = build_training(config, _FakeDataset(), device)
     optimizer = build_optimizer(config, model, objective)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     clips, pids = _batch(config, device)

@@ -100,7 +100,8 @@ def _measure(config, reps: int) -> tuple[dict, list[str]]:
     from grl.data.loader import build_test_loader, build_train_loader
     from grl.data.sampling import rrs_indices
     from grl.engine import features
-    from grl.engine.trainer import _build, build_optimizer, build_scheduler, train_step
+    from grl.engine.build import build_optimizer, build_scheduler, build_training
+    from grl.engine.trainer import train_step
     from grl.models.pretrain import PretrainSpec, read_pretrained
     from grl.utils import atomic_torch_save, resolve_device, seed_everything
 
@@ -135,11 +136,11 @@ def _measure(config, reps: int) -> tuple[dict, list[str]]:
     t0 = time.perf_counter()
     data = load_config_dataset(config)
     seed_everything(config.seed)
-    model, objective = _build(build, data, device)
+    model, objective = build_training(build, data, device)
     optimizer = build_optimizer(config, model, objective)
     build_scheduler(config, optimizer)
     loader = build_train_loader(data, config, config.seed)
-    part(PARTS[1], time.perf_counter() - t0, "load_config_dataset + _build + optimizer + train loader, once")
+    part(PARTS[1], time.perf_counter() - t0, "load_config_dataset + build_training + optimizer + train loader, once")
 
     steps = config.epochs * (config.steps_per_epoch or len(loader))
     evals = sum(

@@ -234,3 +234,20 @@ class GatheredObjective(nn.Module):
             value = getattr(output, name, None)
             gathered[name] = gather_pairs(value) if value is not None else None
         return self.objective(type(output)(**gathered), gather_pairs(pids))
+
+
+def joint_module(config, model, objective, device) -> tuple[nn.Module, nn.Module]:
+    """(model, its DistributedDataParallel module with the objective) of a run on several processes; the model is
+    the one given, with SyncBatchNorm layers where ``config.sync_bn`` asks for them."""
+    if config.sync_bn:
+        model = convert_sync_batchnorm(model)
+    # Not broadcast_buffers: the OIM tables are identical by construction (and the tests check it);
+    # without sync_bn each rank keeps its own BatchNorm running statistics, and rank 0's are saved.
+    # Without the video-level OIM (Table 6's F-OIM) F^l's integration layers are in no loss: DDP must then look
+    # for unused parameters (an extra graph traversal per step, not needed by any other ablation).
+    return model, torch.nn.parallel.DistributedDataParallel(
+        GatheredObjective(model, objective),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        broadcast_buffers=False,
+        find_unused_parameters="v" not in config.oim,
+    )

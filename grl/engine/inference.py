@@ -1,4 +1,5 @@
-"""A trained model on its own: ``python -m grl evaluate`` and ``python -m grl extract``.
+"""A trained model on its own: ``python -m grl evaluate`` and ``python -m grl extract``, and the evaluations a
+finished run lacks (:func:`complete_evaluation`).
 
 The model comes from a finished run folder (its ``model.pt``), a ``model.pt`` file, or a training ``checkpoint.pt``;
 the test set is the model's own dataset or another one (``dataset``, ``data_root``, ``split``), read at the
@@ -25,14 +26,17 @@ metrics ``evaluate`` gives.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from grl import run_folder
 from grl.config import Config, ConfigError
-from grl.engine.features import encode_test_set, load_run
-from grl.utils import atomic_write_bytes, torch_threads
+from grl.engine import distributed
+from grl.engine.features import encode_test_set, evaluate_model, load_run
+from grl.utils import atomic_write_bytes, atomic_write_json, torch_threads
 
 FEATURE_PREFIX = "feat_"
 
@@ -250,3 +254,35 @@ def clip_thumbnails(tracklet, frames: int = 3, height: int = 64, width: int = 32
     paths = list(tracklet.frames)
     picks = np.linspace(0, len(paths) - 1, num=min(frames, len(paths))).round().astype(int)
     return [np.asarray(read_frame(paths[i]).resize((width, height))) for i in picks]
+
+
+def complete_evaluation(config: Config, out_dir, dataset=None) -> dict | None:
+    """The finished run's result, with the evaluations ``config`` asks for that it lacks added.
+
+    Re-ranking (``config.rerank``) is evaluation only, so it is not part of a run's key: a run
+    finished before it was asked for gets it here, from its saved model, without retraining.
+    None when the run is not finished.
+    """
+    from grl.experiments import load_result
+
+    out_dir = Path(out_dir)
+    result = load_result(out_dir, config.key())
+    wanted = f"{config.main_feature}+rerank"
+    if result is None or not config.rerank or wanted in result["metrics"]:
+        return result
+    if dataset is None:
+        from grl.data import load_config_dataset
+
+        dataset = load_config_dataset(config)
+    with distributed.main_first():  # evaluation once, by rank 0; the others then read its result
+        if not distributed.is_main():
+            return load_result(out_dir, config.key())
+        try:
+            _, model = load_run(out_dir)
+        except (FileNotFoundError, ValueError) as exc:  # a result without its model: nothing to evaluate
+            print(f"warning: cannot add {wanted} to {run_folder.result(out_dir)}: {exc}", file=sys.stderr)
+            return result
+        with torch_threads(config.threads):
+            result["metrics"][wanted] = evaluate_model(model, dataset, config)[wanted]
+        atomic_write_json(run_folder.result(out_dir), result)
+    return result
