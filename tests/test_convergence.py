@@ -138,7 +138,9 @@ def test_the_rules_arms_are_the_new_defaults_and_paper_mode_stays_pinned():
     from grl.config import RECIPES, Config
     from grl.experiments import PROFILES
 
-    runs = dict(conv.planned_runs(("refs", "rule", "double", "tables", "small"), seeds=(0,)))
+    runs = dict(conv.planned_runs(("refs", "rule", "double", "quad", "tables", "small"), seeds=(0,)))
+    quad = runs["mars-baseline-rule-x4-s0"]
+    assert (quad["epochs"], quad["lr_step"], quad["eval_every"]) == (144, 96, 16)  # the same shape at 4x the steps
     default = PROFILES["cpu"].config("grl", "mars", seed=0).replace(**conv.COMMON, **conv.MARS_LENGTH)
     assert Config.from_dict(runs["mars-grl-rule-s0"]).key() == default.key()
     paper = runs["mars-grl-s0"]

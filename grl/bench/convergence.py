@@ -13,8 +13,8 @@ correction, the flattening check, the cost) and ``curves.png``.
 Groups: refs (Baseline, GRL, GRL with the release recipe), screen (paper mode + one release field, seed 0
 only unless --seeds says otherwise), stage2 / release-off (the fields given by --fields, switched on in paper
 mode / off in the release recipe), losses, backbone (GRL on the same seed's trained Baseline backbone,
-frozen or trained on), rule (Baseline and GRL under the recipe rule), double (the rule's arms at twice the
-steps), tables (every arm of Tables 3-6 under the rule), resolution (128x64, paper mode), small (Baseline, +GCE
+frozen or trained on), rule (Baseline and GRL under the recipe rule), double / quad (the rule's arms at twice / four
+times the steps), tables (every arm of Tables 3-6 under the rule), resolution (128x64, paper mode), small (Baseline, +GCE
 and GRL under the rule on two splits of each small set). The hypotheses and the rules that judge these runs are in docs/convergence.md.
 """
 
@@ -33,6 +33,7 @@ from grl.config import RECIPES, Config
 
 MARS_LENGTH = {"epochs": 36, "lr_step": 24, "eval_every": 4}  # 900 steps: 4x the cpu profile's, drop at 2/3
 DOUBLE_LENGTH = {"epochs": 72, "lr_step": 48, "eval_every": 8}  # 1800 steps, the same shape: does 900 suffice?
+QUAD_LENGTH = {"epochs": 144, "lr_step": 96, "eval_every": 16}  # 3600 steps: does 1800 suffice?
 SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x the small sets' 75
 # The curves' evaluations skip re-ranking (an extra evaluation of the same model, not part of any question here)
 # and each run trains on one thread (two runs share the two cores).
@@ -90,6 +91,8 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         return [("mars", "baseline-rule", "baseline", RULE), ("mars", "grl-rule", "grl", RULE)]
     if group == "double":  # the same arms at twice the steps (docs/convergence.md, "Twice the steps")
         return [(ds, f"{arm}-x2", exp, {**o, **DOUBLE_LENGTH}) for ds, arm, exp, o in arms("rule")]
+    if group == "quad":  # four times the steps (docs/convergence.md, "Four times the steps")
+        return [(ds, f"{arm}-x4", exp, {**o, **QUAD_LENGTH}) for ds, arm, exp, o in arms("rule")]
     if group == "backbone":  # started from the same seed's trained Baseline (run the refs group first)
         return [
             (
@@ -125,6 +128,7 @@ GROUPS = (
     "backbone",
     "rule",
     "double",
+    "quad",
     "baseline-release",
     "tables",
     "resolution",
