@@ -448,7 +448,7 @@ def plot_ablation_differences(
     metric: str = "mAP",
     title: str | None = None,
 ) -> Figure:
-    """What can be compared with the paper: for every comparison (rows of ``grl.report.comparisons``),
+    """What can be compared with the paper: for every comparison (rows of ``grl.results.comparisons``),
     our paired difference to the reference row with its 95 % interval (a dot and a bar, coloured by the
     verdict) beside the paper's difference (a black cross), on one shared axis with 0 marked -- so
     agreement in sign is visible at a glance. One line per comparison; the legend sits outside the axes."""
@@ -457,7 +457,7 @@ def plot_ablation_differences(
     need = {"table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta", "low", "high", "verdict"}
     missing = sorted(need - set(comparisons.columns))
     if missing:
-        raise ValueError(f"plot_ablation_differences: missing column(s) {missing}; pass grl.report.comparisons(...)")
+        raise ValueError(f"plot_ablation_differences: missing column(s) {missing}; pass grl.results.comparisons(...)")
     data = comparisons[comparisons.metric == metric].reset_index(drop=True)
     if data.empty:
         raise ValueError(f"plot_ablation_differences: no comparison of metric {metric!r}")

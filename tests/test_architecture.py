@@ -43,7 +43,16 @@ LAYERS = [
             ["grl.engine"],
         ],
     ),
-    ("results", [["grl.viz"], ["grl.report"], ["grl.precision"], ["grl.summary"]]),
+    (
+        "results",
+        [
+            ["grl.viz", "grl.results.frame", "grl.results.runs"],
+            ["grl.results.tables", "grl.results.comparisons"],
+            ["grl.results.reference", "grl.results.render", "grl.results.figures", "grl.results.precision"],
+            ["grl.results.summary"],
+            ["grl.results"],
+        ],
+    ),
     (
         "batch",
         [

@@ -92,7 +92,7 @@ def test_planned_runs_never_select_on_the_test_set_and_switch_one_field():
 
 
 def test_the_reports_stopped_early_note_gives_the_curves_final_numbers(tmp_path):
-    from grl.summary import stopped_early_note
+    from grl.results import stopped_early_note
 
     for seed in range(2):
         _run(tmp_path, f"mars-baseline-s{seed}", [m + seed for m in FLAT], lambda e: 1.0, feature="g")

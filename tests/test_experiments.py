@@ -6,7 +6,7 @@ import pytest
 
 from grl.config import ConfigError
 from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, make_run, parse_seeds, runs_for, select_rows
-from grl.report import paper_results
+from grl.results import paper_results
 
 
 def paper_value(table, row, dataset, metric):

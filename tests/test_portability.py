@@ -19,7 +19,7 @@ from grl.batch.shared import check_data
 from grl.engine import train
 from grl.experiments import make_run
 from grl.models import grl as grl_model
-from grl.report import metrics_table
+from grl.results import metrics_table
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ SCRIPT = """
 import json, sys, tempfile
 from grl.engine import train
 from grl.experiments import make_run
-from grl.report import metrics_table
+from grl.results import metrics_table
 run = make_run("grl", "mars", "quick")
 with tempfile.TemporaryDirectory() as out:
     result = train(run.config, out, progress=False)

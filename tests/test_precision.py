@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from grl import precision
 from grl.bench.variance import bootstrap_sd, half_width, projected_sd, two_way_components
-from grl.report import comparisons
+from grl.results import comparisons, precision
 
 
 def frame(values):  # {(experiment, feature): [per-seed MARS mAP]} -> results frame

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from grl.experiments import runs_for
-from grl.report import (
+from grl.results import (
     assemble_tables,
     compare_with_reference,
     comparisons,
@@ -19,13 +19,13 @@ from grl.report import (
     metrics_table,
     provenance,
     read_results_csv,
+    report_markdown,
     results_frame,
     table_markdown,
     verdict_summary,
     wide_table,
     write_results_csv,
 )
-from grl.summary import report_markdown
 
 
 def fake_metrics(base: float) -> dict:
@@ -128,7 +128,7 @@ def test_markdown_export(tmp_path):
 def test_html_tables_are_real_tables_with_verdict_shading(tmp_path):
     import re
 
-    from grl.report import comparisons, comparisons_html, runs_table_html, styled_table
+    from grl.results import comparisons, comparisons_html, runs_table_html, styled_table
 
     runs = runs_for("quick", root=tmp_path)
     write_fake_results(runs, grl_wins)
@@ -342,8 +342,7 @@ def test_compare_command(tmp_path, capsys):
 
 
 def test_report_md_shows_the_figures_it_has(tmp_path):
-    from grl.report import figures_markdown, save_figures
-    from grl.summary import report_markdown
+    from grl.results import figures_markdown, report_markdown, save_figures
 
     runs = runs_for("quick", root=tmp_path)
     write_fake_results(runs, grl_wins)
@@ -358,7 +357,7 @@ def test_report_md_shows_the_figures_it_has(tmp_path):
 
 
 def test_a_failed_run_is_shown_as_failed_never_as_a_number(tmp_path):
-    from grl.report import failed_runs, runs_table_html
+    from grl.results import failed_runs, runs_table_html
 
     runs = runs_for("quick", only="table1", seeds=(0, 1), root=tmp_path)
     diverged = [r for r in runs if r.experiment == "grl" and r.dataset == "mars"]
@@ -389,7 +388,7 @@ def test_a_failed_run_is_shown_as_failed_never_as_a_number(tmp_path):
 
 def test_a_reference_inside_the_checkout_is_named_relative_to_it(tmp_path):
     from grl.paths import project_root
-    from grl.report import _shown_path
+    from grl.results.reference import _shown_path
 
     inside = project_root() / "reports" / "cpu" / "results.csv"
     assert _shown_path(inside) == "reports/cpu/results.csv"

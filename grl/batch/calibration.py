@@ -20,7 +20,7 @@ def calibrate(profile: str, seeds=None, dataset: str | None = None, root=None, j
     from grl.batch.locks import batch_lock
     from grl.batch.shared import check_data, prepare_shared
     from grl.experiments import profile_dir, runs_for
-    from grl.report import results_frame
+    from grl.results import results_frame
     from grl.stats import t_interval
 
     runs = [r for r in runs_for(profile, "baseline", dataset, seeds=seeds, root=root) if r.experiment == "baseline"]

@@ -138,8 +138,7 @@ def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_par
 
 
 def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference, report_parameters, failures) -> None:
-    from grl.report import results_frame, write_results_csv
-    from grl.summary import report_markdown
+    from grl.results import report_markdown, results_frame, write_results_csv
 
     write_results_csv(out / "results.csv", results_frame(runs))
     print(f"per-seed results: {out / 'results.csv'}")
@@ -163,7 +162,7 @@ def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference,
         )
 
     fault_point("before-report")
-    from grl.report import save_figures
+    from grl.results import save_figures
 
     save_figures(out, runs)
     markdown = report_markdown(profile, runs, reference, figures_dir=out)

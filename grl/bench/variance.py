@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grl.precision import REAL_MARS_QUERIES, table_markdown
+from grl.results.precision import REAL_MARS_QUERIES, table_markdown
 
 # (arm, reference) pairs whose paired difference is measured on the MARS-like set: GRL vs Baseline (the
 # headline), an ablation that keeps T (Table 3) and one that changes it (Table 4).

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grl import report
+    from grl import results as report
     from grl.experiments import get_profile, profile_dir
 
     get_profile(args.profile)

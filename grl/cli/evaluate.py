@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the metrics table; with --out also write it as JSON."""
     from grl.engine import inference
-    from grl.report import metrics_table
+    from grl.results import metrics_table
     from grl.utils import atomic_write_json
 
     if args.source.endswith(".npz") and args.device != "cpu":

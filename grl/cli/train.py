@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from grl.batch.shared import check_data
     from grl.engine import distributed
     from grl.experiments import make_run
-    from grl.report import metrics_table
+    from grl.results import metrics_table
 
     one = make_run(
         args.experiment,

@@ -286,3 +286,23 @@ def complete_evaluation(config: Config, out_dir, dataset=None) -> dict | None:
             result["metrics"][wanted] = evaluate_model(model, dataset, config)[wanted]
         atomic_write_json(run_folder.result(out_dir), result)
     return result
+
+
+def study_ranked_lists(runs, dataset: str = "mars", queries: int = 4, k: int = 5, seed: int = 0) -> list | None:
+    """:func:`ranked_lists` of a study's GRL and Baseline runs (the first seed's, split 0) on the same ``queries``
+    random queries of ``dataset``; None when either run is not done or lacks its model."""
+    first = min((r.seed for r in runs), default=0)
+    pair = {
+        r.experiment: r
+        for r in runs
+        if r.dataset == dataset
+        and r.split == 0
+        and r.seed == first
+        and r.experiment in ("grl", "baseline")
+        and r.is_done()
+        and run_folder.has_model(r.run_dir)  # results copied without their models have no features to rank
+    }
+    if len(pair) < 2:
+        return None
+    sources = [("GRL", pair["grl"].run_dir), ("Baseline", pair["baseline"].run_dir)]
+    return ranked_lists(sources, random_queries=queries, k=k, seed=seed)

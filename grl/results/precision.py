@@ -14,7 +14,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from grl.report import comparisons
+from grl.results.comparisons import comparisons
 
 REAL_MARS_QUERIES = 1980
 
@@ -22,7 +22,7 @@ TARGET_MARS_MEDIAN, TARGET_MARS_MAX, TARGET_SMALL = 1.0, 1.5, 2.0
 
 
 def headline_half_widths(frame: pd.DataFrame) -> dict:
-    """From :func:`grl.report.comparisons`' frame: the half-widths the targets are about.
+    """From :func:`grl.results.comparisons.comparisons`' frame: the half-widths the targets are about.
 
     ``mars``: every MARS mAP comparison of Tables 3-6 plus GRL (F^l+F^h) vs the Baseline (Table 2);
     ``small``: GRL vs the Baseline's Rank-1 on each small set."""

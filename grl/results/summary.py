@@ -1,6 +1,6 @@
 """The report's summaries and report.md: the three questions as tables (does GRL beat the Baseline, do the
 ablations go the paper's way, did this study reproduce the reference), the study's precision, and the whole
-Markdown report assembled from them and from grl.report's tables.
+Markdown report assembled from them and from grl.results' tables.
 
 Each answer is a :class:`VerdictTable`: HTML with the verdicts as coloured cells in JupyterLab and report.html,
 a plain-text table for nbval, and Markdown for report.md.
@@ -15,26 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from grl import precision
 from grl.experiments import Run, load_result, profile_dir
-from grl.report import (
-    DATASET_NAMES,
-    METRIC_NAMES,
-    VERDICT_BACKGROUND,
-    _html,
-    _samples,
-    assemble_tables,
-    comparisons,
-    comparisons_markdown,
-    figures_markdown,
-    pretraining_section,
-    provenance,
-    reference_comparison,
-    reference_row,
-    results_frame,
-    tables_markdown,
-    verdict_summary,
-)
+from grl.results import precision
+from grl.results.comparisons import comparisons, reference_row, verdict_summary
+from grl.results.figures import figures_markdown
+from grl.results.frame import DATASET_NAMES, METRIC_NAMES, cell_samples, results_frame
+from grl.results.reference import reference_comparison
+from grl.results.render import VERDICT_BACKGROUND, comparisons_markdown, html_table, pretraining_section
+from grl.results.runs import provenance
+from grl.results.tables import assemble_tables, tables_markdown
 from grl.stats import t_interval
 
 WORDS = {"agrees": "better", "contradicts": "worse", "inconclusive": "no conclusion"}  # GRL vs the Baseline
@@ -69,7 +58,7 @@ class VerdictTable:
         styler = self.frame.style.set_uuid(self.uuid).hide(axis="index").set_caption(html.escape(self.caption))
         if columns:
             styler = styler.map(lambda v: f"background-color: {COLOURS[v]}" if COLOURS.get(v) else "", subset=columns)
-        return _html(styler, wrap_headers=True)
+        return html_table(styler, wrap_headers=True)
 
     def markdown(self) -> str:
         if self.frame.empty:
@@ -82,7 +71,7 @@ def grl_vs_baseline_table(ours: pd.DataFrame, frame: pd.DataFrame | None = None)
     its 95 % interval, the samples it rests on, the minimum detectable effect, the verdict raw and after Holm
     (over every comparison of the study), and whether no effect larger than δ was seen."""
     frame = comparisons(ours) if frame is None else frame
-    samples = _samples(ours)
+    samples = cell_samples(ours)
     rows = frame[(frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")] if len(frame) else frame
     records = []
     for r in rows.itertuples():
@@ -162,7 +151,7 @@ def ablation_table(frame: pd.DataFrame) -> VerdictTable:
 
 
 def reference_table(numbers: dict | None, label: str, text: str = "") -> VerdictTable:
-    """This study against the reference (grl.report.reference_comparison): one row per criterion of a
+    """This study against the reference (grl.results.reference.reference_comparison): one row per criterion of a
     reproduction (docs/study.md: at least 95 % of cells with each mean inside the other's interval, no comparison
     agreeing on one side and contradicting on the other, the same GRL-vs-Baseline headline); when nothing was
     compared, one row saying so and why (the first sentence of ``text``)."""
@@ -209,7 +198,7 @@ def reference_table(numbers: dict | None, label: str, text: str = "") -> Verdict
 def precision_section(
     profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame, jobs: int | None = None
 ) -> str:
-    """Markdown: the half-widths this study reached against the targets (grl.precision), the frontier of
+    """Markdown: the half-widths this study reached against the targets (grl.results.precision), the frontier of
     half-width against minutes (the study's first k seeds), and the measured variance components when
     ``python -m grl.bench.variance`` wrote them into the profile's folder (variance.json)."""
     if agreement.empty:
@@ -346,7 +335,7 @@ def convergence_figure() -> Path | None:
 
 def _paper_mars_gap() -> float:
     """The paper's GRL (F^l+F^h) − Baseline (F^g) mAP on MARS, Table 2."""
-    from grl.report import paper_results
+    from grl.results.frame import paper_results
 
     paper = paper_results()
     rows = paper[(paper["table"] == 2) & (paper["dataset"] == "mars") & (paper["metric"] == "mAP")]

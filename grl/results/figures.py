@@ -1,0 +1,80 @@
+"""The report's figures as PNG files and their captions (drawn by grl.viz)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grl import run_folder
+from grl.experiments import Run
+from grl.results.comparisons import comparisons
+from grl.results.frame import results_frame
+
+FIGURES = {  # file in the profile's folder -> caption in report.md
+    "figure4_query*.png": "Figure 4 (GRL on MARS, first seed): frames, R_t, forward and backward memories",
+    "ablation_differences_mAP.png": "Every comparison of Tables 2-6, mAP: our paired difference (95 % interval) and the paper's (x)",
+    "ablation_differences_rank1.png": "The same for Rank-1",
+    "training_curves.png": "Training on MARS (first seed): one panel per loss term",
+    "ranked_lists.png": "Ranked lists, GRL beside the Baseline on the same MARS queries (green right, red wrong, grey ignored)",
+}
+
+
+def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
+    """The report's plots as PNG files in ``out`` (report.md shows them): the ablation differences, the
+    training curves and the ranked lists. Figure 4 is written by figure4.ipynb."""
+    import matplotlib.pyplot as plt
+
+    from grl import viz
+
+    out = Path(out)
+    ours = results_frame(runs)
+    agreement = comparisons(ours)
+    written = []
+    for metric in ("mAP", "rank1"):
+        if len(agreement) and (agreement.metric == metric).any():
+            fig = viz.plot_ablation_differences(agreement, metric)
+            written.append(viz.save(fig, out / f"ablation_differences_{metric}.png"))
+            plt.close(fig)
+    shown = (
+        [
+            r
+            for r in runs
+            if r.dataset == "mars"
+            and r.experiment in ("baseline", "gce", "grl")
+            and r.seed == runs[0].seed
+            and run_folder.metrics(r.run_dir).is_file()
+        ]
+        if runs
+        else []
+    )
+    if shown:
+        try:
+            fig = viz.plot_training_curves([r.run_dir for r in shown])
+        except ValueError:  # nothing with two distinct points to draw
+            fig = None
+        if fig is not None:
+            written.append(viz.save(fig, out / "training_curves.png"))
+            plt.close(fig)
+    fig = ranked_lists_figure(runs)
+    if fig is not None:
+        written.append(viz.save(fig, out / "ranked_lists.png"))
+    return written
+
+
+def figures_markdown(out: str | Path) -> str:
+    """Links to the report's PNG figures that exist in ``out``, with their captions."""
+    lines = []
+    for pattern, caption in FIGURES.items():
+        for path in sorted(Path(out).glob(pattern)):
+            lines.append(f"![{caption}]({path.name})\n\n*{caption}* (`{path.name}`)")
+    return "\n\n".join(lines) if lines else "(no figure generated yet: `python -m grl reproduce` makes them)"
+
+
+def ranked_lists_figure(runs: list[Run], dataset: str = "mars", queries: int = 4, k: int = 5, seed: int = 0):
+    """GRL beside the Baseline on the same ``queries`` random queries of ``dataset`` (the first seed's runs, split
+    0): each model's top-``k`` gallery tracklets (:func:`grl.viz.ranked_lists` of
+    :func:`grl.engine.inference.study_ranked_lists`). None when either run is not done."""
+    from grl import viz
+    from grl.engine.inference import study_ranked_lists
+
+    lists = study_ranked_lists(runs, dataset, queries, k, seed)
+    return None if lists is None else viz.ranked_lists(lists)
