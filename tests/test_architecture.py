@@ -31,7 +31,15 @@ LAYERS = [
             ["grl.data"],
         ],
     ),
-    ("model", [["grl.models.backbone", "grl.losses"], ["grl.models.pretrain"], ["grl.models.grl"], ["grl.models"]]),
+    (
+        "model",
+        [
+            ["grl.models.backbone", "grl.models.trl", "grl.losses"],
+            ["grl.models.pretrain"],
+            ["grl.models.grl"],
+            ["grl.models"],
+        ],
+    ),
     ("catalogue", [["grl.experiments"]]),
     (
         "engine",
@@ -46,6 +54,8 @@ LAYERS = [
     (
         "results",
         [
+            ["grl.viz.images"],
+            ["grl.viz.figure4", "grl.viz.curves", "grl.viz.ranked"],
             ["grl.viz", "grl.results.frame", "grl.results.runs"],
             ["grl.results.tables", "grl.results.comparisons"],
             ["grl.results.reference", "grl.results.render", "grl.results.figures", "grl.results.precision"],

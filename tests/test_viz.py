@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from grl import viz  # noqa: E402
+from grl.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -55,11 +56,11 @@ def test_overlay_shape_dtype_and_changed_pixels():
 def test_denormalize_inverts_imagenet_normalisation():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 3, 5, 4, generator=g)
-    mean = torch.tensor(viz.IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(viz.IMAGENET_STD).view(3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     torch.testing.assert_close(viz.denormalize((x - mean) / std), x, rtol=0, atol=1e-6)
     # per channel: a normalised zero is the channel mean
-    assert viz.denormalize(torch.zeros(3, 1, 1)).flatten().tolist() == pytest.approx(list(viz.IMAGENET_MEAN))
+    assert viz.denormalize(torch.zeros(3, 1, 1)).flatten().tolist() == pytest.approx(list(IMAGENET_MEAN))
     with pytest.raises(ValueError):
         viz.denormalize(torch.zeros(4, 2, 2))
 
@@ -118,7 +119,7 @@ def test_show_clip_and_ranked_list():
     fig = viz.show_clip(clip)
     assert len(fig.axes) == 4
     px = fig.axes[0].images[0].get_array()[0, 0]
-    assert list(px) == [round(m * 255) for m in viz.IMAGENET_MEAN]
+    assert list(px) == [round(m * 255) for m in IMAGENET_MEAN]
     gallery = [torch.rand(3, 16, 8) for _ in range(12)]
     match = [True, False] * 6
     fig = viz.ranked_list(torch.rand(4, 3, 16, 8), gallery, match, k=5, distances=np.linspace(0, 1, 12))

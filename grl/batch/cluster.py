@@ -1,18 +1,16 @@
 """The batch on a SLURM cluster: ``python -m grl reproduce --executor slurm``.
 
-Each unfinished run of the selection becomes one SLURM job, submitted through submitit
-(https://github.com/facebookincubator/submitit). The job executes the run's notebook exactly as
-the local batch does — :func:`grl.batch.notebook.execute` into ``runs/<name>/experiment.ipynb`` — so the
-executed notebook, ``result.json`` and the checkpoints land in the run folder (a filesystem the
-nodes share with this machine), and the report is then built here as after a local batch.
+Each unfinished run of the selection becomes one SLURM job, submitted through submitit. The job executes the run's
+notebook exactly as the local batch does (:func:`grl.batch.notebook.execute` into ``runs/<name>/experiment.ipynb``),
+so the executed notebook, the result and the checkpoints land in the run folder (a filesystem the nodes share
+with this machine), and the report is then built here as after a local batch.
 
-Same semantics as :func:`grl.batch.local.run_batch`: a finished run (its ``result.json`` and a readable
-executed notebook) is skipped, so a rerun submits only the missing runs; a run that fails is
+Same semantics as :func:`grl.batch.local.run_batch`: a finished run (its result and a readable executed notebook) is skipped, so a rerun submits only the missing runs; a run that fails is
 recorded as failed (executed notebook, the error's last line) and the other jobs go on. A job
 preempted or out of time is requeued by submitit (:class:`RunJob` is checkpointable: SLURM's
 ``--signal`` makes submitit resubmit the same call), and a job that ended without a result (cancelled,
-killed, out of memory) is resubmitted by the next batch; either way the run resumes from its
-``checkpoint.pt`` (training is resumable). submitit's scripts and logs go to ``reports/<profile>/slurm/``.
+killed, out of memory) is resubmitted by the next batch; either way the run resumes from its checkpoint.
+submitit's scripts and logs go to ``reports/<profile>/slurm/``.
 
 Tested with submitit's local executor only (``SlurmOptions(cluster="local")``, or an executor passed to
 :func:`run_jobs`): there is no SLURM cluster where this was written.

@@ -1,0 +1,201 @@
+"""Training curves (one panel per loss term) and the ablation differences (ours with its interval beside the paper)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from grl.viz.images import figure_grid, finish
+
+
+def read_run_metrics(run_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
+    """metrics.jsonl of a run as a frame (one line per logged epoch; nested dicts flattened with '.');
+    empty if absent. A line that is not JSON (e.g. half-written when a machine died) is skipped with a
+    warning naming the file and line: one bad line never stops a report."""
+    import json
+    import sys
+
+    import pandas as pd
+
+    from grl import run_folder
+
+    path = run_folder.metrics(run_dir)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return pd.DataFrame()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"warning: {path} cannot be read ({exc}); its training curve is left out", file=sys.stderr)
+        return pd.DataFrame()
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            print(f"warning: {path} line {number} is not a JSON record; skipped", file=sys.stderr)
+            continue
+        records.append(record)
+    return pd.json_normalize(records) if records else pd.DataFrame()
+
+
+def read_metrics(paths: Iterable[str | Path]) -> "pandas.DataFrame":  # noqa: F821
+    """metrics.jsonl files (or their run folders) -> one DataFrame with a 'run' column naming the run folder."""
+    import pandas as pd
+
+    frames = []
+    for p in paths:
+        p = Path(p)
+        run_dir = p if p.is_dir() else p.parent
+        df = read_run_metrics(run_dir)
+        df.insert(0, "run", run_dir.name)
+        frames.append(df)
+    if not frames:
+        raise ValueError("read_metrics: no metrics files given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def curve_keys(df, exclude: set) -> list[str]:
+    """The columns worth a training-curve panel: each loss term, the learning rate and the headline
+    retrieval numbers -- but no column that is constant, has fewer than two points, or repeats another
+    (the Baseline's total loss *is* its one term), and no timings ("*_s") or counters."""
+    import pandas as pd
+
+    numeric = [
+        c
+        for c in df.columns
+        if c not in exclude
+        and c not in {"epoch", "step", "steps"}
+        and not c.endswith("_s")
+        and pd.api.types.is_numeric_dtype(df[c])
+    ]
+    informative = [c for c in numeric if df[c].notna().sum() >= 2 and df[c].dropna().nunique() > 1]
+    headline = [
+        c for c in informative if c.startswith("loss") or c.startswith("lr") or c.split(".")[-1] in ("mAP", "rank1")
+    ] or informative
+    keys: list[str] = []
+    for c in headline:  # a column repeating another is left out (the named term is kept, not the total)
+        if c != "loss" and not any(df[c].equals(df[k]) for k in keys):
+            keys.append(c)
+    terms = [k for k in keys if k.startswith("loss_")]
+    total_is_a_term = len(terms) == 1 and "loss" in df and np.allclose(df["loss"].dropna(), df[terms[0]].dropna())
+    if "loss" in headline and not total_is_a_term and not any(df["loss"].equals(df[k]) for k in keys):
+        keys.insert(0, "loss")
+    return keys
+
+
+def _axis_label(key: str) -> str:
+    if key.startswith("loss"):
+        return "loss"
+    if key.startswith("lr"):
+        return "learning rate"
+    if key.split(".")[-1] in ("mAP", "rank1"):
+        return "%"
+    return key
+
+
+def plot_training_curves(
+    metrics: Any,
+    keys: Sequence[str] | None = None,
+    x: str | None = None,
+    title: str | None = None,
+    run_col: str = "run",
+) -> Figure:
+    """One panel per curve (:func:`curve_keys`: each loss term, lr, mAP / Rank-1 of the periodic
+    evaluations) against ``x`` (default "epoch", else "step", else the row number); one line per run.
+    ``metrics``: a DataFrame, or metrics.jsonl paths / run folders."""
+    import pandas as pd
+
+    if isinstance(metrics, (str, Path)):
+        metrics = [metrics]
+    df = metrics if isinstance(metrics, pd.DataFrame) else read_metrics(metrics)
+    df = df.copy()
+    if x is None:
+        x = next((c for c in ("epoch", "step") if c in df.columns), None)
+    if x is None:
+        x = "row"
+        df[x] = np.arange(len(df))
+    if keys is None:
+        keys = curve_keys(df, exclude={x, run_col})
+    if not keys:
+        raise ValueError(f"plot_training_curves: no curve with two or more distinct points in {list(df.columns)}")
+    n = len(keys)
+    cols = min(n, 4)
+    nrows = (n + cols - 1) // cols
+    fig, axes = figure_grid(nrows, cols, figsize=(3.3 * cols, 2.6 * nrows), pad=0.08)
+    groups = df.groupby(run_col, sort=False) if run_col in df.columns else [("", df)]
+    for ax, key in zip(axes.flat, keys):
+        for name, g in groups:
+            g = g[[x, key]].dropna()
+            ax.plot(g[x], g[key], marker="o" if len(g) < 20 else None, ms=3, label=str(name) or None)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel(x, fontsize=8)
+        ax.set_ylabel(_axis_label(key), fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    if run_col in df.columns and df[run_col].nunique() > 1:
+        axes.flat[0].legend(
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.25 if nrows == 1 else -0.35),
+            ncol=min(4, df[run_col].nunique()),
+            frameon=False,
+        )
+    finish(fig, title)
+    return fig
+
+
+VERDICT_COLOURS = {"agrees": "#2ca02c", "contradicts": "#d62728", "inconclusive": "#7f7f7f"}
+
+
+def plot_ablation_differences(
+    comparisons: "pandas.DataFrame",  # noqa: F821
+    metric: str = "mAP",
+    title: str | None = None,
+) -> Figure:
+    """What can be compared with the paper: for every comparison (rows of ``grl.results.comparisons``),
+    our paired difference to the reference row with its 95 % interval (a dot and a bar, coloured by the
+    verdict) beside the paper's difference (a black cross), on one shared axis with 0 marked -- so
+    agreement in sign is visible at a glance. One line per comparison; the legend sits outside the axes."""
+    from matplotlib.lines import Line2D
+
+    need = {"table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta", "low", "high", "verdict"}
+    missing = sorted(need - set(comparisons.columns))
+    if missing:
+        raise ValueError(f"plot_ablation_differences: missing column(s) {missing}; pass grl.results.comparisons(...)")
+    data = comparisons[comparisons.metric == metric].reset_index(drop=True)
+    if data.empty:
+        raise ValueError(f"plot_ablation_differences: no comparison of metric {metric!r}")
+    names = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}
+    labels = [f"T{r.table} {names.get(r.dataset, r.dataset)}: {r.row}  vs  {r.vs}" for r in data.itertuples()]
+    y = np.arange(len(data))[::-1]
+    fig = plt.figure(figsize=(11, 0.32 * len(data) + 1.4))
+    ax = fig.add_axes((0.42, 0.9 / (0.32 * len(data) + 1.4), 0.40, 1 - 1.2 / (0.32 * len(data) + 1.4)))
+    colours = [VERDICT_COLOURS.get(v, "#7f7f7f") for v in data.verdict]
+    low = (data.ours_delta - data.low).clip(lower=0).fillna(0)
+    high = (data.high - data.ours_delta).clip(lower=0).fillna(0)
+    for yi, mean, lo, hi, colour in zip(y, data.ours_delta, low, high, colours):
+        ax.errorbar(mean, yi, xerr=[[lo], [hi]], fmt="o", color=colour, ms=4, capsize=2, lw=1.2)
+    ax.scatter(data.paper_delta, y, marker="x", color="black", s=22, zorder=3)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_ylim(-0.7, len(data) - 0.3)
+    ax.set_xlabel(f"difference to the reference row, {metric} (percentage points)", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    handles = [
+        Line2D([], [], color=c, marker="o", ls="-", label=f"ours, {v} (95 % interval)")
+        for v, c in VERDICT_COLOURS.items()
+    ]
+    handles.append(Line2D([], [], color="black", marker="x", ls="", label="paper"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
