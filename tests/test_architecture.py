@@ -25,6 +25,7 @@ LAYERS = [
         "data",
         [
             ["grl.data.datasets", "grl.data.sampling", "grl.data.transforms"],  # layouts, frame reading
+            ["grl.data.study_sets"],  # MARS, iLIDS-VID, PRID2011
             ["grl.data.extra_datasets"],  # DukeMTMC-VideoReID, LS-VID, check-data
             ["grl.data.synthetic", "grl.data.frame_cache", "grl.data.loader"],  # the generator, the cache
             ["grl.data.config_dataset"],

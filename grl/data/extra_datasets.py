@@ -18,11 +18,11 @@ from grl.data.datasets import (
     DatasetNotFoundError,
     Tracklet,
     VideoReIDDataset,
-    _frame_key,
-    _relabel,
-    load_study_dataset,
+    frame_key,
     read_frame,
+    relabel,
 )
+from grl.data.study_sets import load_study_dataset
 
 ALL_DATASETS = DATASETS + EXTRA_DATASETS
 
@@ -67,7 +67,7 @@ PUBLISHED = {
 
 
 def load_dataset(name: str, root, split: int = 0, **protocol) -> VideoReIDDataset:
-    """Load any of the five datasets: the study's three (:func:`grl.data.datasets.load_study_dataset`), DukeMTMC-VideoReID
+    """Load any of the five datasets: the study's three (:func:`grl.data.study_sets.load_study_dataset`), DukeMTMC-VideoReID
     and LS-VID (the loaders below). The one entry point: ``grl.data.load_dataset``."""
     if name in DATASETS:
         return load_study_dataset(name, root, split, **protocol)
@@ -108,7 +108,7 @@ def _load_duke(root: str) -> VideoReIDDataset:
         "gallery": "gallery/ (does not hold the query tracklets; 408 distractor identities)",
     }
     return VideoReIDDataset(
-        "dukemtmcvidreid", root, _relabel(subsets["train"]), subsets["query"], subsets["gallery"], 0, protocol
+        "dukemtmcvidreid", root, relabel(subsets["train"]), subsets["query"], subsets["gallery"], 0, protocol
     )
 
 
@@ -162,7 +162,7 @@ def _load_lsvid(root: str) -> VideoReIDDataset:
         "gallery": "the other test rows",
         "junk": "pid -1 dropped",
     }
-    return VideoReIDDataset("lsvid", root, _relabel(train), query, gallery, 0, protocol)
+    return VideoReIDDataset("lsvid", root, relabel(train), query, gallery, 0, protocol)
 
 
 def _lsvid_rows(root: str, path: str) -> list[tuple[str, int]]:
@@ -213,7 +213,7 @@ def _lsvid_tracklet(root: str, row: tuple[str, int], listing: dict[str, list[str
     fields = names[0].split("_")
     if len(fields) < 4 or not fields[2].isdigit():
         raise _not_found("lsvid", root, f"{os.path.join(folder, names[0])}: no camera in the third '_' field")
-    names.sort(key=_frame_key)
+    names.sort(key=frame_key)
     return Tracklet(tuple(os.path.join(folder, n) for n in names), pid, int(fields[2]) - 1)
 
 

@@ -2,7 +2,7 @@
 
 Three generators produce a MARS-like, an iLIDS-VID-like and a PRID2011-like dataset whose
 folders, file names, ``.mat`` tables and split files follow the distributed datasets exactly,
-so :func:`grl.data.datasets.load_study_dataset` reads them with no special case.
+so :func:`grl.data.study_sets.load_study_dataset` reads them with no special case.
 
 What is modelled
 ----------------

@@ -1,6 +1,6 @@
 """Contact sheet: a few identities across cameras in one image, to see what a dataset looks like.
 
-The dataset is read by :func:`grl.data.datasets.load_study_dataset`, the project's one parser of each
+The dataset is read by :func:`grl.data.study_sets.load_study_dataset`, the project's one parser of each
 on-disk layout, so the sheet shows exactly the tracklets and labels that training and evaluation see.
 """
 
@@ -11,7 +11,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from grl.data.datasets import Tracklet, load_study_dataset, read_frame
+from grl.data.datasets import Tracklet, read_frame
+from grl.data.study_sets import load_study_dataset
 from grl.data.synthetic.sizes import check_name
 from grl.data.synthetic.writers import FORMATS
 

@@ -2,7 +2,7 @@
 
 Mirrors :mod:`grl.data.synthetic.writers` draw for draw, so that the cues of every tracklet can be
 re-derived without rendering (:mod:`grl.data.synthetic.cues`); roles are those of
-:func:`grl.data.datasets.load_study_dataset` at split 0 with its defaults: MARS junk (pid -1) has none, distractors and
+:func:`grl.data.study_sets.load_study_dataset` at split 0 with its defaults: MARS junk (pid -1) has none, distractors and
 queries are in the gallery; iLIDS-VID tests the first half of the split row; PRID2011 persons outside the split none.
 """
 
