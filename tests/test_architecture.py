@@ -41,7 +41,7 @@ LAYERS = [
             ["grl.models"],
         ],
     ),
-    ("catalogue", [["grl.experiments"]]),
+    ("catalogue", [["grl.catalogue"], ["grl.experiments"]]),
     (
         "engine",
         [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from grl.catalogue import CATALOGUE, EXPERIMENTS, select_rows
 from grl.config import ConfigError
-from grl.experiments import CATALOGUE, EXPERIMENTS, PROFILES, make_run, parse_seeds, runs_for, select_rows
+from grl.experiments import PROFILES, make_run, parse_seeds, runs_for
 from grl.results import paper_results
 
 

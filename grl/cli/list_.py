@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from grl.catalogue import CATALOGUE, OUR_TABLES, TABLE_TITLES, TABLES, select_rows
 from grl.cli import options
 from grl.config import parse_overrides
-from grl.experiments import CATALOGUE, OUR_TABLES, TABLE_TITLES, TABLES, parse_seeds, runs_for, select_rows, study_dir
+from grl.experiments import parse_seeds, runs_for, study_dir
 
 HELP = "print the catalogue: tables, rows, runs and whether each run is done"
 

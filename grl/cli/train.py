@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from grl.catalogue import EXPERIMENTS
 from grl.cli import options
 from grl.config import DATASETS, parse_overrides
-from grl.experiments import EXPERIMENTS, PROFILES
+from grl.experiments import PROFILES
 
 HELP = "train (or load) one experiment in-process and print its metrics"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from grl.experiments import CATALOGUE
+from grl.catalogue import CATALOGUE
 from grl.results.frame import DATASET_NAMES, METRIC_NAMES, cell_samples, paper_results
 from grl.stats import (
     VERDICTS,

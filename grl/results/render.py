@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from grl.experiments import TABLE_TITLES, Run, load_result
+from grl.catalogue import TABLE_TITLES
+from grl.experiments import Run, load_result
 from grl.results.frame import DATASET_NAMES, METRIC_NAMES
 from grl.results.tables import pretraining_table, wide_table
 

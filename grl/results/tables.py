@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from grl.experiments import CATALOGUE, TABLE_TITLES, TABLES
+from grl.catalogue import CATALOGUE, TABLE_TITLES, TABLES
 from grl.results.frame import DATASET_NAMES, METRIC_NAMES, cell_samples, cell_statistics, paper_results
 from grl.results.runs import experiment_and_dataset
 from grl.stats import (
