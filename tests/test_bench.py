@@ -26,7 +26,7 @@ def test_run_is_a_bench_section():
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from grl.bench import gpu  # noqa: E402
+from grl.bench import gpu, projection  # noqa: E402
 
 
 def test_gpu_is_a_bench_section():
@@ -34,37 +34,40 @@ def test_gpu_is_a_bench_section():
 
 
 def test_dense_bf16_peaks_by_device_name():
-    assert gpu.dense_bf16_peak("NVIDIA H100 80GB HBM3") == ("H100 SXM", 989.0)
-    assert gpu.dense_bf16_peak("NVIDIA H100 PCIe") == ("H100 PCIe", 756.0)
-    assert gpu.dense_bf16_peak("NVIDIA H200")[1] == 989.0
-    assert gpu.dense_bf16_peak("NVIDIA A100-SXM4-80GB")[1] == 312.0
-    assert gpu.dense_bf16_peak("NVIDIA L40S")[1] == 362.0
-    assert gpu.dense_bf16_peak("NVIDIA GeForce RTX 4090")[1] == 165.0
-    assert gpu.dense_bf16_peak("Tesla T4") is None
+    assert projection.dense_bf16_peak("NVIDIA H100 80GB HBM3") == ("H100 SXM", 989.0)
+    assert projection.dense_bf16_peak("NVIDIA H100 PCIe") == ("H100 PCIe", 756.0)
+    assert projection.dense_bf16_peak("NVIDIA H200")[1] == 989.0
+    assert projection.dense_bf16_peak("NVIDIA A100-SXM4-80GB")[1] == 312.0
+    assert projection.dense_bf16_peak("NVIDIA L40S")[1] == 362.0
+    assert projection.dense_bf16_peak("NVIDIA GeForce RTX 4090")[1] == 165.0
+    assert projection.dense_bf16_peak("Tesla T4") is None
 
 
 def test_loader_verdict_on_made_up_numbers():
-    slow = gpu.loader_verdict(loader_clips_s=100.0, step_s=0.05, batch_size=16, workers=4)  # the step eats 320/s
+    slow = projection.loader_verdict(loader_clips_s=100.0, step_s=0.05, batch_size=16, workers=4)  # the step eats 320/s
     assert slow["needed_clips_s"] == pytest.approx(320.0) and slow["ratio"] == pytest.approx(100 / 320)
     assert slow["bottleneck"] and "IS the bottleneck" in slow["text"]
     assert slow["workers_needed"] == 13  # 25 clips/s per worker -> ceil(320 / 25)
-    fast = gpu.loader_verdict(loader_clips_s=400.0, step_s=0.05, batch_size=16)
+    fast = projection.loader_verdict(loader_clips_s=400.0, step_s=0.05, batch_size=16)
     assert not fast["bottleneck"] and fast["ratio"] == pytest.approx(1.25) and "not the bottleneck" in fast["text"]
 
 
 def test_steps_per_epoch_as_the_sampler_counts_them():
-    assert gpu.steps_per_epoch("mars", 16) == 8298 // 8 == 1037
-    assert gpu.steps_per_epoch("ilidsvid", 16) == 300 // 8 and gpu.steps_per_epoch("prid2011", 16) == 178 // 8
-    assert gpu.steps_per_epoch("mars", 16, steps=25) == 25  # config.steps_per_epoch wins
+    assert projection.steps_per_epoch("mars", 16) == 8298 // 8 == 1037
+    assert (
+        projection.steps_per_epoch("ilidsvid", 16) == 300 // 8
+        and projection.steps_per_epoch("prid2011", 16) == 178 // 8
+    )
+    assert projection.steps_per_epoch("mars", 16, steps=25) == 25  # config.steps_per_epoch wins
 
 
 def test_projection_arithmetic_on_made_up_runs():
     runs = [
-        gpu.PlannedRun("a", "mars", 2, 10, 8),
-        gpu.PlannedRun("b", "mars", 1, 10, 4),
-        gpu.PlannedRun("c", "ilidsvid", 1, 5, 8),
+        projection.PlannedRun("a", "mars", 2, 10, 8),
+        projection.PlannedRun("b", "mars", 1, 10, 4),
+        projection.PlannedRun("c", "ilidsvid", 1, 5, 8),
     ]
-    p = gpu.project(runs, step_s=0.5, seq_len=8, batch_size=16, gpus=2)
+    p = projection.project(runs, step_s=0.5, seq_len=8, batch_size=16, gpus=2)
     # a: 20 steps x 0.5 = 10 s; b: 10 steps at T=4 -> 0.25 s = 2.5 s; c: 5 x 0.5 = 2.5 s
     assert p["runs"] == 3 and p["steps"] == 35
     assert p["total_s"] == pytest.approx(15.0) and p["total_n_s"] == pytest.approx(7.5)
@@ -72,13 +75,13 @@ def test_projection_arithmetic_on_made_up_runs():
     assert p["mars_steps"] == 1037 and p["mars_epoch_s"] == pytest.approx(518.5)
     assert p["mars_epoch_n_s"] == pytest.approx(259.25)
     with pytest.raises(ValueError, match="gpus"):
-        gpu.project(runs, 0.5, 8, 16, gpus=0)
+        projection.project(runs, 0.5, 8, 16, gpus=0)
 
 
 def test_paper_profile_plan_comes_from_the_catalogue():
     from grl.experiments import runs_for
 
-    plan = gpu.plan_profile("paper")
+    plan = projection.plan_profile("paper")
     assert len(plan) == len(runs_for("paper"))
     assert {r.dataset for r in plan} == {"mars", "ilidsvid", "prid2011"}
     assert all(r.epochs == 50 for r in plan)
