@@ -89,7 +89,7 @@ def _result(
     return out
 
 
-def _ranking_keys(dist: torch.Tensor) -> torch.Tensor:
+def ranking_keys(dist: torch.Tensor) -> torch.Tensor:
     """float32 (c,G) -> keys whose order is (distance, gallery index), all distinct.
 
     A float32's bit pattern, with the magnitude bits of negatives flipped, is a signed
@@ -147,7 +147,7 @@ def evaluate_ranking(
         skipped += int((~valid).sum())
         if not valid.any():
             continue
-        keys = _ranking_keys(distmat[start:stop])
+        keys = ranking_keys(distmat[start:stop])
         most = int(num_pos.max())
         # the positives' keys in rank order; rows with fewer positives are padded with +inf
         pos_keys = torch.where(hit, keys, _LARGEST[keys.dtype]).topk(most, dim=1, largest=False).values

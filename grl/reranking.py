@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from grl.evaluation import _ranking_keys
+from grl.evaluation import ranking_keys
 
 
 def _as_distances(name: str, value, shape: tuple[int, int] | None = None) -> torch.Tensor:
@@ -41,7 +41,7 @@ def _nearest(dist: torch.Tensor, k: int, chunk: int = 512) -> torch.Tensor:
     k = min(k, dist.shape[1])
     out = torch.empty(dist.shape[0], k, dtype=torch.long)
     for start in range(0, dist.shape[0], chunk):
-        keys = _ranking_keys(dist[start : start + chunk].float())  # distinct keys: (distance, index) order
+        keys = ranking_keys(dist[start : start + chunk].float())  # distinct keys: (distance, index) order
         out[start : start + chunk] = torch.topk(keys, k, dim=1, largest=False, sorted=True).indices
     return out
 

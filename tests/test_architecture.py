@@ -232,3 +232,15 @@ def test_only_the_run_folder_module_spells_the_run_folders_file_names():
                 if any(re.search(rf"(^|[/ ]){re.escape(name)}($|[ ,:;)])", node.value) for name in run_folder.FILES):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name with a leading underscore is its module's own; what another module needs is public."""
+    offenders = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("grl"):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private:
+                    offenders.append(f"{name} imports {private} from {node.module}")
+    assert not offenders, "\n".join(offenders)

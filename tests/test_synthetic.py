@@ -359,7 +359,7 @@ def test_outfit_groups_cover_the_generated_pids_and_group_look_alikes(roots):
         members.setdefault(g, []).append(pid)
     assert max(len(m) for m in members.values()) == size
     # one group = one outfit: the identities drawn for the test subset, in pid order, four by four
-    people = dict(writers._mars_people(3, S.resolve_sizes("mars", **SMALL["mars"]))["test"])
+    people = dict(writers.mars_people(3, S.resolve_sizes("mars", **SMALL["mars"]))["test"])
     for m in members.values():
         if m[0] in people:
             assert len({(people[p].top, people[p].bottom, people[p].pattern) for p in m}) == 1

@@ -16,7 +16,7 @@ from grl.data.synthetic.appearance import Identity, make_identities, random_iden
 from grl.data.synthetic.cameras import CameraStyle, camera_style
 from grl.data.synthetic.seeds import CODES, DISTRACTOR, IDENTITY, LAYOUT, TRACKLET, rng_for
 from grl.data.synthetic.sizes import preset_sizes, resolve_sizes
-from grl.data.synthetic.writers import _length, _mars_people
+from grl.data.synthetic.writers import mars_people, tracklet_length
 
 ROLES = ("train", "query", "gallery")
 
@@ -48,9 +48,9 @@ def tracks(name: str, preset: str = "full", seed: int = 0) -> list[Track]:
     def add(role, pid, cam, ident, person, key, prid=False):
         r = rng_for(seed, code, *key)
         if prid and r.random() < sizes["short_fraction"]:  # PRID's short sequences, as in write_prid2011
-            length = _length(r, 5, 21)
+            length = tracklet_length(r, 5, 21)
         else:
-            length = _length(r, sizes["min_len"], sizes["max_len"])
+            length = tracklet_length(r, sizes["min_len"], sizes["max_len"])
         if name == "ilidsvid":
             r.integers(0, 2000)  # the first frame number, drawn before rendering
         out.append(Track(role, pid, cam, ident, person, styles[cam], r, length))
@@ -58,7 +58,7 @@ def tracks(name: str, preset: str = "full", seed: int = 0) -> list[Track]:
 
     if name == "mars":
         test: list[Track] = []
-        for subset, members in _mars_people(seed, sizes).items():
+        for subset, members in mars_people(seed, sizes).items():
             for pid, person in members:  # the writer's plans, in (pid, cam, tracklet) order
                 r = rng_for(seed, code, IDENTITY, pid)
                 k = int(r.integers(sizes["min_cams_per_id"], sizes["max_cams_per_id"] + 1))

@@ -21,7 +21,7 @@ from grl.data.synthetic.seeds import CODES, DISTRACTOR, IDENTITY, JUNK, LAYOUT, 
 from grl.data.synthetic.sizes import resolve_sizes
 
 
-def _length(rng: np.random.Generator, lo: int, hi: int) -> int:
+def tracklet_length(rng: np.random.Generator, lo: int, hi: int) -> int:
     """Tracklet length in [lo, hi], skewed towards short ones (mean ~ lo + (hi - lo) / 3) as real tracks are."""
     return lo + int((hi - lo + 1) * rng.random() ** 2)
 
@@ -47,7 +47,7 @@ def _mars_pids(seed: int, sizes: dict) -> dict[str, list[int]]:
     return {"train": [int(p) for p in pids[is_train]], "test": [int(p) for p in pids[~is_train]]}
 
 
-def _mars_people(seed: int, sizes: dict) -> dict[str, list[tuple[int, Identity]]]:
+def mars_people(seed: int, sizes: dict) -> dict[str, list[tuple[int, Identity]]]:
     code = CODES["mars"]
     pids = _mars_pids(seed, sizes)
     return {
@@ -77,7 +77,7 @@ def write_mars(root: Path, seed: int, sizes: dict, progress: bool | None = None)
     size = (sizes["height"], sizes["width"])
     cams = sizes["num_cams"]
     styles = [camera_style(seed, code, c, size, noise=3.0, strength=sizes["camera_strength"]) for c in range(cams)]
-    people = _mars_people(seed, sizes)
+    people = mars_people(seed, sizes)
     # Plans: (pid, cam 0-based, identity, rng key); rendering happens in pid order below.
     plans: dict[str, list] = {"train": [], "test": []}
     for subset, members in people.items():
@@ -107,7 +107,7 @@ def write_mars(root: Path, seed: int, sizes: dict, progress: bool | None = None)
         pid_of_row: list[int] = []
         for pid, cam, person, key in _progress(plans[subset], len(plans[subset]), f"mars {subset}", progress):
             r = rng_for(seed, code, *key)
-            length = _length(r, sizes["min_len"], sizes["max_len"])
+            length = tracklet_length(r, sizes["min_len"], sizes["max_len"])
             frames, _ = render_tracklet(person, styles[cam], length, r, size, partial=pid == -1 and person is not None)
             tnum = next_t[(pid, cam)] = next_t.get((pid, cam), 0) + 1
             tag = "00-1" if pid == -1 else f"{pid:04d}"
@@ -155,7 +155,7 @@ def write_ilidsvid(root: Path, seed: int, sizes: dict, progress: bool | None = N
     for number, person in _progress(zip(numbers, people), n, "ilidsvid", progress):
         for cam in range(2):
             r = rng_for(seed, code, TRACKLET, int(number), cam)
-            length = _length(r, sizes["min_len"], sizes["max_len"])
+            length = tracklet_length(r, sizes["min_len"], sizes["max_len"])
             start = int(r.integers(0, 2000))
             frames, _ = render_tracklet(person, styles[cam], length, r, size)
             folder = root / "i-LIDS-VID" / "sequences" / f"cam{cam + 1}" / f"person{number:03d}"
@@ -191,9 +191,9 @@ def write_prid2011(root: Path, seed: int, sizes: dict, progress: bool | None = N
     for cam, number, idx in _progress(plan, len(plan), "prid2011", progress):
         r = rng_for(seed, code, TRACKLET, number, cam)
         if r.random() < sizes["short_fraction"]:
-            length = _length(r, 5, 21)  # the paper drops sequences with <= 21 frames
+            length = tracklet_length(r, 5, 21)  # the paper drops sequences with <= 21 frames
         else:
-            length = _length(r, sizes["min_len"], sizes["max_len"])
+            length = tracklet_length(r, sizes["min_len"], sizes["max_len"])
         frames, _ = render_tracklet(people[idx], styles[cam], length, r, size)
         folder = root / "prid_2011" / "multi_shot" / f"cam_{'ab'[cam]}" / f"person_{number:04d}"
         write_frames(folder, [f"{f + 1:04d}.png" for f in range(length)], frames, "png")
