@@ -1,7 +1,7 @@
 """Where one training run's time goes: ``python -m grl.bench.run [--profile cpu] [--experiment grl]
 [--dataset mars] [--jobs 1] [--quick]``.
 
-Times each part of one run of a profile -- the calls grl.engine.trainer._train and
+Times each part of one run of a profile -- the calls grl.engine.trainer.train and
 grl.engine.features.evaluate_model make -- a few times, and extrapolates to the whole run
 (Config.epochs x steps_per_epoch training steps, one evaluation at the end plus one every
 eval_every epochs): nothing trains a whole run. Then projects the study: runs_for(profile)
