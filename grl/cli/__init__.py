@@ -46,7 +46,11 @@ def command(name: str):
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m grl", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(
+        prog="python -m grl",
+        description="The GRL study's command line: one command per job (python -m grl COMMAND --help).",
+        epilog="--debug (anywhere on the line) shows an error's traceback.",
+    )
     sub = top.add_subparsers(dest="command")
     for name in COMMANDS:
         module = command(name)
