@@ -212,3 +212,42 @@ def test_ablation_differences_show_ours_beside_the_papers_on_one_axis():
     assert ax.get_legend() is not None and ax.get_legend().get_bbox_to_anchor().x0 >= ax.get_window_extent().x1
     with pytest.raises(ValueError, match="missing column"):
         viz.plot_ablation_differences(df.drop(columns="paper_delta"))
+
+
+def _metrics_run(folder, losses, evals, steps=5):
+    folder.mkdir(parents=True)
+    lines = []
+    for epoch, (loss, ev) in enumerate(zip(losses, evals), start=1):
+        record = {"epoch": epoch, "steps": steps, "loss": loss, "loss_video_oim": loss / 2, "lr": 0.1}
+        if ev is not None:
+            record["eval"] = {"h+l": {"mAP": ev, "rank1": ev + 1}, "l": {"mAP": 0.0, "rank1": 0.0}}
+        lines.append(json.dumps(record))
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_learning_curves_frame_reads_every_loss_term_and_the_main_feature_by_step(tmp_path):
+    a = _metrics_run(tmp_path / "a", [4.0, 3.0, 2.0], [None, 50.0, 60.0])
+    long = viz.learning_curves_frame([("GRL", 0, a, "h+l")])
+    loss = long[long.quantity == "loss"]
+    assert list(loss.step) == [5, 10, 15] and list(loss.value) == [4.0, 3.0, 2.0]  # step = epoch x steps per epoch
+    assert list(long[long.quantity == "loss_video_oim"].value) == [2.0, 1.5, 1.0]
+    assert list(long[long.quantity == "mAP"].value) == [50.0, 60.0]  # the main feature only, where evaluated
+    assert set(long.quantity) == {"loss", "loss_video_oim", "mAP", "rank1"}  # not lr, not the other feature
+
+
+def test_learning_curves_have_a_facet_per_quantity_with_two_steps_and_a_band_over_seeds(tmp_path):
+    runs = [("GRL", s, _metrics_run(tmp_path / f"g{s}", [4.0 + s, 3.0, 2.0 - s / 2], [None, None, 60.0]), "h+l")
+            for s in range(3)]  # fmt: skip
+    runs.append(("Baseline", 0, _metrics_run(tmp_path / "b0", [5.0, 4.0, 3.0], [None, None, 55.0]), "g"))
+    fig = viz.plot_learning_curves(viz.learning_curves_frame(runs), title="t")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    # the evaluations happened once (the last epoch): a lone point is no curve, so no mAP / Rank-1 facet
+    assert titles == [viz.QUANTITY_NAMES["loss"], viz.QUANTITY_NAMES["loss_video_oim"]]
+    total = fig.axes[0]
+    grl_line = next(line for line in total.get_lines() if len(line.get_xdata()) == 3 and line.get_ydata()[0] == 5.0)
+    assert list(grl_line.get_xdata()) == [5, 10, 15] and list(grl_line.get_ydata()) == [5.0, 3.0, 1.5]  # seed mean
+    assert total.collections, "a band of ±1 SD over the seeds"
+    with pytest.raises(ValueError, match="two or more evaluated steps"):
+        viz.plot_learning_curves(viz.learning_curves_frame([("GRL", 0, tmp_path / "g0", "h+l")]).head(1))
+    plt.close("all")

@@ -26,7 +26,7 @@ from grl.results.comparisons import (
     verdict_counts,
     verdict_summary,
 )
-from grl.results.figures import FIGURES, figures_markdown, ranked_lists_figure, save_figures
+from grl.results.figures import FIGURES, figures_markdown, learning_curves_figure, ranked_lists_figure, save_figures
 from grl.results.frame import (
     CELL,
     DATASET_NAMES,
@@ -88,6 +88,7 @@ __all__ = [
     "failed_runs",
     "figures_markdown",
     "grl_vs_baseline",
+    "learning_curves_figure",
     "metrics_table",
     "paper_results",
     "pretraining_section",

@@ -13,7 +13,8 @@ FIGURES = {  # file in the profile's folder -> caption in report.md
     "figure4_query*.png": "Figure 4 (GRL on MARS, first seed): frames, R_t, forward and backward memories",
     "ablation_differences_mAP.png": "Every comparison of Tables 2-6, mAP: our paired difference (95 % interval) and the paper's (x)",
     "ablation_differences_rank1.png": "The same for Rank-1",
-    "training_curves.png": "Training on MARS (first seed): one panel per loss term",
+    "training_curves.png": "Training on MARS, Baseline, +GCE and GRL: one panel per loss term (and the test set's "
+    "numbers where evaluated more than once), the mean over the seeds with a band of ±1 SD (the seeds: the figure's title)",
     "ranked_lists.png": "Ranked lists, GRL beside the Baseline on the same MARS queries (green right, red wrong, grey ignored)",
 }
 
@@ -34,26 +35,10 @@ def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
             fig = viz.plot_ablation_differences(agreement, metric)
             written.append(viz.save(fig, out / f"ablation_differences_{metric}.png"))
             plt.close(fig)
-    shown = (
-        [
-            r
-            for r in runs
-            if r.dataset == "mars"
-            and r.experiment in ("baseline", "gce", "grl")
-            and r.seed == runs[0].seed
-            and run_folder.metrics(r.run_dir).is_file()
-        ]
-        if runs
-        else []
-    )
-    if shown:
-        try:
-            fig = viz.plot_training_curves([r.run_dir for r in shown])
-        except ValueError:  # nothing with two distinct points to draw
-            fig = None
-        if fig is not None:
-            written.append(viz.save(fig, out / "training_curves.png"))
-            plt.close(fig)
+    fig = learning_curves_figure(runs)
+    if fig is not None:
+        written.append(viz.save(fig, out / "training_curves.png"))
+        plt.close(fig)
     fig = ranked_lists_figure(runs)
     if fig is not None:
         written.append(viz.save(fig, out / "ranked_lists.png"))
@@ -78,3 +63,31 @@ def ranked_lists_figure(runs: list[Run], dataset: str = "mars", queries: int = 4
 
     lists = study_ranked_lists(runs, dataset, queries, k, seed)
     return None if lists is None else viz.ranked_lists(lists)
+
+
+ARM_NAMES = {"baseline": "Baseline", "gce": "+GCE", "grl": "GRL"}
+
+
+def learning_curves_figure(runs: list[Run], dataset: str = "mars"):
+    """Baseline, +GCE and GRL on ``dataset`` (split 0, every seed): :func:`grl.viz.plot_learning_curves`. None
+    when no such run has logged an epoch, or no quantity has two evaluated steps."""
+    from grl import viz
+
+    shown = [
+        (ARM_NAMES[r.experiment], r.seed, r.run_dir, r.config.main_feature)
+        for r in runs
+        if r.dataset == dataset
+        and r.split == 0
+        and r.experiment in ARM_NAMES
+        and run_folder.metrics(r.run_dir).is_file()
+    ]
+    long = viz.learning_curves_frame(shown)
+    if long.empty:
+        return None
+    seeds = sorted(long["seed"].unique())
+    name = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}.get(dataset, dataset)
+    title = f"Training on {name}: mean and ±1 SD band over {len(seeds)} seed(s) ({', '.join(map(str, seeds))})"
+    try:
+        return viz.plot_learning_curves(long, title=title)
+    except ValueError:  # nothing with two evaluated steps to draw
+        return None

@@ -17,9 +17,12 @@ Conventions
 """
 
 from grl.viz.curves import (
+    QUANTITY_NAMES,
     VERDICT_COLOURS,
     curve_keys,
+    learning_curves_frame,
     plot_ablation_differences,
+    plot_learning_curves,
     plot_training_curves,
     read_metrics,
     read_run_metrics,
@@ -42,6 +45,9 @@ from grl.viz.images import (
 from grl.viz.ranked import ranked_list, ranked_lists
 
 __all__ = [
+    "QUANTITY_NAMES",
+    "learning_curves_frame",
+    "plot_learning_curves",
     "FIGURE4_ROWS",
     "VERDICT_COLOURS",
     "activation_map",

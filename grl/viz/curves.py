@@ -153,6 +153,77 @@ def plot_training_curves(
     return fig
 
 
+# Facet titles of the learning curves: each loss term by its equation, and the test set's numbers.
+QUANTITY_NAMES = {
+    "loss": "total loss (eq. 14)",
+    "loss_frame_oim": "frame-level OIM (eq. 12)",
+    "loss_video_oim": "video-level OIM (eq. 13)",
+    "loss_verification": "verification (eq. 11)",
+    "loss_pooled_oim": "OIM on the pooled F^h (release)",
+    "loss_triplet": "triplet (release)",
+    "mAP": "test mAP, main feature (%)",
+    "rank1": "test Rank-1, main feature (%)",
+}
+
+
+def learning_curves_frame(runs: Iterable[tuple[str, int, str | Path, str]]) -> "pandas.DataFrame":  # noqa: F821
+    """(arm, seed, run folder, main test feature) per run -> one row per (arm, seed, step, quantity, value): every
+    loss term of every epoch and the main feature's mAP / Rank-1 of every evaluation."""
+    import pandas as pd
+
+    rows = []
+    for arm, seed, run_dir, feature in runs:
+        df = read_run_metrics(run_dir)
+        if df.empty:
+            continue
+        steps = df["epoch"] * df["steps"] if "steps" in df else df["epoch"]
+        for column in df.columns:
+            quantity = column if column.startswith("loss") else None
+            if column in (f"eval.{feature}.mAP", f"eval.{feature}.rank1"):
+                quantity = column.rsplit(".", 1)[1]
+            if quantity is None:
+                continue
+            for step, value in zip(steps, df[column]):
+                if value == value:  # not NaN: epochs without an evaluation
+                    rows.append({"arm": arm, "seed": seed, "step": int(step), "quantity": quantity, "value": value})
+    return pd.DataFrame(rows, columns=["arm", "seed", "step", "quantity", "value"])
+
+
+def plot_learning_curves(long: "pandas.DataFrame", title: str | None = None) -> Figure:  # noqa: F821
+    """One facet per quantity of :func:`learning_curves_frame` that has at least two evaluated steps (a lone point
+    is no curve), each arm's mean over its seeds with a band of ±1 SD, against training steps (seaborn)."""
+    import seaborn as sns
+
+    order = [q for q in QUANTITY_NAMES if q in set(long["quantity"])]
+    order += sorted(set(long["quantity"]) - set(order))
+    order = [q for q in order if long.loc[long["quantity"] == q, "step"].nunique() >= 2]
+    if not order:
+        raise ValueError("plot_learning_curves: no quantity with two or more evaluated steps")
+    data = long[long["quantity"].isin(order)].assign(
+        quantity=lambda d: d["quantity"].map(lambda q: QUANTITY_NAMES.get(q, q))
+    )
+    grid = sns.relplot(
+        data=data,
+        kind="line",
+        x="step",
+        y="value",
+        hue="arm",
+        col="quantity",
+        col_order=[QUANTITY_NAMES.get(q, q) for q in order],
+        col_wrap=min(3, len(order)),
+        errorbar="sd",
+        height=2.5,
+        aspect=1.35,
+        facet_kws={"sharey": False},
+    )
+    grid.set_titles("{col_name}", size=9)
+    grid.set_axis_labels("training step", "")
+    sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=data["arm"].nunique(), title=None)
+    if title:
+        grid.figure.suptitle(title, fontsize=10, y=1.08)
+    return grid.figure
+
+
 VERDICT_COLOURS = {"agrees": "#2ca02c", "contradicts": "#d62728", "inconclusive": "#7f7f7f"}
 
 
