@@ -199,12 +199,19 @@ def test_ablation_differences_show_ours_beside_the_papers_on_one_axis():
             "high": [3.5, -2.0],
             "n": [3, 3],
             "verdict": ["inconclusive", "agrees"],
+            "differences": [(0.0, 1.5, 3.0), (-3.5, -3.0, -2.5)],
         }
     )
     fig = viz.plot_ablation_differences(df)
     ax = fig.axes[0]
     ticks = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
-    assert ticks["T3 MARS: - Memory Block  vs  GRL"] > ticks["T4 MARS: GRL (T=4)  vs  GRL"]  # table order, top down
+    top = {label: ax.transData.transform((0, y))[1] for label, y in ticks.items()}  # display height
+    assert top["T3 MARS: - Memory Block  vs  GRL  (n=3)"] > top["T4 MARS: GRL (T=4)  vs  GRL  (n=3)"]  # table order
+    from matplotlib.collections import PathCollection
+
+    strips = [c.get_offsets() for c in ax.collections[:-1] if isinstance(c, PathCollection)]
+    seeds = sorted(x for offsets in strips for x in offsets[:, 0].tolist())
+    assert seeds == pytest.approx([-3.5, -3.0, -2.5, 0.0, 1.5, 3.0])  # every per-seed difference, beside its mean
     crosses = ax.collections[-1].get_offsets()
     assert sorted(crosses[:, 0].tolist()) == pytest.approx([-1.8, -0.6])  # the paper's differences
     dots = sorted(line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o")

@@ -38,6 +38,7 @@ COMPARISON_COLUMNS = [
     "verdict_holm",
     "margin",
     "within_margin",
+    "differences",  # the paired per-sample differences the interval rests on (seed and split order)
 ]
 
 # "No effect larger than δ" (points of mAP or Rank-1), written down on 2026-12-04 before the study of that day
@@ -101,6 +102,7 @@ def comparisons(ours: pd.DataFrame, paper: pd.DataFrame | None = None, metrics=(
                         "p": test.p_value,
                         "margin": margin,
                         "within_margin": within_margin(diff, margin),
+                        "differences": tuple(mine[k] - theirs[k] for k in sorted(set(mine) & set(theirs))),
                     }
                 )
     frame = pd.DataFrame(records, columns=COMPARISON_COLUMNS)

@@ -11,7 +11,9 @@ from grl.results.frame import results_frame
 
 FIGURES = {  # file in the profile's folder -> caption in report.md
     "figure4_query*.png": "Figure 4 (GRL on MARS, first seed): frames, R_t, forward and backward memories",
-    "ablation_differences_mAP.png": "Every comparison of Tables 2-6, mAP: our paired difference (95 % interval) and the paper's (x)",
+    "ablation_differences_mAP.png": "Every comparison of Tables 2-6, mAP: our paired difference with its 95 % interval "
+    "(coloured by the verdict), the per-seed and per-split differences it rests on (grey; n on each line) and the "
+    "paper's difference (x)",
     "ablation_differences_rank1.png": "The same for Rank-1",
     "training_curves.png": "Training on MARS, Baseline, +GCE and GRL: one panel per loss term (and the test set's "
     "numbers where evaluated more than once), the mean over the seeds with a band of ±1 SD (the seeds: the figure's title)",
