@@ -78,6 +78,25 @@ def paired_difference(row: Mapping, reference: Mapping, confidence: float = CONF
     return t_interval([row[k] - reference[k] for k in common], confidence)
 
 
+def welch_interval(a: Iterable[float], b: Iterable[float], confidence: float = CONFIDENCE) -> Interval:
+    """Interval of mean(a) − mean(b) for two independent samples (two studies of one cell): Welch's
+    mean difference ± t_{(1+c)/2, ν} · √(s_a²/n_a + s_b²/n_b), ν by Welch–Satterthwaite. NaN bounds when either side
+    has fewer than two values; a zero-width interval when both have no spread."""
+    x, y = (np.asarray([float(v) for v in s], dtype=np.float64) for s in (a, b))
+    if x.size == 0 or y.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    diff, n = float(x.mean() - y.mean()), int(min(x.size, y.size))
+    if x.size < 2 or y.size < 2:
+        return Interval(diff, math.nan, math.nan, n)
+    va, vb = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return Interval(diff, diff, diff, n)
+    dof = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
+    half = float(_scipy_stats().t.ppf((1 + confidence) / 2, dof)) * se
+    return Interval(diff, diff - half, diff + half, n)
+
+
 def verdict(difference: Interval, paper_difference: float) -> str:
     """Does our paired difference (an :class:`Interval`) go the way the paper's difference does?"""
     if not difference.excludes_zero():

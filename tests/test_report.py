@@ -302,7 +302,11 @@ def test_results_csv_round_trip_and_bad_table(tmp_path):
 def test_compare_with_reference():
     reference = long_frame({("grl", "h+l"): [20, 22, 24], ("baseline", "g"): [30, 32, 34]})
     ok, summary, cells = compare_with_reference(reference.assign(value=reference.value + 0.5), reference)
-    assert ok and "2 cells in common: in 2 (100 %) each mean lies inside the other's 95 % interval" in summary
+    assert ok and "2 cells in common: in 2 (100 %) the difference of the two means lies within its Welch" in summary
+    assert "in 2 (100 %) each mean lies inside the other's 95 % interval" in summary
+    # +0.5 on every seed, each side's SD 2 over 3 seeds: Welch's half-width t(0.975, 4) * sqrt(4/3 + 4/3) = 4.53
+    row = cells.set_index("experiment").loc["grl"]
+    assert row.difference == pytest.approx(0.5) and row.difference_high - 0.5 == pytest.approx(4.533, abs=1e-3)
     assert (
         "4 of 4 verdicts after Holm (4 before it)" in summary
     )  # GRL against the Baseline in Tables 2-5: both contradict
@@ -311,6 +315,8 @@ def test_compare_with_reference():
     far = reference.assign(value=reference.value + 10 * (reference.experiment == "grl"))
     ok, summary, cells = compare_with_reference(far, reference)
     assert ok and "in 1 (50 %) each mean" in summary and "0 of 4 verdicts" in summary  # ours: a tie, inconclusive
+    assert "in 1 (50 %) the difference of the two means" in summary  # +10 lies outside ±4.53
+    assert cells.attrs["numbers"]["cells_difference_within_interval"] == 1
     assert "MARS mAP no conclusion; the reference: MARS mAP worse — different" in summary
     assert not cells.set_index("experiment").loc["grl", "ours_in_ref"]
     ok, summary, _ = compare_with_reference(reference.assign(data_version="v2"), reference)
@@ -328,7 +334,16 @@ def test_compare_command(tmp_path, capsys):
     write_results_csv(tmp_path / "ref.csv", reference)
     assert main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "ref.csv")]) == 0
     out = capsys.readouterr().out
-    assert "2 cells in common: in 2 (100 %) each mean" in out and "4 of 4 verdicts" in out
+    assert "2 cells in common: in 2 (100 %) the difference" in out and "4 of 4 verdicts" in out
+    args = ["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "ref.csv"), "--json"]
+    assert main(args) == 0
+    numbers = json.loads(capsys.readouterr().out)  # one JSON object, nothing else on stdout
+    assert {k: numbers[k] for k in ("cells", "cells_difference_within_interval", "verdicts")} == {
+        "cells": 2,
+        "cells_difference_within_interval": 2,
+        "verdicts": 4,
+    }
+    assert numbers["verdicts_equal_after_holm"] == 4 and numbers["opposite"] == 0 and numbers["headline_same"]
     write_results_csv(tmp_path / "other.csv", reference.assign(data_version="v0"))
     assert (
         main(["compare", "--profile", "quick", "--root", str(study), "--reference", str(tmp_path / "other.csv")]) == 1

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from grl.stats import Interval, paired_difference, t_interval, verdict
 
@@ -102,3 +103,20 @@ def test_adjusted_verdict_needs_the_adjusted_p_value():
     assert adjusted_verdict(above, -1.5, 0.01) == "contradicts"
     assert adjusted_verdict(above, 1.5, 0.2) == "inconclusive"
     assert adjusted_verdict(above, 1.5, float("nan")) == "inconclusive"
+
+
+def test_welch_interval_of_two_studies_means():
+    from grl.stats import welch_interval
+
+    a, b = [20.0, 22.0, 24.0, 27.0], [19.0, 20.0, 21.0]
+    iv = welch_interval(a, b)
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 3  # 8.9167 / 4 and 1 / 3
+    dof = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+    half = stats.t.ppf(0.975, dof) * np.sqrt(va + vb)
+    assert iv.mean == pytest.approx(23.25 - 20.0) and iv.half_width == pytest.approx(half)
+    reference = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (iv.low, iv.high) == pytest.approx((reference.low, reference.high))
+    assert iv.contains(0.0) == (iv.low <= 0 <= iv.high)  # the criterion reads whether 0 is inside
+    assert np.isnan(welch_interval([1.0], [1.0, 2.0]).low)  # one study with a single sample: no interval
+    assert welch_interval([3.0, 3.0], [1.0, 1.0]) == welch_interval([3.0, 3.0], [1.0, 1.0])
+    assert welch_interval([3.0, 3.0], [1.0, 1.0]).low == 2.0  # no spread on either side: a point

@@ -10,10 +10,8 @@ import pandas as pd
 
 from grl.provenance import git_commit
 from grl.results.comparisons import comparisons, headline_verdicts
-from grl.results.frame import CELL, cell_statistics, read_results_csv
-from grl.stats import (
-    Interval,
-)
+from grl.results.frame import CELL, cell_samples, cell_statistics, read_results_csv
+from grl.stats import Interval, welch_interval
 
 
 def committed_reference(profile: str) -> tuple[pd.DataFrame | None, str]:
@@ -41,9 +39,10 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
     """(comparable, summary, per-cell frame) of this study against a reference study.
 
     Not comparable -- and never compared -- when the profiles or the synthetic data's generator
-    versions differ. Otherwise, for every table cell both have: each mean and 95 % interval, whether
-    our mean lies inside the reference's interval and the reference's inside ours; and for every
-    comparison of Tables 2-6 whether the two verdicts match.
+    versions differ. Otherwise, for every table cell both have: each mean and 95 % interval, the difference of
+    the two means with its Welch 95 % interval and whether that interval holds 0 (the criterion of a
+    reproduction: docs/study.md), whether our mean lies inside the reference's interval and the reference's
+    inside ours; and for every comparison of Tables 2-6 whether the two verdicts match.
     """
     empty = pd.DataFrame()
     if ours.empty or reference.empty:
@@ -83,6 +82,15 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
         Interval(r.mean_ref, r.low_ref, r.high_ref, r.n_ref).contains(r.mean) for r in merged.itertuples()
     ]
     merged["ref_in_ours"] = [Interval(r.mean, r.low, r.high, r.n).contains(r.mean_ref) for r in merged.itertuples()]
+    samples, samples_ref = cell_samples(ours), cell_samples(reference)
+    welch = [
+        welch_interval(samples[key].values(), samples_ref[key].values())
+        for key in merged[CELL].itertuples(index=False, name=None)
+    ]
+    merged["difference"] = [w.mean for w in welch]
+    merged["difference_low"] = [w.low for w in welch]
+    merged["difference_high"] = [w.high for w in welch]
+    merged["difference_within_interval"] = [w.contains(0.0) for w in welch]
     va, vb = comparisons(ours), comparisons(reference)
     keys = ["table", "row", "dataset", "metric"]
     cols = keys + ["verdict", "verdict_holm"]
@@ -96,9 +104,11 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
         ).sum()
     )
     both = int((merged.ours_in_ref & merged.ref_in_ours).sum())
+    within = int(merged.difference_within_interval.sum())
     headline = headline_verdicts(va), headline_verdicts(vb)
     summary = (
-        f"{len(merged)} cells in common: in {both} ({100 * both / len(merged):.0f} %) each mean lies inside the "
+        f"{len(merged)} cells in common: in {within} ({100 * within / len(merged):.0f} %) the difference of the two "
+        f"means lies within its Welch 95 % interval of 0; in {both} ({100 * both / len(merged):.0f} %) each mean lies inside the "
         f"other's 95 % interval; ours inside the reference's in {int(merged.ours_in_ref.sum())}, the reference's "
         f"inside ours in {int(merged.ref_in_ours.sum())}. {matching_holm} of {len(verdicts)} verdicts after Holm "
         f"({matching} before it) match the reference's; {opposite} agree on one side and contradict on the "
@@ -107,6 +117,7 @@ def compare_with_reference(ours: pd.DataFrame, reference: pd.DataFrame) -> tuple
     )
     merged.attrs["numbers"] = {
         "cells": len(merged),
+        "cells_difference_within_interval": within,
         "both_inside": both,
         "verdicts": len(verdicts),
         "matching": matching,
