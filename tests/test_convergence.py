@@ -102,6 +102,15 @@ def test_the_reports_stopped_early_note_gives_the_curves_final_numbers(tmp_path)
     assert "225 steps" in note and "Trained for 900 steps (seeds 0, 1)" in note
     assert "Baseline 86.0 ± " in note and "GRL (paper mode) 77.0 ± " in note  # (85.5 + 86.5) / 2, (75.5 + 78.5) / 2
     assert "GRL − Baseline = -9.0 [" in note and "against +3.6 in the paper" in note  # per seed -10 and -8; 84.8 - 81.2
+    # the default recipe's longest runs win over paper mode's, and the length is theirs
+    for seed in range(2):
+        _run(tmp_path, f"mars-baseline-rule-x4-s{seed}", FLAT, lambda e: 1.0, feature="g", epochs=144, every=16)
+        _run(tmp_path, f"mars-grl-rule-x4-s{seed}", [m - 1 for m in FLAT], lambda e: 1.0, epochs=144, every=16)
+    ca.load_curves(tmp_path).to_csv(tmp_path / "curves.csv", index=False)
+    note = stopped_early_note("cpu", tmp_path)
+    assert (
+        "Trained for 3600 steps" in note and "GRL (the recipe rule) 84.5" in note and "GRL − Baseline = -1.0 [" in note
+    )
     assert stopped_early_note("paper", tmp_path) == ""
     assert "Trained for" not in stopped_early_note("cpu", tmp_path / "nowhere")
 

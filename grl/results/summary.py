@@ -318,12 +318,17 @@ def stopped_early_note(profile: str, convergence_dir: str | Path | None = None) 
         column = f"mAP_{feature}"
         return {} if column not in rows else dict(zip(rows["seed"], rows[column]))
 
-    base, grl, release = samples("baseline", "g"), samples("grl", "h+l"), samples("release", "h+l")
-    if not (base and grl):
+    # The longest runs of the default recipe (the recipe rule) when measured, else paper mode's first round.
+    pairs = [(f"baseline-rule{x}", f"grl-rule{x}", "the recipe rule") for x in ("-x4", "-x2", "")]
+    found = [(b, g, mode) for b, g, mode in pairs + [("baseline", "grl", "paper mode")] if samples(b, "g")]
+    found = [(b, g, mode) for b, g, mode in found if samples(g, "h+l")]
+    if not found:
         return text
-    length = int(last["step"].max())
-    parts = [f"Baseline {t_interval(base.values()).text()}", f"GRL (paper mode) {t_interval(grl.values()).text()}"]
-    if release:
+    base_arm, grl_arm, mode = found[0]
+    base, grl, release = samples(base_arm, "g"), samples(grl_arm, "h+l"), samples("release", "h+l")
+    length = int(last.loc[last["arm"].isin([base_arm, grl_arm]), "step"].max())
+    parts = [f"Baseline {t_interval(base.values()).text()}", f"GRL ({mode}) {t_interval(grl.values()).text()}"]
+    if release and mode == "paper mode":
         parts.append(f"GRL with the authors' recipe {t_interval(release.values()).text()}")
     gap = paired_difference(grl, base)
     return (
