@@ -279,7 +279,10 @@ PANELS = (
     ("MARS-like: one field off, release recipe", lambda a: a.startswith("release")),
     ("MARS-like: on the Baseline's backbone", lambda a: a in ("baseline", "grl") or a.endswith("-baseline")),
     ("MARS-like: losses off", lambda a: a in ("grl", "grl-v-oim", "grl-f-oim", "grl-no-verification")),
-    ("MARS-like: Tables 3-4 arms, the rule", lambda a: a in RULE_REFS or a.startswith(("gce-r", "grl-T", "grl-no-"))),
+    (
+        "MARS-like: Tables 3-4 arms, the rule",
+        lambda a: a in RULE_REFS or (a.endswith("-rule") and a.startswith(("gce-", "grl-T", "grl-no-"))),
+    ),
     (
         "MARS-like: Tables 5-6 arms, the rule",
         lambda a: a == "grl-rule" or a.startswith(("grl-forward", "grl-backward")) or a.endswith("oim-rule"),
