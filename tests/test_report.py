@@ -122,13 +122,13 @@ def test_markdown_export(tmp_path):
     assert "| MARS      | mAP      | 60.0  | 40.0       | +20.0 [+20.0, +20.0]    | 2" in full
     assert "| better    | better       |" in full and "**better**" not in full
     assert "**Runs**: 40 of 40 done" in full and "abc123" in full and "**Seeds**: 0, 1" in full
-    assert "## Did this study reproduce the reference?" in full
+    assert "## Reproduction against a reference" in full
 
 
 def test_html_tables_are_real_tables_with_verdict_shading(tmp_path):
     import re
 
-    from grl.results import comparisons, comparisons_html, runs_table_html, styled_table
+    from grl.results import comparisons, comparisons_html, runs_table, runs_table_html, styled_table
 
     runs = runs_for("quick", root=tmp_path)
     write_fake_results(runs, grl_wins)
@@ -150,7 +150,12 @@ def test_html_tables_are_real_tables_with_verdict_shading(tmp_path):
     appendix = comparisons_html(agreement)
     assert appendix.startswith("<details><summary>Every comparison") and appendix.count("<tr") == len(agreement) + 1
     narrow = runs_table_html(runs)
-    assert re.search(r"<th[^>]*>mAP \(h\+l\)</th>", narrow) and narrow.count("<tr") == len(runs) + 1
+    assert re.search(r"<th[^>]*>feature</th>", narrow) and re.search(r"<th[^>]*>mAP</th>", narrow)
+    assert narrow.count("<tr") == len(runs) + 1
+    # one metric column for every run whatever its feature: no column empty for most runs (no "nan" cells)
+    listed = runs_table(runs)
+    assert list(listed.columns) == ["experiment", "dataset", "seed", "split", "status", "minutes", "feature", "mAP"]
+    assert not listed.isna().any().any() and set(listed.feature) >= {"g", "h+l"}
 
 
 def test_grl_vs_baseline_is_a_paired_interval_per_dataset(tmp_path):
@@ -357,18 +362,17 @@ def test_compare_command(tmp_path, capsys):
 
 
 def test_report_md_shows_the_figures_it_has(tmp_path):
-    from grl.results import figures_markdown, report_markdown, save_figures
+    from grl.results import report_markdown, save_figures
 
     runs = runs_for("quick", root=tmp_path)
     write_fake_results(runs, grl_wins)
     written = save_figures(tmp_path, runs)
-    assert {p.name for p in written} >= {"ablation_differences_mAP.png", "ablation_differences_rank1.png"}
+    assert {p.name for p in written} >= {"comparisons_overview.png"}
     assert all(p.stat().st_size > 1000 for p in written)
     md = report_markdown("quick", runs, figures_dir=tmp_path)
-    assert (
-        "## Figures" in md and "![Every comparison of Tables 2-6, mAP" in md and "(ablation_differences_mAP.png)" in md
-    )
-    assert "figure4" not in figures_markdown(tmp_path)  # only what exists is linked
+    assert "![Every comparison of Tables 2-6 against its table's reference row" in md
+    assert "(comparisons_overview.png)" in md and "Rests on 2 seed(s) on the MARS-like set" in md
+    assert "figure4_query" not in md and "(not generated: no finished GRL run on MARS)" in md  # only what exists
 
 
 def test_a_failed_run_is_shown_as_failed_never_as_a_number(tmp_path):

@@ -221,6 +221,45 @@ def test_ablation_differences_show_ours_beside_the_papers_on_one_axis():
         viz.plot_ablation_differences(df.drop(columns="paper_delta"))
 
 
+def test_the_overview_puts_each_comparison_on_one_line_across_the_metric_panels():
+    df = pd.DataFrame(
+        {
+            "table": [2, 2, 3],
+            "row": ["+TRL (F^l+F^h)", "+TRL (F^l+F^h)", "- Memory Block"],
+            "vs": ["Baseline (F^g)", "Baseline (F^g)", "GRL"],
+            "dataset": ["mars", "ilidsvid", "mars"],
+            "metric": ["rank1", "rank1", "mAP"],
+            "paper_delta": [2.5, 3.3, -0.6],
+            "ours_delta": [1.0, 8.0, -2.0],
+            "low": [0.0, 6.0, -3.0],
+            "high": [2.0, 10.0, -1.0],
+            "n": [3, 30, 3],
+            "verdict": ["agrees", "agrees", "agrees"],
+            "differences": [(0.5, 1.0, 1.5), (7.0, 8.0, 9.0), (-2.5, -2.0, -1.5)],
+        }
+    )
+    fig = viz.plot_comparisons_overview(df)
+    left, right = fig.axes[:2]
+    assert (left.get_title(), right.get_title()) == ("mAP", "Rank-1")
+    labels = [t.get_text() for t in left.get_yticklabels()]
+    assert labels == [
+        "T2 MARS: +TRL (F$^{l}$+F$^{h}$)  vs  Baseline (F$^{g}$)  (n=3)",  # superscripts, never a caret
+        "T2 iLIDS-VID: +TRL (F$^{l}$+F$^{h}$)  vs  Baseline (F$^{g}$)  (n=30)",
+        "T3 MARS: - Memory Block  vs  GRL  (n=3)",
+    ]
+
+    def dots(ax):  # (x, line) of our means
+        found = sorted((line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "o")
+        return [v for point in found for v in point]
+
+    assert dots(left) == pytest.approx([-2.0, 2.0])  # the one mAP comparison, on its own line (the third)
+    assert dots(right) == pytest.approx([1.0, 0.0, 8.0, 1.0])  # the Rank-1 ones on lines one and two
+    crosses = sorted(map(tuple, right.collections[-1].get_offsets().tolist()))
+    assert [v for point in crosses for v in point] == pytest.approx([2.5, 0.0, 3.3, 1.0])  # the paper's, same lines
+    with pytest.raises(ValueError, match="no comparison"):
+        viz.plot_comparisons_overview(df.iloc[:0])
+
+
 def _metrics_run(folder, losses, evals, steps=5):
     folder.mkdir(parents=True)
     lines = []

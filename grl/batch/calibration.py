@@ -3,13 +3,7 @@ train the Baseline runs of a profile (never GRL's) and read them against the tar
 
 from __future__ import annotations
 
-# The targets: the Baseline's F^g, mean over the seeds, in these ranges (per cent).
-CALIBRATION_TARGETS = {
-    ("mars", "rank1"): (30, 70),
-    ("mars", "mAP"): (30, 70),
-    ("ilidsvid", "rank1"): (40, 85),
-    ("prid2011", "rank1"): (40, 85),
-}
+from grl.data.synthetic.sizes import CALIBRATION_TARGETS
 
 
 def calibrate(profile: str, seeds=None, dataset: str | None = None, root=None, jobs: int | None = None):

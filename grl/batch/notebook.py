@@ -258,29 +258,6 @@ def _register_reused_engine() -> str:
 _REUSED_ENGINE = "grl-reused-kernel"
 
 
-def export_html_text(notebook: str | Path) -> str:
-    """Reader-facing HTML of an executed notebook, without code cells."""
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(exclude_input=True).from_filename(str(notebook))
-    return body.replace("</head>", f"<style>{PRINT_CSS}</style>\n</head>", 1)
-
-
-# On screen a table cell never wraps (no "mi / xed"); an A4 page is narrower than Table 2's six columns,
-# so in print cells wrap between words (never inside one), tables get a smaller font and text outputs wrap.
-PRINT_CSS = """
-@media print {
-  table { font-size: 7.5pt !important; }
-  td, th { white-space: normal !important; word-break: keep-all; overflow-wrap: normal; }
-  td, th { padding: 1px 4px !important; }
-  th { overflow-wrap: anywhere !important; }  /* a long heading word breaks only where it would cut the table */
-  pre { white-space: pre-wrap !important; word-break: normal !important; overflow-wrap: break-word; }
-  .jp-OutputArea-output, .jp-RenderedHTMLCommon, .jp-Cell { overflow: visible !important; }
-  img { max-width: 100% !important; height: auto !important; }
-}
-"""
-
-
 # ---------------------------------------------------------------------------------------
 def refresh_notebooks(names: list[str] | None = None, fresh: bool = True) -> list[Path]:
     """Re-execute the committed notebooks in place with their default (quick) parameters.

@@ -14,11 +14,11 @@ from pathlib import Path
 from grl.batch.core import BatchError, BatchInterrupted, experiment_parameters, notebooks_dir
 from grl.batch.local import check_jobs, run_batch, stop_kernels
 from grl.batch.locks import batch_lock, os_error_message, preflight, stop_if_out_of_space
-from grl.batch.notebook import Kernel, execute, export_html_text, validate_parameters
+from grl.batch.notebook import Kernel, execute, validate_parameters
 from grl.batch.shared import check_data, prepare_shared
 from grl.config import DATASETS, ConfigError
 from grl.experiments import get_profile, profile_dir, runs_for, study_dir
-from grl.utils import atomic_write_bytes, fault_point
+from grl.utils import fault_point
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_par
 
 
 def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference, report_parameters, failures) -> None:
-    from grl.results import report_markdown, results_frame, write_results_csv
+    from grl.results import results_frame, write_report, write_results_csv
 
     write_results_csv(out / "results.csv", results_frame(runs))
     print(f"per-seed results: {out / 'results.csv'}")
@@ -165,13 +165,15 @@ def _figure4_and_report_in(kernel, profile, out, nb_dir, runs, seeds, reference,
     from grl.results import save_figures
 
     save_figures(out, runs)
-    markdown = report_markdown(profile, runs, reference, figures_dir=out)
-    report_nb = out / "report.ipynb"
-    if _step("report", nb_dir / "report.ipynb", report_nb, report_parameters, failures, kernel):
-        html = export_html_text(report_nb)
-        atomic_write_bytes(out / "report.html", html.encode())  # the two together: one right after the other
-        atomic_write_bytes(out / "report.md", markdown.encode())
+    # The executed report notebook (reports/PROFILE/report.ipynb) is the interactive report; report.html, .md and
+    # .pdf are written from the same package functions, in the reader's order, only once it ran without error.
+    if _step("report", nb_dir / "report.ipynb", out / "report.ipynb", report_parameters, failures, kernel):
+        from grl.results import failed_runs
+
+        failed = failed_runs(runs, out / "status.json")
+        written = write_report(out, profile, runs, reference, failed=failed)
         print(f"report: {out / 'report.html'} and {out / 'report.md'}")
+        print(f"report: {written['pdf']}" if "pdf" in written else written["pdf_missing"])
     else:
         kept = [p.name for p in (out / "report.html", out / "report.md") if p.exists()]
         print(

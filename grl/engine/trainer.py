@@ -197,8 +197,7 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lam
     if not main:
         distributed.barrier()  # rank 0 evaluates and writes the model and the result
         return load_result_for(out_dir, key)
-    result = _finish(config, out_dir, state, dataset, device, result_extra)
-    result["wall_time_s"] = state.wall_before + time.perf_counter() - started
+    result = _finish(config, out_dir, state, dataset, device, result_extra, started)
     if world > 1:
         result["world_size"] = world
     atomic_write_json(run_folder.result(out_dir), result)
@@ -206,8 +205,9 @@ def _train(config: Config, out_dir: Path, progress: bool, dataset, preempted=lam
     return result
 
 
-def _finish(config: Config, out_dir: Path, state: TrainState, dataset, device, result_extra) -> dict:
-    """Write the final model; return the result (the caller adds the wall time and writes it, last)."""
+def _finish(config: Config, out_dir: Path, state: TrainState, dataset, device, result_extra, started: float) -> dict:
+    """Write the final model; return the result (the caller writes it, last). Its wall time counts the final
+    evaluation and the model's write, from ``started`` (``time.perf_counter``) plus the time before a resume."""
     metrics = state.last_eval if state.last_eval is not None else evaluate_model(state.model, dataset, config)
     selection = None
     if config.select_best and state.best is not None:
@@ -229,7 +229,7 @@ def _finish(config: Config, out_dir: Path, state: TrainState, dataset, device, r
         "protocol": dict(getattr(dataset, "protocol", {}) or {}),
         "dataset": dataset_summary(dataset),
         "epochs_done": config.epochs,
-        "wall_time_s": None,
+        "wall_time_s": state.wall_before + time.perf_counter() - started,
         "device": device_name(device),
         "torch": torch.__version__,
         "seed": config.seed,

@@ -27,6 +27,8 @@ from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock
 
 WEIGHTS_ENV = "GRL_PRETRAINED_WEIGHTS"
+# Every backbone here maps an H×W frame to an (H/16)×(W/16) feature map (last stage stride 1): where R_t and M_t live.
+TOTAL_STRIDE = 16
 
 _TORCHVISION = {
     "resnet50": (resnet.resnet50, resnet.ResNet50_Weights.IMAGENET1K_V1),

@@ -9,9 +9,11 @@ One module per job, imported in one direction (tests/test_architecture.py keeps 
 - :mod:`~grl.results.comparisons` — the paired comparisons of Tables 2-6, Holm, detectable effects, verdicts;
 - :mod:`~grl.results.reference` — this study against a reference study;
 - :mod:`~grl.results.render` — tables as styled HTML and Markdown;
-- :mod:`~grl.results.figures` — the report's PNG figures and their captions (drawn by grl.viz);
+- :mod:`~grl.results.figures` — the report's PNG figures (drawn by grl.viz);
 - :mod:`~grl.results.precision` — the half-widths reached against the targets, the frontier over seeds;
-- :mod:`~grl.results.summary` — the verdict tables and the whole report's Markdown.
+- :mod:`~grl.results.summary` — the verdict tables, the precision section, the stopped-early note;
+- :mod:`~grl.results.document` — the report's sections in the reader's order, with their figures' captions;
+- :mod:`~grl.results.page` — report.md, report.html and report.pdf written from those sections.
 
 The names below are the public API (``from grl import results; results.comparisons(ours)``); notebooks/report.ipynb
 only calls them and displays what they return.
@@ -26,7 +28,8 @@ from grl.results.comparisons import (
     verdict_counts,
     verdict_summary,
 )
-from grl.results.figures import FIGURES, figures_markdown, learning_curves_figure, ranked_lists_figure, save_figures
+from grl.results.document import Section, report_sections
+from grl.results.figures import learning_curves_figure, ranked_lists_figure, save_figures
 from grl.results.frame import (
     CELL,
     DATASET_NAMES,
@@ -40,11 +43,13 @@ from grl.results.frame import (
     results_frame,
     write_results_csv,
 )
+from grl.results.page import print_pdf, report_markdown, write_report
 from grl.results.reference import committed_reference, compare_with_reference, reference_comparison
 from grl.results.render import (
     comparisons_html,
     comparisons_markdown,
     pretraining_section,
+    runs_table,
     runs_table_html,
     styled_table,
 )
@@ -54,19 +59,20 @@ from grl.results.summary import (
     convergence_figure,
     grl_vs_baseline_table,
     precision_section,
-    reference_markdown,
     reference_table,
-    report_markdown,
     stopped_early_note,
 )
 from grl.results.tables import assemble_tables, pretraining_table, table_markdown, tables_markdown, wide_table
 
 __all__ = [
+    "Section",
+    "print_pdf",
+    "report_sections",
+    "write_report",
     "ablation_table",
     "convergence_figure",
     "grl_vs_baseline_table",
     "precision_section",
-    "reference_markdown",
     "reference_table",
     "report_markdown",
     "stopped_early_note",
@@ -74,7 +80,6 @@ __all__ = [
     "COMPARISON_COLUMNS",
     "DATASET_NAMES",
     "EQUIVALENCE_MARGIN",
-    "FIGURES",
     "METRICS",
     "METRIC_NAMES",
     "RESULT_COLUMNS",
@@ -86,7 +91,6 @@ __all__ = [
     "comparisons_html",
     "comparisons_markdown",
     "failed_runs",
-    "figures_markdown",
     "grl_vs_baseline",
     "learning_curves_figure",
     "metrics_table",
@@ -100,6 +104,7 @@ __all__ = [
     "reference_row",
     "results_frame",
     "runs_frame",
+    "runs_table",
     "runs_table_html",
     "save_figures",
     "styled_table",

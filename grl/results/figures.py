@@ -1,4 +1,4 @@
-"""The report's figures as PNG files and their captions (drawn by grl.viz)."""
+"""The report's figures as PNG files (drawn by grl.viz; grl.results.document captions them)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,12 @@ from grl.experiments import Run
 from grl.results.comparisons import comparisons
 from grl.results.frame import results_frame
 
-FIGURES = {  # file in the profile's folder -> caption in report.md
-    "figure4_query*.png": "Figure 4 (GRL on MARS, first seed): frames, R_t, forward and backward memories",
-    "ablation_differences_mAP.png": "Every comparison of Tables 2-6, mAP: our paired difference with its 95 % interval "
-    "(coloured by the verdict), the per-seed and per-split differences it rests on (grey; n on each line) and the "
-    "paper's difference (x)",
-    "ablation_differences_rank1.png": "The same for Rank-1",
-    "training_curves.png": "Training on MARS, Baseline, +GCE and GRL: one panel per loss term (and the test set's "
-    "numbers where evaluated more than once), the mean over the seeds with a band of ±1 SD (the seeds: the figure's title)",
-    "ranked_lists.png": "Ranked lists, GRL beside the Baseline on the same MARS queries (green right, red wrong, grey ignored)",
-}
+OVERVIEW = "comparisons_overview.png"
 
 
 def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
-    """The report's plots as PNG files in ``out`` (report.md shows them): the ablation differences, the
-    training curves and the ranked lists. Figure 4 is written by figure4.ipynb."""
+    """The report's plots as PNG files in ``out`` (grl.results.document captions them): the overview of every
+    comparison, the learning curves and the ranked lists. Figure 4 is written by figure4.ipynb."""
     import matplotlib.pyplot as plt
 
     from grl import viz
@@ -32,11 +23,10 @@ def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
     ours = results_frame(runs)
     agreement = comparisons(ours)
     written = []
-    for metric in ("mAP", "rank1"):
-        if len(agreement) and (agreement.metric == metric).any():
-            fig = viz.plot_ablation_differences(agreement, metric)
-            written.append(viz.save(fig, out / f"ablation_differences_{metric}.png"))
-            plt.close(fig)
+    if len(agreement):
+        fig = viz.plot_comparisons_overview(agreement)
+        written.append(viz.save(fig, out / OVERVIEW))
+        plt.close(fig)
     fig = learning_curves_figure(runs)
     if fig is not None:
         written.append(viz.save(fig, out / "training_curves.png"))
@@ -45,15 +35,6 @@ def save_figures(out: str | Path, runs: list[Run]) -> list[Path]:
     if fig is not None:
         written.append(viz.save(fig, out / "ranked_lists.png"))
     return written
-
-
-def figures_markdown(out: str | Path) -> str:
-    """Links to the report's PNG figures that exist in ``out``, with their captions."""
-    lines = []
-    for pattern, caption in FIGURES.items():
-        for path in sorted(Path(out).glob(pattern)):
-            lines.append(f"![{caption}]({path.name})\n\n*{caption}* (`{path.name}`)")
-    return "\n\n".join(lines) if lines else "(no figure generated yet: `python -m grl reproduce` makes them)"
 
 
 def ranked_lists_figure(runs: list[Run], dataset: str = "mars", queries: int = 4, k: int = 5, seed: int = 0):

@@ -97,8 +97,9 @@ def styled_table(table_no: int, table: pd.DataFrame, agreement: pd.DataFrame | N
 MAX_TABLE_COLUMNS = 6
 
 
-def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:
-    """Every comparison of Tables 2-6 as an HTML table inside a collapsed <details> (the report's appendix)."""
+def comparisons_html(frame: pd.DataFrame, decimals: int = 1, collapsed: bool = True) -> str:
+    """Every comparison of Tables 2-6 as an HTML table, inside a collapsed <details> unless ``collapsed`` is False
+    (report.html's appendix collapses it itself)."""
     if frame.empty:
         return "<p>(no comparison yet)</p>"
     shown = _comparisons_shown(frame, decimals)
@@ -110,6 +111,8 @@ def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:
             subset=["verdict"],
         )
     )
+    if not collapsed:
+        return html_table(styler)
     return (
         f"<details><summary>Every comparison of Tables 2-6 ({len(frame)}): paired differences and verdicts"
         f"</summary>{html_table(styler)}</details>"
@@ -117,8 +120,14 @@ def comparisons_html(frame: pd.DataFrame, decimals: int = 1) -> str:
 
 
 def runs_table_html(runs: list[Run], metric: str = "mAP", failed: dict[str, str] | None = None) -> str:
-    """A narrow table of the runs: experiment, dataset, seed, status (done, FAILED or missing), minutes, and the
-    run's main metric."""
+    """:func:`runs_table` as HTML."""
+    styler = runs_table(runs, metric, failed).style.set_uuid("runs").hide(axis="index")
+    return html_table(styler)
+
+
+def runs_table(runs: list[Run], metric: str = "mAP", failed: dict[str, str] | None = None) -> pd.DataFrame:
+    """A narrow table of the runs: experiment, dataset, seed, split, status (done, FAILED or missing), minutes, and
+    the run's main metric ("" where the run has none: not done)."""
     records = []
     failed = failed or {}
     for run in runs:
@@ -129,13 +138,14 @@ def runs_table_html(runs: list[Run], metric: str = "mAP", failed: dict[str, str]
                 "experiment": run.experiment,
                 "dataset": DATASET_NAMES[run.dataset],
                 "seed": run.config.seed,
+                "split": run.split if run.dataset != "mars" else "",
                 "status": "done" if result else ("FAILED" if run.name in failed else "missing"),
                 "minutes": f"{result['wall_time_s'] / 60:.1f}" if result else "",
-                f"{METRIC_NAMES[metric]} ({run.config.main_feature})": f"{main[metric]:.1f}" if metric in main else "",
+                "feature": run.config.main_feature,  # one column for every run: no empty cells across features
+                METRIC_NAMES[metric]: f"{main[metric]:.1f}" if metric in main else "",
             }
         )
-    styler = pd.DataFrame(records).style.set_uuid("runs").hide(axis="index")
-    return html_table(styler)
+    return pd.DataFrame(records)
 
 
 def pretraining_section(runs: list[Run], ours: pd.DataFrame) -> str:

@@ -1,6 +1,6 @@
-"""The report's summaries and report.md: the three questions as tables (does GRL beat the Baseline, do the
-ablations go the paper's way, did this study reproduce the reference), the study's precision, and the whole
-Markdown report assembled from them and from grl.results' tables.
+"""The report's summaries: the three questions as tables (does GRL beat the Baseline, do the ablations go the
+paper's way, did this study reproduce the reference), the study's precision, and how far the runs are from the
+end of their learning curves (grl.results.document puts them in the report's order).
 
 Each answer is a :class:`VerdictTable`: HTML with the verdicts as coloured cells in JupyterLab and report.html,
 a plain-text table for nbval, and Markdown for report.md.
@@ -17,13 +17,9 @@ import pandas as pd
 
 from grl.experiments import Run, load_result, profile_dir
 from grl.results import precision
-from grl.results.comparisons import comparisons, reference_row, verdict_summary
-from grl.results.figures import figures_markdown
-from grl.results.frame import DATASET_NAMES, METRIC_NAMES, cell_samples, results_frame
-from grl.results.reference import reference_comparison
-from grl.results.render import VERDICT_BACKGROUND, comparisons_markdown, html_table, pretraining_section
-from grl.results.runs import provenance
-from grl.results.tables import assemble_tables, tables_markdown
+from grl.results.comparisons import comparisons, reference_row
+from grl.results.frame import DATASET_NAMES, METRIC_NAMES, cell_samples
+from grl.results.render import VERDICT_BACKGROUND, html_table
 from grl.stats import t_interval
 
 WORDS = {"agrees": "better", "contradicts": "worse", "inconclusive": "no conclusion"}  # GRL vs the Baseline
@@ -250,39 +246,6 @@ def precision_section(
             + precision.table_markdown(analysis, "rank1")
         )
     return "\n\n".join(parts)
-
-
-def report_markdown(profile: str, runs: list[Run], reference_path=None, figures_dir: str | Path | None = None) -> str:
-    ours = results_frame(runs)
-    tables = assemble_tables(ours)
-    agreement = comparisons(ours)
-    figures = ["## Figures\n\n" + figures_markdown(figures_dir)] if figures_dir else []
-    return (
-        "\n\n".join(
-            [
-                f"# GRL reproduction report — profile `{profile}`",
-                provenance(profile, runs),
-                *([note] if (note := stopped_early_note(profile)) else []),
-                "## Does GRL beat the Baseline?\n\n" + grl_vs_baseline_table(ours, agreement).markdown(),
-                "## Do the ablations go the paper's way?\n\n"
-                + ablation_table(agreement).markdown()
-                + "\n\n"
-                + verdict_summary(agreement).split("\n")[-1],
-                "## The study's precision\n\n" + precision_section(profile, runs, ours, agreement),
-                "## Tables 1-6: ours vs the paper\n\n" + tables_markdown(tables),
-                "## Every comparison of Tables 2-6 (paired differences)\n\n" + comparisons_markdown(agreement),
-                "## The pretrained backbone (Table 7, not in the paper)\n\n" + pretraining_section(runs, ours),
-                *figures,
-                "## Did this study reproduce the reference?\n\n" + reference_markdown(profile, ours, reference_path),
-            ]
-        )
-        + "\n"
-    )
-
-
-def reference_markdown(profile: str, ours: pd.DataFrame, reference_path=None) -> str:
-    numbers, label, text = reference_comparison(profile, ours, reference_path)
-    return reference_table(numbers, label, text).markdown() + "\n\n" + text
 
 
 # ---- the study's runs against the curves trained to the end (docs/convergence.md) ----------------------------

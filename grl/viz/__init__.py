@@ -1,4 +1,4 @@
-"""Figures, all of them (one module per kind, this package the public API): the paper's Figure 4, clips, training curves, ablation differences, ranked lists.
+"""Figures, all of them (one module per kind, this package the public API): the paper's Figure 4, clips, training curves, the overview of comparisons, ranked lists.
 
 Every plotting function takes plain tensors / arrays / DataFrames and returns a
 matplotlib ``Figure`` (never calls ``plt.show``), so notebooks decide how to display
@@ -16,12 +16,11 @@ Conventions
   strongest responses, which is what the paper's rows 3-4 of Figure 4 show.
 """
 
+from grl.viz.comparisons import VERDICT_COLOURS, plot_ablation_differences, plot_comparisons_overview
 from grl.viz.curves import (
     QUANTITY_NAMES,
-    VERDICT_COLOURS,
     curve_keys,
     learning_curves_frame,
-    plot_ablation_differences,
     plot_learning_curves,
     plot_training_curves,
     read_metrics,
@@ -64,6 +63,7 @@ __all__ = [
     "model_maps",
     "overlay",
     "plot_ablation_differences",
+    "plot_comparisons_overview",
     "plot_training_curves",
     "ranked_list",
     "ranked_lists",

@@ -1,11 +1,10 @@
-"""Training curves (one panel per loss term) and the ablation differences (ours with its interval beside the paper)."""
+"""Training curves: one panel per loss term of one run, or every seed's curves as a mean and band per arm."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -222,69 +221,3 @@ def plot_learning_curves(long: "pandas.DataFrame", title: str | None = None) -> 
     if title:
         grid.figure.suptitle(title, fontsize=10, y=1.08)
     return grid.figure
-
-
-VERDICT_COLOURS = {"agrees": "#2ca02c", "contradicts": "#d62728", "inconclusive": "#7f7f7f"}
-
-
-def plot_ablation_differences(
-    comparisons: "pandas.DataFrame",  # noqa: F821
-    metric: str = "mAP",
-    title: str | None = None,
-) -> Figure:
-    """The overview of every comparison (rows of ``grl.results.comparisons``): our paired difference to the
-    reference row with its 95 % interval (a dot and a bar, coloured by the verdict), the per-seed (and per-split)
-    paired differences it rests on (small grey points, seaborn's strip plot) and the paper's difference (a black
-    cross), on one shared axis with 0 marked, so agreement in sign is visible at a glance. One line per
-    comparison; the legend sits outside the axes."""
-    import pandas as pd
-    import seaborn as sns
-    from matplotlib.lines import Line2D
-
-    need = {"table", "row", "vs", "dataset", "metric", "paper_delta", "ours_delta", "low", "high", "verdict"}
-    missing = sorted(need - set(comparisons.columns))
-    if missing:
-        raise ValueError(f"plot_ablation_differences: missing column(s) {missing}; pass grl.results.comparisons(...)")
-    data = comparisons[comparisons.metric == metric].reset_index(drop=True)
-    if data.empty:
-        raise ValueError(f"plot_ablation_differences: no comparison of metric {metric!r}")
-    names = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID2011"}
-    labels = [
-        f"T{r.table} {names.get(r.dataset, r.dataset)}: {r.row}  vs  {r.vs}  (n={r.n})" if "n" in data else
-        f"T{r.table} {names.get(r.dataset, r.dataset)}: {r.row}  vs  {r.vs}"
-        for r in data.itertuples()
-    ]  # fmt: skip
-    height = 0.32 * len(data) + 1.4
-    fig = plt.figure(figsize=(11, height))
-    ax = fig.add_axes((0.42, 0.9 / height, 0.40, 1 - 1.2 / height))
-    if "differences" in data:  # each comparison's per-sample differences, on its own line of the axis
-        points = pd.DataFrame(
-            [(label, d) for label, ds in zip(labels, data.differences) for d in (ds or ())], columns=["row", "d"]
-        )
-        if not points.empty:
-            sns.stripplot(
-                data=points, x="d", y="row", order=labels, color="#9e9e9e", size=2.5, jitter=0.15, alpha=0.8, ax=ax
-            )
-    y = np.arange(len(data))  # strip-plot order: the first comparison on top
-    colours = [VERDICT_COLOURS.get(v, "#7f7f7f") for v in data.verdict]
-    low = (data.ours_delta - data.low).clip(lower=0).fillna(0)
-    high = (data.high - data.ours_delta).clip(lower=0).fillna(0)
-    for yi, mean, lo, hi, colour in zip(y, data.ours_delta, low, high, colours):
-        ax.errorbar(mean, yi, xerr=[[lo], [hi]], fmt="o", color=colour, ms=4, capsize=2, lw=1.2, zorder=3)
-    ax.scatter(data.paper_delta, y, marker="x", color="black", s=22, zorder=4)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, labels, fontsize=7)
-    ax.set_ylim(len(data) - 0.3, -0.7)
-    ax.set_ylabel("")
-    ax.set_xlabel(f"difference to the reference row, {metric} (percentage points)", fontsize=8)
-    ax.grid(axis="x", alpha=0.3)
-    handles = [
-        Line2D([], [], color=c, marker="o", ls="-", label=f"ours, {v} (95 % interval)")
-        for v, c in VERDICT_COLOURS.items()
-    ]
-    handles.append(Line2D([], [], color="#9e9e9e", marker="o", ls="", ms=3, label="ours, one seed / split"))
-    handles.append(Line2D([], [], color="black", marker="x", ls="", label="paper"))
-    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig

@@ -87,3 +87,13 @@ def resolve_sizes(name: str, **sizes) -> dict:
     if name == "mars" and not 2 <= out["min_cams_per_id"] <= out["max_cams_per_id"] <= out["num_cams"]:
         raise ValueError("synthetic 'mars': need 2 <= min_cams_per_id <= max_cams_per_id <= num_cams")
     return out
+
+
+# The calibration targets (docs/study.md, "Calibrating the built-in benchmark"): the Baseline's F^g, mean over
+# the seeds, in these ranges (per cent).
+CALIBRATION_TARGETS = {
+    ("mars", "rank1"): (30, 70),
+    ("mars", "mAP"): (30, 70),
+    ("ilidsvid", "rank1"): (40, 85),
+    ("prid2011", "rank1"): (40, 85),
+}
