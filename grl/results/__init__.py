@@ -28,7 +28,7 @@ from grl.results.comparisons import (
     verdict_counts,
     verdict_summary,
 )
-from grl.results.document import Section, report_sections
+from grl.results.document import Section, report_answer, report_sections
 from grl.results.figures import learning_curves_figure, ranked_lists_figure, save_figures
 from grl.results.frame import (
     CELL,
@@ -67,6 +67,7 @@ from grl.results.tables import assemble_tables, pretraining_table, table_markdow
 __all__ = [
     "Section",
     "print_pdf",
+    "report_answer",
     "report_sections",
     "write_report",
     "ablation_table",

@@ -85,7 +85,9 @@ def _seeds_and_splits(ours: pd.DataFrame) -> tuple[list[int], int]:
     return sorted(int(s) for s in ours.seed.unique()), (int(small.split.nunique()) if len(small) else 0)
 
 
-def answer(profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame, reproduced: str) -> str:
+def report_answer(
+    profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame, reproduced: str = ""
+) -> str:
     """The report's first paragraph: what was trained, on what, and the headline verdicts."""
     done = sum(r.is_done() for r in runs)
     seeds, splits = _seeds_and_splits(ours)
@@ -224,7 +226,9 @@ def report_sections(
         return [Figure(p.name, caption) for p in sorted(out.glob(name))]
 
     numbers, label, reference_text = reference_comparison(profile, ours, reference_path)
-    sections = [Section("The answer", answer(profile, runs, ours, agreement, _reproduced_sentence(numbers, label)))]
+    sections = [
+        Section("The answer", report_answer(profile, runs, ours, agreement, _reproduced_sentence(numbers, label)))
+    ]
 
     gvb = grl_vs_baseline_table(ours, agreement)
     sections.append(Section("GRL against the Baseline", gvb.markdown(), gvb._repr_html_()))
