@@ -24,6 +24,7 @@ INTEGRATIONS = ("paper", "release")
 OIM_LEVELS = ("v", "f", "v+f")
 TEST_SAMPLINGS = ("rrs", "dense")
 OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "cosine")
 DTYPES = ("float32", "float64")
 RECIPES_NAMES = ("paper", "paper-text", "release")
 RRS_CHUNKS = ("balanced", "ceil")
@@ -81,7 +82,8 @@ _NOT_IN_KEY = frozenset(
 # (_FIRST_DEFAULTS), so a run at the new default never takes the key of a run at the old one.
 _KEY_OMITS_DEFAULT = frozenset(
     "pretrain_ids pretrain_steps recipe rrs_chunks random_crop erasing gce_head pool_normalized pool_bn_halves"
-    " oim_pooled release_feature select_best sync_bn crn backbone_from freeze_backbone gce_lr_as_backbone".split()
+    " oim_pooled release_feature select_best sync_bn crn backbone_from freeze_backbone gce_lr_as_backbone"
+    " lr_schedule".split()
 )
 _FIRST_DEFAULTS = {"erasing": "clip", "pool_normalized": False, "pool_bn_halves": False}  # before the recipe rule
 
@@ -140,6 +142,7 @@ class Config:
     momentum: float = 0.9  # Nesterov
     lr_step: int = 15
     lr_gamma: float = 0.1
+    lr_schedule: str = "step"  # "step": × lr_gamma every lr_step epochs; "cosine": annealed to 0 over the run
     eval_every: int = 0  # 0 = evaluate only at the end
     # The divergence guard: training stops within one step when any loss term becomes non-finite or exceeds this
     # multiple of its first-epoch mean (of its first step's value during the first epoch; 0 = the multiple off).
@@ -185,6 +188,7 @@ class Config:
             "oim": OIM_LEVELS,
             "test_sampling": TEST_SAMPLINGS,
             "optimizer": OPTIMIZERS,
+            "lr_schedule": LR_SCHEDULES,
             "dtype": DTYPES,
             "recipe": RECIPES_NAMES,
             "rrs_chunks": RRS_CHUNKS,

@@ -48,3 +48,32 @@ def test_int_is_accepted_for_float_fields():
 def test_test_features_follow_the_model():
     assert Config(use_gce=False, use_trl=False, oim="v").test_features == ("g",)
     assert Config().test_features == ("l", "h", "h+l")
+
+
+def test_the_cosine_schedule_anneals_the_peak_rate_to_zero_over_the_run_and_keeps_old_keys():
+    import math
+
+    import torch
+
+    from grl.config import Config
+    from grl.engine.build import build_scheduler
+
+    step = Config(epochs=8, lr=0.1, lr_step=6, lr_gamma=0.1)
+    cosine = Config(epochs=8, lr=0.1, lr_step=6, lr_gamma=0.1, lr_schedule="cosine")
+    assert step.key() == Config(epochs=8, lr=0.1, lr_step=6, lr_gamma=0.1).key()  # the default leaves keys alone
+    assert cosine.key() != step.key()
+
+    def rates(config):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+        scheduler, out = build_scheduler(config, optimizer), []
+        for _ in range(config.epochs):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return out
+
+    expected = [0.1 * (1 + math.cos(math.pi * e / 8)) / 2 for e in range(8)]
+    assert rates(cosine) == pytest.approx(expected)  # epoch 0 at the full rate, epoch 7 at 3.8 % of it
+    assert rates(step) == pytest.approx([0.1] * 6 + [0.01] * 2)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        Config(lr_schedule="linear")

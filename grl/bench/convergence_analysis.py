@@ -137,6 +137,13 @@ def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
         ("Four times the steps", "GRL (rule): 3600 − 1800 steps", ("grl-rule-x4", "h+l"), ("grl-rule-x2", "h+l")),
         ("Four times the steps", "GRL − Baseline at 3600 steps", ("grl-rule-x4", "h+l"), ("baseline-rule-x4", "g")),
         ("H4 resolution", "GRL − Baseline at 128x64", ("grl-128x64", "h+l"), ("baseline-128x64", "g")),
+        (
+            "H7 schedule",
+            "Baseline (rule): cosine 1800 − step 3600",
+            ("baseline-rule-cos-x2", "g"),
+            ("baseline-rule-x4", "g"),
+        ),
+        ("H7 schedule", "GRL (rule): cosine 1800 − step 3600", ("grl-rule-cos-x2", "h+l"), ("grl-rule-x4", "h+l")),
     ]
     return out
 

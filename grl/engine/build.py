@@ -64,8 +64,12 @@ def build_optimizer(config: Config, model: torch.nn.Module, objective: torch.nn.
     )
 
 
-def build_scheduler(config: Config, optimizer) -> torch.optim.lr_scheduler.StepLR:
-    """lr × lr_gamma every lr_step epochs (lr_step <= 0: constant lr)."""
+def build_scheduler(config: Config, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch. ``step``: lr × lr_gamma every lr_step epochs (lr_step <= 0: constant lr).
+    ``cosine``: epoch e of E trains at lr · (1 + cos(π e / E)) / 2, from the full lr to near 0 in the last epoch
+    (docs/convergence.md, H7)."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=0.0)
     if config.lr_step <= 0:
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=1.0)
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
