@@ -417,6 +417,38 @@ def test_read_frame_corrupt_names_file(tmp_path, kind):
         read_frame(path)
 
 
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "missing"])
+def test_the_loaders_decoder_names_a_corrupt_file_too(tmp_path, kind):
+    from grl.data import decode_frame
+
+    path = tmp_path / "0001C1T0001F001.jpg"
+    if kind == "truncated":
+        data = _image_bytes("JPEG", size=(64, 128), noise=True)
+        path.write_bytes(data[: len(data) // 2])  # libjpeg only warns; simplejpeg's strict mode refuses it
+    elif kind == "garbage":
+        path.write_bytes(b"\x00garbage" * 20)
+    with pytest.raises(CorruptFrameError, match="0001C1T0001F001.jpg"):
+        decode_frame(path)
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])  # chroma 4:4:4 and 4:2:0 (Pillow's default)
+def test_the_loaders_decoder_gives_pillows_pixels(tmp_path, subsampling):
+    """docs/benchmarks.md: simplejpeg (the real-data extra, which make installs) decodes the loader's JPEGs to
+    exactly Pillow's pixels; grayscale JPEGs and PNGs too."""
+    from grl.data import datasets, decode_frame
+
+    assert datasets._simplejpeg is not None, "simplejpeg (the real-data extra) is not installed: make env"
+    rng = np.random.default_rng(subsampling)
+    colour = Image.fromarray(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8))
+    colour.save(tmp_path / "colour.jpg", quality=90, subsampling=subsampling)
+    colour.convert("L").save(tmp_path / "gray.jpeg", quality=85)
+    colour.save(tmp_path / "frame.png")
+    for name in ("colour.jpg", "gray.jpeg", "frame.png"):
+        decoded = decode_frame(tmp_path / name)
+        assert decoded.dtype == np.uint8 and decoded.shape == (128, 64, 3), name
+        assert np.array_equal(decoded, np.asarray(read_frame(tmp_path / name))), name
+
+
 def test_loading_does_not_decode_frames(tmp_path):
     root = make_mars(tmp_path)
     bad = root / "bbox_train" / "0005" / mars_name(5, 1, 1, 2)

@@ -45,13 +45,24 @@ def test_the_runtime_list_is_small_and_the_tools_are_extras_or_groups():
     runtime, extras, groups = _declared()
     for needed in ("torch", "torchvision", "jupyterlab", "papermill", "matplotlib", "seaborn", "pandas"):
         assert needed in runtime, needed
-    assert extras == {"slurm": ["submitit"], "real-data": ["h5py"]}
+    assert extras == {"slurm": ["submitit"], "real-data": ["h5py", "simplejpeg"]}
     assert groups == {
         "test": ["pytest", "nbval", "playwright", "pypdfium2"],
         "lint": ["ruff"],
         "docs": ["mkdocs", "mkdocs-material"],
     }
-    tools = {"pytest", "nbval", "playwright", "pypdfium2", "ruff", "mkdocs", "mkdocs-material", "submitit", "h5py"}
+    tools = {
+        "pytest",
+        "nbval",
+        "playwright",
+        "pypdfium2",
+        "ruff",
+        "mkdocs",
+        "mkdocs-material",
+        "submitit",
+        "h5py",
+        "simplejpeg",
+    }
     assert not tools & set(runtime), "a user who pip-installs grl gets no test runner, linter or site generator"
     install = re.search(r"pip install --quiet (-e .*)$", (ROOT / "Makefile").read_text(), re.M).group(1)
     assert '".[slurm,real-data]"' in install and all(f"--group {g}" in install for g in groups), install

@@ -7,6 +7,7 @@ from grl.data.datasets import (
     DatasetNotFoundError,
     Tracklet,
     VideoReIDDataset,
+    decode_frame,
     read_frame,
 )
 from grl.data.extra_datasets import load_dataset
@@ -16,6 +17,7 @@ __all__ = [
     "DatasetNotFoundError",
     "Tracklet",
     "VideoReIDDataset",
+    "decode_frame",
     "load_config_dataset",
     "load_dataset",
     "read_frame",

@@ -122,7 +122,7 @@ def _reopen(file: str, paths: list[str]) -> FrameCache:
 def _build(path: Path, paths: list[str], height: int, width: int, progress: bool) -> None:
     from tqdm import tqdm
 
-    from grl.data.datasets import read_frame
+    from grl.data.datasets import decode_frame
     from grl.data.transforms import frames_to_tensor
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
@@ -131,7 +131,7 @@ def _build(path: Path, paths: list[str], height: int, width: int, progress: bool
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), 3, height, width))
         with _one_thread():
             for i, p in enumerate(tqdm(paths, desc=f"caching frames {path.name}", disable=not progress, mininterval=2)):
-                out[i] = frames_to_tensor([read_frame(p)], height, width)[0].numpy()
+                out[i] = frames_to_tensor([decode_frame(p)], height, width)[0].numpy()
         out.flush()
         del out
         index_tmp = _index_path(Path(tmp))

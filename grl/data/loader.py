@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from grl.data.datasets import read_frame as _read_frame  # raises CorruptFrameError naming the file
+from grl.data.datasets import decode_frame  # raises CorruptFrameError naming the file
 from grl.data.sampling import PairedBatchSampler, check_world_size, dense_chunks, rrs_indices, shard_pairs
 from grl.data.transforms import ClipTransform, frames_to_tensor
 
@@ -117,7 +117,7 @@ class ClipDataset(Dataset):
         else:
             cache: dict[int, object] = {}  # short tracklets repeat frames: decode each once
             decoded = [
-                cache[i] if i in cache else cache.setdefault(i, _read_frame(tracklet.frames[i])) for i in frame_ids
+                cache[i] if i in cache else cache.setdefault(i, decode_frame(tracklet.frames[i])) for i in frame_ids
             ]
             resized = frames_to_tensor(decoded, self.transform.height, self.transform.width)
         clip = self.transform.transform_resized(resized, generator)
