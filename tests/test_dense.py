@@ -73,3 +73,21 @@ def test_every_decoder_the_benchmark_compares_returns_pillows_pixels(long_trackl
     assert reference.shape == (32, 16, 3) and reference.dtype == np.uint8
     for name, decode in found.items():
         assert np.array_equal(decode(long_tracklet.frames[0]), reference), name
+
+
+def test_the_paper_profiles_projected_time_adds_up_from_its_parts():
+    from grl.bench import paper_time
+    from grl.bench.projection import plan_profile, project
+
+    flops = {"step": 1e12, "clip": 8e9, "T": 8, "batch": 16}
+    row = paper_time.projected(flops, share=0.5, peak_tflops=100.0, gpus=2, loader_clips_per_worker=100.0)
+    assert row["GPU step (s)"] == pytest.approx(0.02)  # 1 TFLOP at half of 100 TFLOP/s
+    assert row["loader step, 4 workers (s)"] == pytest.approx(0.04) and row["workers to keep it fed"] == 8
+    runs = plan_profile("paper")
+    assert len(runs) == 74
+    per_frame = 1e9 / 5e13  # 8 GFLOP a clip of 8 frames, at 50 TFLOP/s
+    rrs = sum(paper_time.TEST_SETS[r.dataset][0] * r.seq_len for r in runs) * per_frame / 2
+    slow = project(runs, 0.04, 8, 16, 2)["makespan_s"]  # the loader's step: it is the slower one
+    assert row["with 4 workers (RRS test)"] == pytest.approx(slow + rrs)
+    assert row["loader keeping up (RRS test)"] == pytest.approx(project(runs, 0.02, 8, 16, 2)["makespan_s"] + rrs)
+    assert row["loader keeping up (dense test)"] > row["loader keeping up (RRS test)"]

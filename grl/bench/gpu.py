@@ -61,7 +61,7 @@ def bench_config(tiny: bool, device: torch.device, profile: str = "paper") -> Co
     return config.replace(**TINY) if tiny else config
 
 
-class _FakeDataset:
+class FakeTrainSet:
     num_train_ids = TRAIN_SIZES["mars"][0]  # sizes the OIM lookup tables as MARS's
 
 
@@ -96,7 +96,7 @@ def measure_variant(config: Config, device: torch.device, *, warmup: int, steps:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    model, objective = build_training(config, _FakeDataset(), device)  # channels_last on CUDA when config.channels_last
+    model, objective = build_training(config, FakeTrainSet(), device)  # channels_last on CUDA when config.channels_last
     if device.type != "cuda" and config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model, objective)
