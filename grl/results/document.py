@@ -172,6 +172,16 @@ def calibration_markdown(ours: pd.DataFrame) -> str:
     return head + "\n\n" + pd.DataFrame(records).to_markdown(index=False, disable_numparse=True)
 
 
+def _convergence_seeds(figure: Path) -> str:
+    """How many seeds the convergence curves rest on (their curves.csv beside the figure), as a word for the
+    caption."""
+    curves = figure.with_name("curves.csv")
+    if not curves.is_file():
+        return "its"
+    seeds = pd.read_csv(curves, usecols=["dataset", "seed"]).query("dataset == 'mars'").seed.nunique()
+    return str(seeds)
+
+
 def _same_checkout(path: Path, out: Path) -> bool:
     from grl.paths import project_root
 
@@ -277,8 +287,8 @@ def report_sections(
         curves.append(
             Figure(
                 _relative(converged, out),
-                "The convergence investigation's learning curves, trained four times longer or more "
-                "(docs/convergence.md: its seeds and arms are named there).",
+                "The convergence investigation's learning curves on the MARS-like set, trained four times longer or "
+                f"more: the mean and band over up to {_convergence_seeds(converged)} seeds per arm (docs/convergence.md).",
             )
         )
     curves_md = "\n\n".join([*(f.markdown() for f in curves), *([note] if note else [])])
