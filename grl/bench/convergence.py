@@ -14,7 +14,7 @@ Groups: refs (Baseline, GRL, GRL with the release recipe), screen (paper mode + 
 only unless --seeds says otherwise), stage2 / release-off (the fields given by --fields, switched on in paper
 mode / off in the release recipe), losses, backbone (GRL on the same seed's trained Baseline backbone,
 frozen or trained on), rule (Baseline and GRL under the recipe rule), double / quad (the rule's arms at twice / four
-times the steps), cosine (the rule's arms at twice the steps with the cosine schedule), tables (every arm of Tables 3-6 under the rule), resolution (128x64, paper mode), small (Baseline, +GCE
+times the steps), cosine / cosine-x4 (the rule's arms at twice / four times the steps with the cosine schedule), tables (every arm of Tables 3-6 under the rule), resolution (128x64, paper mode), small (Baseline, +GCE
 and GRL under the rule on two splits of each small set). The hypotheses and the rules that judge these runs are in docs/convergence.md.
 """
 
@@ -93,6 +93,11 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         return [(ds, f"{arm}-x2", exp, {**o, **DOUBLE_LENGTH}) for ds, arm, exp, o in arms("rule")]
     if group == "quad":  # four times the steps (docs/convergence.md, "Four times the steps")
         return [(ds, f"{arm}-x4", exp, {**o, **QUAD_LENGTH}) for ds, arm, exp, o in arms("rule")]
+    if group == "cosine-x4":  # H7's length rule: the cosine schedule at four times the steps
+        return [
+            (ds, f"{arm}-cos-x4", exp, {**o, **QUAD_LENGTH, "lr_schedule": "cosine"})
+            for ds, arm, exp, o in arms("rule")
+        ]
     if group == "cosine":  # the cosine schedule at twice the steps (docs/convergence.md, H7)
         return [
             (ds, f"{arm}-cos-x2", exp, {**o, **DOUBLE_LENGTH, "lr_schedule": "cosine"})
@@ -135,6 +140,7 @@ GROUPS = (
     "double",
     "quad",
     "cosine",
+    "cosine-x4",
     "baseline-release",
     "tables",
     "resolution",

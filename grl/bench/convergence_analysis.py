@@ -144,6 +144,19 @@ def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
             ("baseline-rule-x4", "g"),
         ),
         ("H7 schedule", "GRL (rule): cosine 1800 − step 3600", ("grl-rule-cos-x2", "h+l"), ("grl-rule-x4", "h+l")),
+        (
+            "H7 schedule",
+            "Baseline (rule): cosine 3600 − cosine 1800",
+            ("baseline-rule-cos-x4", "g"),
+            ("baseline-rule-cos-x2", "g"),
+        ),
+        (
+            "H7 schedule",
+            "GRL (rule): cosine 3600 − cosine 1800",
+            ("grl-rule-cos-x4", "h+l"),
+            ("grl-rule-cos-x2", "h+l"),
+        ),
+        ("H7 schedule", "GRL − Baseline, cosine 1800", ("grl-rule-cos-x2", "h+l"), ("baseline-rule-cos-x2", "g")),
     ]
     return out
 
