@@ -449,6 +449,18 @@ def test_the_loaders_decoder_gives_pillows_pixels(tmp_path, subsampling):
         assert np.array_equal(decoded, np.asarray(read_frame(tmp_path / name))), name
 
 
+def test_grl_jpeg_decoder_pillow_turns_simplejpeg_off(tmp_path, monkeypatch):
+    from grl.data import datasets, decode_frame
+
+    Image.new("RGB", (16, 32), (10, 200, 30)).save(tmp_path / "f.jpg")
+    calls = []
+    monkeypatch.setattr(datasets, "_simplejpeg", type("Spy", (), {"decode_jpeg": lambda *a, **k: calls.append(1)}))
+    decode_frame(tmp_path / "f.jpg")
+    assert calls == [1]  # the fast decoder is the one used
+    monkeypatch.setenv("GRL_JPEG_DECODER", "pillow")
+    assert decode_frame(tmp_path / "f.jpg").shape == (32, 16, 3) and calls == [1]  # Pillow's, not the spy's
+
+
 def test_loading_does_not_decode_frames(tmp_path):
     root = make_mars(tmp_path)
     bad = root / "bbox_train" / "0005" / mars_name(5, 1, 1, 2)

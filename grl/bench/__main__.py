@@ -1,6 +1,8 @@
-"""``python -m grl.bench [evaluation|data|model|run|gpu|variance ...] [--quick]``: print every benchmark table.
+"""``python -m grl.bench [evaluation|data|model|run|gpu|variance|realsize|dense|paper_time ...] [--quick]``: print
+every benchmark table.
 
-``variance`` (the study's variance components, minutes of training) runs only when named.
+``variance`` (the study's variance components, minutes of training), ``realsize`` (a 50,000-frame MARS-layout
+tree), ``dense`` (one tracklet of up to 3,000 frames) and ``paper_time`` run only when named.
 
 Benchmarks print tables; they never pass or fail. Timings on a shared machine are noisy:
 compare the ratios printed in one run (e.g. vectorised vs per-query evaluation).
@@ -11,8 +13,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-SECTIONS = ("evaluation", "data", "model", "run", "gpu", "variance")
-DEFAULT_SECTIONS = SECTIONS[:-1]  # variance trains dozens of runs: only when asked for
+SECTIONS = ("evaluation", "data", "model", "run", "gpu", "variance", "realsize", "dense", "paper_time")
+DEFAULT_SECTIONS = SECTIONS[:5]  # the others take minutes (trainings, tens of thousands of frames): when asked for
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             "run": ["--quick"],
             "gpu": ["--tiny"],
             "variance": ["--seeds", "0-1", "--splits", "0-1"],
+            "realsize": ["--frames", "2000", "--decode-files", "200", "--batches", "3"],
+            "dense": ["--lengths", "40", "--resnet-frames", "0"],
+            "paper_time": [],
         }[section]
         module.main(extra if args.quick else [])
     return 0

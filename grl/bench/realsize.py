@@ -20,6 +20,7 @@ import argparse
 import importlib
 import importlib.util
 import math
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -115,9 +116,29 @@ class _one_thread:
         torch.set_num_threads(self.threads)
 
 
-def loader_throughput(dataset, workers: int, batches: int, height: int = 256, width: int = 128) -> dict:
+def loader_throughput(
+    dataset, workers: int, batches: int, height: int = 256, width: int = 128, pillow_only: bool = False
+) -> dict:
     """Frames per second of the training loader (decode, resize, augmentation, collation; batch 16 x T=8) with
-    ``workers`` worker processes, after one warm-up batch; the paper profile's transform."""
+    ``workers`` worker processes, after one warm-up batch; the paper profile's transform. ``pillow_only``: every
+    frame decoded by Pillow, as without the real-data extra (GRL_JPEG_DECODER=pillow; workers inherit it)."""
+    from grl.data.datasets import JPEG_DECODER_ENV
+
+    before = os.environ.get(JPEG_DECODER_ENV)
+    if pillow_only:
+        os.environ[JPEG_DECODER_ENV] = "pillow"
+    installed = importlib.util.find_spec("simplejpeg") is not None
+    decoder = "Pillow" if pillow_only or not installed else "simplejpeg"
+    try:
+        return {"decoder": decoder, **_loader_throughput(dataset, workers, batches, height, width)}
+    finally:
+        if before is None:
+            os.environ.pop(JPEG_DECODER_ENV, None)
+        else:
+            os.environ[JPEG_DECODER_ENV] = before
+
+
+def _loader_throughput(dataset, workers: int, batches: int, height: int, width: int) -> dict:
     from grl.config import Config
     from grl.data.loader import build_train_loader
     from grl.experiments import PROFILES
@@ -194,13 +215,15 @@ def main(argv: list[str] | None = None) -> dict:
         decode = compare_decoders(files[::step][: opts.decode_files])
         print("\nJPEG decoders, 256x128 frames, one thread each (best of 2 interleaved passes)")
         print(decode.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-        loader = pd.DataFrame([loader_throughput(dataset, w, opts.batches) for w in opts.workers])
+        rows = [loader_throughput(dataset, 0, opts.batches, pillow_only=True)]
+        rows += [loader_throughput(dataset, w, opts.batches) for w in opts.workers]
+        loader = pd.DataFrame(rows)
         print("\nTraining loader at 256x128, batch 16 x T=8 (decode, resize, augmentation, collation)")
         print(loader.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
         one = loader.loc[loader.workers == 0, "clips_per_s"]
         if len(one):
-            print("\nWorkers that keep a GPU step fed (one worker = the measured 0-worker rate)")
-            print(workers_table(float(one.iloc[0])).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+            print("\nWorkers that keep a GPU step fed (one worker = the measured 0-worker rate, the loader's decoder)")
+            print(workers_table(float(one.iloc[-1])).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return {"tree": tree, "index_s": index_s, "decoders": decode, "loader": loader}
 
 

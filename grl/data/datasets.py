@@ -142,6 +142,7 @@ def read_frame(path: str | os.PathLike) -> "Image.Image":
 
 
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
+JPEG_DECODER_ENV = "GRL_JPEG_DECODER"  # "pillow": no simplejpeg even where it is installed
 
 
 def decode_frame(path: str | os.PathLike) -> np.ndarray:
@@ -149,8 +150,13 @@ def decode_frame(path: str | os.PathLike) -> np.ndarray:
     it is installed (the ``real-data`` extra): libjpeg-turbo with Pillow's settings (accurate DCT, smooth chroma
     upsampling), so the same pixels as Pillow's, 2.4 times as fast (docs/benchmarks.md, "The data path at real
     size"). Anything else, and any JPEG simplejpeg refuses (a truncated file, CMYK), goes through
-    :func:`read_frame`, whose CorruptFrameError names the file."""
-    if _simplejpeg is not None and os.fspath(path).lower().endswith(_JPEG_SUFFIXES):
+    :func:`read_frame`, whose CorruptFrameError names the file. ``GRL_JPEG_DECODER=pillow`` decodes every frame
+    with Pillow."""
+    if (
+        _simplejpeg is not None
+        and os.fspath(path).lower().endswith(_JPEG_SUFFIXES)
+        and os.environ.get(JPEG_DECODER_ENV) != "pillow"
+    ):
         try:
             with open(path, "rb") as handle:
                 return _simplejpeg.decode_jpeg(handle.read(), colorspace="RGB", strict=True)
