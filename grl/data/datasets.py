@@ -162,7 +162,7 @@ def decode_frame(path: str | os.PathLike) -> np.ndarray:
                 return _simplejpeg.decode_jpeg(handle.read(), colorspace="RGB", strict=True)
         except (OSError, ValueError):
             pass  # Pillow says what is wrong, or decodes what simplejpeg cannot
-    return np.asarray(read_frame(path))
+    return np.array(read_frame(path))  # a writable copy, as simplejpeg's: torch warns about read-only arrays
 
 
 _DIGITS = "0123456789"
