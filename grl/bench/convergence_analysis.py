@@ -307,7 +307,7 @@ PANELS = (
         "MARS-like: Tables 5-6 arms, the rule",
         lambda a: a == "grl-rule" or a.startswith(("grl-forward", "grl-backward")) or a.endswith("oim-rule"),
     ),
-    ("MARS-like: 900 / 1800 / 3600 steps, the rule", lambda a: a.startswith(RULE_REFS)),
+    ("MARS-like: 900 / 1800 / 3600 steps, the rule (cos: cosine schedule)", lambda a: a.startswith(RULE_REFS)),
     ("MARS-like: 128x64", lambda a: a.endswith("128x64")),
 )
 

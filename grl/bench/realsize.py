@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 
 REAL_MARS_FRAME_KB = 6.3e9 / 1_191_003 / 1000  # about 6.3 GB for the 1,191,003 frames of MARS
-MEAN_FRAMES_PER_ID = 150  # frames per identity the generator writes at 16-100 frames a tracklet (measured: 45,801 / 306)
+# Frames per identity the generator writes at 16-100 frames a tracklet (measured: 45,801 frames for 306 ids).
+MEAN_FRAMES_PER_ID = 150
 
 
 def write_tree(root: str | Path, frames: int = 50_000, seed: int = 0) -> dict:
