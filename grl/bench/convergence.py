@@ -14,7 +14,8 @@ Groups: refs (Baseline, GRL, GRL with the release recipe), screen (paper mode + 
 only unless --seeds says otherwise), stage2 / release-off (the fields given by --fields, switched on in paper
 mode / off in the release recipe), losses, backbone (GRL on the same seed's trained Baseline backbone,
 frozen or trained on), rule (Baseline and GRL under the recipe rule), double / quad (the rule's arms at twice / four
-times the steps), cosine / cosine-x4 (the rule's arms at twice / four times the steps with the cosine schedule), tables (every arm of Tables 3-6 under the rule), resolution (128x64, paper mode), small (Baseline, +GCE
+times the steps), cosine / cosine-x4 (the rule's arms at twice / four times the steps with the cosine schedule), calibrate
+(the Baseline at 3600 steps on MARS-like data of each candidate camera strength, docs/study.md), tables (every arm of Tables 3-6 under the rule), resolution (128x64, paper mode), small (Baseline, +GCE
 and GRL under the rule on two splits of each small set). The hypotheses and the rules that judge these runs are in docs/convergence.md.
 """
 
@@ -71,6 +72,23 @@ TABLE_ARMS = (
 )
 
 
+# docs/study.md, "Recalibrated for the study at convergence": the MARS-like cameras' strengths screened (seed 0).
+CALIBRATION_STRENGTHS = (0.5, 1.0)
+
+
+def calibration_data(strength: float) -> dict:
+    """Config fields of the built-in MARS-like set generated at ``camera_strength`` (the rest of the `full`
+    preset), under data/calibration/ (generated here, once): read as a data root, with its own data version
+    so that its frame cache is its own."""
+    from grl.data import synthetic
+    from grl.paths import data_dir
+
+    sizes = {**synthetic.preset_sizes("full", "mars"), "camera_strength": strength}
+    root = data_dir() / "calibration" / f"mars-cameras-{strength:g}"
+    synthetic.ensure_synthetic("mars", root=root, **sizes)
+    return {"data_root": str(root), "data_version": synthetic.data_version("mars", **sizes)}
+
+
 def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, dict]]:
     """(dataset, arm name, catalogue experiment, config overrides) of one group."""
     if group == "refs":
@@ -93,6 +111,16 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         return [(ds, f"{arm}-x2", exp, {**o, **DOUBLE_LENGTH}) for ds, arm, exp, o in arms("rule")]
     if group == "quad":  # four times the steps (docs/convergence.md, "Four times the steps")
         return [(ds, f"{arm}-x4", exp, {**o, **QUAD_LENGTH}) for ds, arm, exp, o in arms("rule")]
+    if group == "calibrate":  # the Baseline alone at 3600 steps on MARS-like data of each candidate camera strength
+        return [
+            (
+                "mars",
+                f"baseline-rule-x4-cameras{strength:g}",
+                "baseline",
+                {**RULE, **QUAD_LENGTH, **calibration_data(strength)},
+            )
+            for strength in CALIBRATION_STRENGTHS
+        ]
     if group == "cosine-x4":  # H7's length rule: the cosine schedule at four times the steps
         return [
             (ds, f"{arm}-cos-x4", exp, {**o, **QUAD_LENGTH, "lr_schedule": "cosine"})
@@ -141,6 +169,7 @@ GROUPS = (
     "quad",
     "cosine",
     "cosine-x4",
+    "calibrate",
     "baseline-release",
     "tables",
     "resolution",
