@@ -74,6 +74,7 @@ TABLE_ARMS = (
 
 # docs/study.md, "Recalibrated for the study at convergence": the MARS-like cameras' strengths screened (seed 0).
 CALIBRATION_STRENGTHS = (0.5, 1.0, 2.0, 1.5)
+CALIBRATION_CANDIDATE = 1.5  # the screened strength in range (docs/study.md, line 16): run on seeds 1 and 2
 
 
 def calibration_data(strength: float) -> dict:
@@ -121,6 +122,8 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
             )
             for strength in CALIBRATION_STRENGTHS
         ]
+    if group == "calibrate-candidate":
+        return [a for a in arms("calibrate") if a[1].endswith(f"-cameras{CALIBRATION_CANDIDATE:g}")]
     if group == "cosine-x4":  # H7's length rule: the cosine schedule at four times the steps
         return [
             (ds, f"{arm}-cos-x4", exp, {**o, **QUAD_LENGTH, "lr_schedule": "cosine"})
@@ -170,6 +173,7 @@ GROUPS = (
     "cosine",
     "cosine-x4",
     "calibrate",
+    "calibrate-candidate",
     "baseline-release",
     "tables",
     "resolution",
