@@ -35,6 +35,7 @@ from grl.config import RECIPES, Config
 MARS_LENGTH = {"epochs": 36, "lr_step": 24, "eval_every": 4}  # 900 steps: 4x the cpu profile's, drop at 2/3
 DOUBLE_LENGTH = {"epochs": 72, "lr_step": 48, "eval_every": 8}  # 1800 steps, the same shape: does 900 suffice?
 QUAD_LENGTH = {"epochs": 144, "lr_step": 96, "eval_every": 16}  # 3600 steps: does 1800 suffice?
+EIGHT_LENGTH = {"epochs": 288, "lr_step": 192, "eval_every": 32}  # 7200 steps: does 3600 suffice on new data?
 SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x the small sets' 75
 # The curves' evaluations skip re-ranking (an extra evaluation of the same model, not part of any question here)
 # and each run trains on one thread (two runs share the two cores).
@@ -124,6 +125,14 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
         ]
     if group == "calibrate-candidate":
         return [a for a in arms("calibrate") if a[1].endswith(f"-cameras{CALIBRATION_CANDIDATE:g}")]
+    if group == "calibrated-length":  # the doubling rule again on the kept data (docs/convergence.md)
+        data = calibration_data(CALIBRATION_CANDIDATE)
+        tag = f"cameras{CALIBRATION_CANDIDATE:g}"
+        return [
+            (ds, f"{arm}-{x}-{tag}", exp, {**o, **length, **data})
+            for x, length in (("x4", QUAD_LENGTH), ("x8", EIGHT_LENGTH))
+            for ds, arm, exp, o in arms("rule")
+        ]
     if group == "cosine-x4":  # H7's length rule: the cosine schedule at four times the steps
         return [
             (ds, f"{arm}-cos-x4", exp, {**o, **QUAD_LENGTH, "lr_schedule": "cosine"})
@@ -174,6 +183,7 @@ GROUPS = (
     "cosine-x4",
     "calibrate",
     "calibrate-candidate",
+    "calibrated-length",
     "baseline-release",
     "tables",
     "resolution",

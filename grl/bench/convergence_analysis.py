@@ -157,6 +157,18 @@ def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
             ("grl-rule-cos-x2", "h+l"),
         ),
         ("H7 schedule", "GRL − Baseline, cosine 1800", ("grl-rule-cos-x2", "h+l"), ("baseline-rule-cos-x2", "g")),
+        (
+            "Recalibrated data (cameras 1.5)",
+            "Baseline (rule): 7200 − 3600 steps",
+            ("baseline-rule-x8-cameras1.5", "g"),
+            ("baseline-rule-x4-cameras1.5", "g"),
+        ),
+        (
+            "Recalibrated data (cameras 1.5)",
+            "GRL (rule): 7200 − 3600 steps",
+            ("grl-rule-x8-cameras1.5", "h+l"),
+            ("grl-rule-x4-cameras1.5", "h+l"),
+        ),
     ]
     return out
 
