@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_report_page import APPENDICES, MAIN
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "reports" / "cpu" / "report.html"
@@ -83,22 +84,7 @@ def artifacts() -> Path:
 
 # ---- a report written by the batch's code ----------------------------------------------------------
 # docs/report.md: the order a reader asks their questions in; the ranked lists only where both models exist.
-SECTIONS = [
-    "The answer",
-    "GRL against the Baseline",
-    "Every comparison at a glance",
-    "Tables 1-6 beside the paper",
-    "Figure 4",
-    "Learning curves",
-    "Ranked lists",
-    "Precision and variance components",
-    "Calibration",
-    "The pretrained backbone (Table 7)",
-    "Reproduction against a reference",
-    "Every comparison",
-    "Provenance",
-    "The runs",
-]
+SECTIONS = [*MAIN, "Ranked lists", *APPENDICES]  # tests/test_report_page.py's order; ranked lists exist here
 A4_WIDTH_PT, A4_HEIGHT_PT = 595.3, 841.9
 
 

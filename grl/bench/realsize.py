@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
+
+from grl.utils import torch_threads
 
 REAL_MARS_FRAME_KB = 6.3e9 / 1_191_003 / 1000  # about 6.3 GB for the 1,191,003 frames of MARS
 # Frames per identity the generator writes at 16-100 frames a tracklet (measured: 45,801 frames for 306 ids).
@@ -92,7 +93,7 @@ def compare_decoders(files: list[Path], repeats: int = 2, check: int = 200) -> p
     found = decoders()
     reference = [found["Pillow (the loader's)"](p) for p in files[:check]]
     best = {name: math.inf for name in found}
-    with _one_thread():
+    with torch_threads(1):
         for _ in range(repeats):
             for name, decode in found.items():
                 start = time.perf_counter()
@@ -106,15 +107,6 @@ def compare_decoders(files: list[Path], repeats: int = 2, check: int = 200) -> p
     table = pd.DataFrame(rows)
     table["vs Pillow"] = table.frames_per_s / table.frames_per_s.iloc[0]
     return table
-
-
-class _one_thread:
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)
 
 
 def loader_throughput(
@@ -156,7 +148,7 @@ def _loader_throughput(dataset, workers: int, batches: int, height: int, width: 
         random_crop=paper.random_crop,
         threads=1,
     )
-    with _one_thread():
+    with torch_threads(1):
         it = iter(build_train_loader(dataset, config, seed=0))
         next(it)
         start = time.perf_counter()

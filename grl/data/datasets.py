@@ -148,8 +148,8 @@ JPEG_DECODER_ENV = "GRL_JPEG_DECODER"  # "pillow": no simplejpeg even where it i
 def decode_frame(path: str | os.PathLike) -> np.ndarray:
     """One frame as an ``(H, W, 3)`` uint8 RGB array, the loader's decoder. A JPEG is decoded by simplejpeg where
     it is installed (the ``real-data`` extra): libjpeg-turbo with Pillow's settings (accurate DCT, smooth chroma
-    upsampling), so the same pixels as Pillow's, 2.4 times as fast (docs/benchmarks.md, "The data path at real
-    size"). Anything else, and any JPEG simplejpeg refuses (a truncated file, CMYK), goes through
+    upsampling), so the same pixels as Pillow's, 2.95 times as fast on our CPU (docs/benchmarks.md, "The data path at
+    real size"). Anything else, and any JPEG simplejpeg refuses (a truncated file, CMYK), goes through
     :func:`read_frame`, whose CorruptFrameError names the file. ``GRL_JPEG_DECODER=pillow`` decodes every frame
     with Pillow."""
     if (

@@ -28,6 +28,7 @@ from grl.results.reference import reference_comparison
 from grl.results.render import comparisons_html, comparisons_markdown, pretraining_section, runs_table, styled_table
 from grl.results.runs import provenance
 from grl.results.summary import (
+    VerdictTable,
     ablation_table,
     convergence_figure,
     grl_vs_baseline_table,
@@ -86,9 +87,15 @@ def _seeds_and_splits(ours: pd.DataFrame) -> tuple[list[int], int]:
 
 
 def report_answer(
-    profile: str, runs: list[Run], ours: pd.DataFrame, agreement: pd.DataFrame, reproduced: str = ""
+    profile: str,
+    runs: list[Run],
+    ours: pd.DataFrame,
+    agreement: pd.DataFrame,
+    reproduced: str = "",
+    stopped_early: str | None = None,
 ) -> str:
-    """The report's first paragraph: what was trained, on what, and the headline verdicts."""
+    """The report's first paragraph: what was trained, on what, and the headline verdicts. ``stopped_early``: the
+    profile's :func:`stopped_early_note` when the caller has it (None: read here)."""
     done = sum(r.is_done() for r in runs)
     seeds, splits = _seeds_and_splits(ours)
     seeds_text = f"{len(seeds)} seed{'s' * (len(seeds) != 1)} ({', '.join(map(str, seeds))})" if seeds else "no seed"
@@ -116,7 +123,7 @@ def report_answer(
             f"Holm's adjustment {held['agrees']} agree, {held['contradicts']} contradict and {held['inconclusive']} "
             "are inconclusive."
         )
-    if stopped_early_note(profile):
+    if stopped_early_note(profile) if stopped_early is None else stopped_early:
         text.append(
             "**Stopped early**: this profile's MARS-like runs stop before their learning curves flatten, so the "
             "verdicts measure how fast each arm learns (see [Learning curves](#learning-curves))."
@@ -126,15 +133,11 @@ def report_answer(
     return "\n\n".join(text)
 
 
-def _reproduced_sentence(numbers: dict | None, label: str) -> str:
-    if not numbers:
+def _reproduced_sentence(reference: VerdictTable, compared: bool, label: str) -> str:
+    """One sentence for the answer, read from the reference table's "met" column (its criteria live there)."""
+    if not compared:
         return ""
-    met = (
-        numbers.get("cells_difference_within_interval", 0) >= 0.95 * numbers["cells"]
-        and numbers["matching_holm"] >= numbers["verdicts"] - 2
-        and numbers["opposite"] == 0
-        and numbers["headline"][0] == numbers["headline"][1]
-    )
+    met = all(v == "yes" for v in reference.frame["met"] if v)  # the last row is for information only
     return (
         f"**Against the reference** ({label.replace('`', '')}): "
         + ("every criterion of a reproduction is met" if met else "not every criterion of a reproduction is met")
@@ -236,9 +239,10 @@ def report_sections(
         return [Figure(p.name, caption) for p in sorted(out.glob(name))]
 
     numbers, label, reference_text = reference_comparison(profile, ours, reference_path)
-    sections = [
-        Section("The answer", report_answer(profile, runs, ours, agreement, _reproduced_sentence(numbers, label)))
-    ]
+    ref = reference_table(numbers, label, reference_text)
+    note = stopped_early_note(profile)
+    reproduced = _reproduced_sentence(ref, bool(numbers), label)
+    sections = [Section("The answer", report_answer(profile, runs, ours, agreement, reproduced, note))]
 
     gvb = grl_vs_baseline_table(ours, agreement)
     sections.append(Section("GRL against the Baseline", gvb.markdown(), gvb._repr_html_()))
@@ -281,7 +285,6 @@ def report_sections(
         f"Training on MARS-like, Baseline, +GCE and GRL: one panel per loss term and per test number evaluated more "
         f"than once, the mean over {len(seeds)} seed(s) with a ±1 SD band against training steps.",
     )
-    note = stopped_early_note(profile)
     converged = convergence_figure()
     if note and converged is not None and out is not None and _same_checkout(converged, out):
         curves.append(
@@ -308,7 +311,6 @@ def report_sections(
         Section("Calibration", calibration_markdown(ours), appendix=True),
         Section("The pretrained backbone (Table 7)", pretraining_section(runs, ours), appendix=True),
     ]
-    ref = reference_table(numbers, label, reference_text)
     sections.append(
         Section(
             "Reproduction against a reference",
