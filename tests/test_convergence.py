@@ -163,3 +163,22 @@ def test_the_rules_arms_are_the_new_defaults_and_paper_mode_stays_pinned():
     ]
     assert runs["mars-grl-T4-rule-s0"]["seq_len"] == 4 and runs["mars-grl-T4-rule-s0"]["erasing"] == "frame"
     assert runs["ilidsvid-gce-rule-s0-split1"]["epochs"] == 12 and runs["ilidsvid-gce-rule-s0-split1"]["split"] == 1
+
+
+def test_the_small_sets_length_pairs_each_arm_with_its_own_doubling_by_rank1(tmp_path):
+    runs = dict(conv.planned_runs(("small-half", "small-double"), seeds=(0,)))
+    half, double = runs["prid2011-grl-rule-half-s0-split1"], runs["prid2011-grl-rule-x2-s0-split1"]
+    assert (half["epochs"], half["lr_step"]) == (6, 4) and (double["epochs"], double["lr_step"]) == (24, 16)
+    assert len(runs) == 2 * 3 * 2 * 2  # two lengths x three arms x two splits x two sets (seed 0)
+    for seed in range(2):
+        for split in range(2):
+            tail = f"-s{seed}-split{split}"
+            _run(tmp_path, f"prid2011-baseline-rule-half{tail}", [40, 50], lambda e: 1.0, 6, every=3, feature="g")
+            _run(tmp_path, f"prid2011-baseline-rule{tail}", [50, 60 + seed], lambda e: 1.0, 12, every=6, feature="g")
+            _run(tmp_path, f"prid2011-baseline-rule-x2{tail}", [60, 61], lambda e: 1.0, 24, every=12, feature="g")
+    comp = ca.comparison_table(ca.finals(ca.load_curves(tmp_path))).set_index("comparison")
+    # Rank-1 is mAP + 1 in these runs: the differences of Rank-1 equal those of mAP.
+    assert comp.loc["baseline (rule): 300 − 150 steps", "mean"] == pytest.approx(60.5 - 50)
+    assert comp.loc["baseline (rule): 600 − 300 steps", "mean"] == pytest.approx(61 - 60.5)
+    assert comp.loc["baseline (rule): 600 − 300 steps", "metric"] == "rank1"
+    assert comp.loc["baseline (rule): 600 − 300 steps", "n"] == 4

@@ -37,6 +37,8 @@ DOUBLE_LENGTH = {"epochs": 72, "lr_step": 48, "eval_every": 8}  # 1800 steps, th
 QUAD_LENGTH = {"epochs": 144, "lr_step": 96, "eval_every": 16}  # 3600 steps: does 1800 suffice?
 EIGHT_LENGTH = {"epochs": 288, "lr_step": 192, "eval_every": 32}  # 7200 steps: does 3600 suffice on new data?
 SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x the small sets' 75
+SMALL_HALF = {"epochs": 6, "lr_step": 4, "eval_every": 1}  # 150 steps: does 150 suffice on the small sets?
+SMALL_DOUBLE = {"epochs": 24, "lr_step": 16, "eval_every": 6}  # 600 steps: does 300 suffice?
 # The curves' evaluations skip re-ranking (an extra evaluation of the same model, not part of any question here)
 # and each run trains on one thread (two runs share the two cores).
 COMMON = {"rerank": False, "threads": 1}
@@ -133,6 +135,14 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
             for x, length in (("x4", QUAD_LENGTH), ("x8", EIGHT_LENGTH))
             for ds, arm, exp, o in arms("rule")
         ]
+    if group == "calibrated-half":  # the shortest length that passes: 1800 steps on the kept data
+        data = calibration_data(CALIBRATION_CANDIDATE)
+        tag = f"cameras{CALIBRATION_CANDIDATE:g}"
+        return [(ds, f"{arm}-x2-{tag}", exp, {**o, **DOUBLE_LENGTH, **data}) for ds, arm, exp, o in arms("rule")]
+    if group == "small-half":  # the small sets' own length (docs/convergence.md): 150 and 600 beside 300 steps
+        return [(ds, f"{arm}-half", exp, {**o, **SMALL_HALF}) for ds, arm, exp, o in arms("small")]
+    if group == "small-double":
+        return [(ds, f"{arm}-x2", exp, {**o, **SMALL_DOUBLE}) for ds, arm, exp, o in arms("small")]
     if group == "cosine-x4":  # H7's length rule: the cosine schedule at four times the steps
         return [
             (ds, f"{arm}-cos-x4", exp, {**o, **QUAD_LENGTH, "lr_schedule": "cosine"})
@@ -184,6 +194,9 @@ GROUPS = (
     "calibrate",
     "calibrate-candidate",
     "calibrated-length",
+    "calibrated-half",
+    "small-half",
+    "small-double",
     "baseline-release",
     "tables",
     "resolution",

@@ -169,6 +169,18 @@ def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
             ("grl-rule-x8-cameras1.5", "h+l"),
             ("grl-rule-x4-cameras1.5", "h+l"),
         ),
+        (
+            "Recalibrated data (cameras 1.5)",
+            "Baseline (rule): 3600 − 1800 steps",
+            ("baseline-rule-x4-cameras1.5", "g"),
+            ("baseline-rule-x2-cameras1.5", "g"),
+        ),
+        (
+            "Recalibrated data (cameras 1.5)",
+            "GRL (rule): 3600 − 1800 steps",
+            ("grl-rule-x4-cameras1.5", "h+l"),
+            ("grl-rule-x2-cameras1.5", "h+l"),
+        ),
     ]
     return out
 
@@ -179,6 +191,18 @@ def small_comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
     for arm in ("gce", "grl"):
         if f"{arm}-rule" in arms:
             out.append(("small sets, the rule", f"{arm} − Baseline", (f"{arm}-rule", "h+l"), ("baseline-rule", "g")))
+    for arm in ("baseline", "gce", "grl"):  # the small sets' length (docs/convergence.md): each arm's doubling
+        feature = "g" if arm == "baseline" else "h+l"
+        for longer, shorter, label in (("rule", "rule-half", "300 − 150"), ("rule-x2", "rule", "600 − 300")):
+            if f"{arm}-{longer}" in arms and f"{arm}-{shorter}" in arms:
+                out.append(
+                    (
+                        "small sets, the length",
+                        f"{arm} (rule): {label} steps",
+                        (f"{arm}-{longer}", feature),
+                        (f"{arm}-{shorter}", feature),
+                    )
+                )
     return out
 
 
