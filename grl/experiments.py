@@ -40,6 +40,9 @@ class Profile:
     dataset_seeds: dict[str, int] = field(default_factory=dict)
     # dataset -> Config overrides of that dataset's runs only (between the profile's and the experiment's).
     dataset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # > 0: adaptive seeds (grl.batch.adaptive; docs/study.md, "Adaptive seeds"): after ``seeds``, a comparison still
+    # wider than its precision target gets further seeds, below this number; 0: exactly ``seeds``.
+    max_seeds: int = 0
 
     def config(
         self,

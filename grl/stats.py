@@ -180,3 +180,27 @@ def adjusted_verdict(
 def within_margin(difference: Interval, margin: float) -> bool:
     """ "No effect larger than ``margin``": the whole interval lies inside (−margin, +margin)."""
     return not math.isnan(difference.low) and -margin < difference.low and difference.high < margin
+
+
+def sequential_coverage(
+    sd: float, target: float, start: int, cap: int, repeats: int = 20_000, seed: int = 0, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """Simulated (coverage, mean samples) of the adaptive-seeds rule (docs/study.md, "Adaptive seeds") for one
+    comparison whose paired differences are normal with standard deviation ``sd``: ``start`` samples, then one more
+    while the t half-width exceeds ``target`` and fewer than ``cap`` were drawn. Stopping on a small sample SD makes
+    the final interval cover the true difference a little less often than ``confidence``."""
+    t = _scipy_stats().t
+    rng = np.random.default_rng(seed)
+    quantile = {n: t.ppf((1 + confidence) / 2, n - 1) for n in range(2, cap + 1)}
+    covered, drawn = 0, 0
+    for _ in range(repeats):
+        x = list(rng.normal(0.0, sd, start))
+        while True:
+            n = len(x)
+            half = quantile[n] * float(np.std(x, ddof=1)) / math.sqrt(n)
+            if half <= target or n >= cap:
+                break
+            x.append(float(rng.normal(0.0, sd)))
+        covered += abs(float(np.mean(x))) <= half
+        drawn += n
+    return covered / repeats, drawn / repeats

@@ -69,7 +69,7 @@ LAYERS = [
         [
             ["grl.batch.core"],
             ["grl.batch.notebook", "grl.batch.shared", "grl.batch.locks"],
-            ["grl.batch.runs", "grl.batch.local"],
+            ["grl.batch.runs", "grl.batch.local", "grl.batch.adaptive"],
             ["grl.batch.cluster"],
             ["grl.batch.study", "grl.batch.calibration"],
             ["grl.batch"],

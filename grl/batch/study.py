@@ -11,13 +11,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from grl.batch.core import BatchError, BatchInterrupted, experiment_parameters, notebooks_dir
+from grl.batch.adaptive import is_adaptive, study_runs
+from grl.batch.core import BatchError, BatchInterrupted, BatchResult, experiment_parameters, notebooks_dir
 from grl.batch.local import check_jobs, run_batch, stop_kernels
 from grl.batch.locks import batch_lock, os_error_message, preflight, stop_if_out_of_space
 from grl.batch.notebook import Kernel, execute, validate_parameters
 from grl.batch.shared import check_data, prepare_shared
 from grl.config import DATASETS, ConfigError
-from grl.experiments import get_profile, profile_dir, runs_for, study_dir
+from grl.experiments import get_profile, profile_dir, study_dir
 from grl.utils import fault_point
 
 
@@ -58,17 +59,17 @@ def reproduce(
     overrides = dict(overrides or {})
     root = study_dir(profile, root, overrides)
     out = profile_dir(profile, root)
+    adaptive = is_adaptive(profile, seeds)
     seeds = get_profile(profile).seeds if seeds is None else tuple(seeds)
-    runs = runs_for(
-        profile, only, dataset, seeds=seeds, data_roots=data_roots, root=root, recipe=recipe, overrides=overrides
-    )
+    selection = dict(data_roots=data_roots, root=root, recipe=recipe, overrides=overrides)
+    runs = study_runs(profile, only, dataset, seeds=None if adaptive else seeds, **selection)
     nb_dir = notebooks_dir()
     for run in runs:  # every parameter checked before anything heavy starts
         validate_parameters(nb_dir / "experiment.ipynb", experiment_parameters(run))
     report_parameters = {
         "profile": profile,
         "reports_dir": str(out),
-        "seeds": ",".join(map(str, seeds)),
+        "seeds": "" if adaptive else ",".join(map(str, seeds)),  # empty: the report plans the adaptive seeds too
         "reference": str(Path(reference).resolve()) if reference else "",  # the notebook runs elsewhere
         "recipe": recipe or "",
         "train_missing": False,
@@ -82,37 +83,23 @@ def reproduce(
     with batch_lock(out):
         preflight(out, runs)
         print(
-            f"profile {profile!r}, seeds {','.join(map(str, seeds))}: {len(runs)} runs "
-            f"({sum(r.is_done() for r in runs)} already done) -> {out}"
+            f"profile {profile!r}, seeds {','.join(map(str, seeds))}"
+            + (f", adaptive up to {get_profile(profile).max_seeds}" if adaptive else "")
+            + f": {len(runs)} runs ({sum(r.is_done() for r in runs)} already done) -> {out}"
         )
-        try:
-            missing = [r for r in runs if not r.is_done()]
-            if missing:
-                prepare_shared(missing, jobs)  # data, pretrained backbone, frame caches: in parallel, timed
-            check_data(runs)
-        except KeyboardInterrupt:
-            raise BatchInterrupted(step="data generation") from None
-        except OSError as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise BatchError(os_error_message(exc, out)) from None
-        if slurm is not None:
-            batch = cluster.run_jobs(
-                runs,
-                nb_dir / "experiment.ipynb",
-                status_path=out / "status.json",
-                options=slurm,
-                folder=out / cluster.LOGS,
-                procs_per_run=procs_per_run,
-            )
-        else:
-            batch = run_batch(
-                runs,
-                nb_dir / "experiment.ipynb",
-                status_path=out / "status.json",
-                jobs=jobs,
-                procs_per_run=procs_per_run,
-            )
+        batch = BatchResult()
+        while True:  # one round for a fixed design; adaptive seeds plan again until nothing is missing
+            round_ = _train(runs, out, nb_dir, jobs, slurm, procs_per_run)
+            batch.done += round_.done
+            batch.skipped += [name for name in round_.skipped if name not in batch.done]  # trained in a round before
+            batch.failed.update(round_.failed)
+            if not adaptive or batch.failed:
+                break
+            more = study_runs(profile, only, dataset, **selection)
+            if len(more) == len(runs):
+                break
+            print(f"adaptive seeds: {len(more) - len(runs)} more runs for the comparisons still over their target")
+            runs = more
         failures = dict(batch.failed)
         try:
             _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures)
@@ -124,6 +111,35 @@ def reproduce(
     for name, path in failures.items():
         print(f"  FAILED {name}: {path}")
     return 1 if failures else 0
+
+
+def _train(runs, out, nb_dir, jobs, slurm, procs_per_run):
+    """Train the unfinished ``runs`` (what they share first), locally or on SLURM."""
+    from grl.batch import cluster
+
+    try:
+        missing = [r for r in runs if not r.is_done()]
+        if missing:
+            prepare_shared(missing, jobs)  # data, pretrained backbone, frame caches: in parallel, timed
+        check_data(runs)
+    except KeyboardInterrupt:
+        raise BatchInterrupted(step="data generation") from None
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise BatchError(os_error_message(exc, out)) from None
+    if slurm is not None:
+        return cluster.run_jobs(
+            runs,
+            nb_dir / "experiment.ipynb",
+            status_path=out / "status.json",
+            options=slurm,
+            folder=out / cluster.LOGS,
+            procs_per_run=procs_per_run,
+        )
+    return run_batch(
+        runs, nb_dir / "experiment.ipynb", status_path=out / "status.json", jobs=jobs, procs_per_run=procs_per_run
+    )
 
 
 def _figure4_and_report(profile, out, nb_dir, runs, seeds, reference, report_parameters, failures) -> None:

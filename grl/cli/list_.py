@@ -7,7 +7,7 @@ import argparse
 from grl.catalogue import CATALOGUE, OUR_TABLES, TABLE_TITLES, TABLES, select_rows
 from grl.cli import options
 from grl.config import parse_overrides
-from grl.experiments import parse_seeds, runs_for, study_dir
+from grl.experiments import parse_seeds, study_dir
 
 HELP = "print the catalogue: tables, rows, runs and whether each run is done"
 
@@ -18,10 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grl.batch.adaptive import study_runs
     from grl.batch.study import parse_data_roots
 
     overrides = parse_overrides(args.set, args.config)
-    runs = runs_for(
+    runs = study_runs(
         args.profile,
         args.only,
         args.dataset,

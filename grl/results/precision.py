@@ -28,13 +28,11 @@ def headline_half_widths(frame: pd.DataFrame) -> dict:
     ``small``: GRL vs the Baseline's Rank-1 on each small set."""
     if frame.empty:
         return {"mars": [], "small": {}, "n_mars": 0, "n_small": {}}
-    hw = (frame.high - frame.low) / 2
-    grl_vs_base = (frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")
-    mars = frame[(frame.dataset == "mars") & (frame.metric == "mAP") & (frame.table.isin([3, 4, 5, 6]) | grl_vs_base)]
-    small = frame[grl_vs_base & (frame.metric == "rank1") & (frame.dataset != "mars")]
+    rows = headline_rows(frame)
+    mars, small = rows[rows.dataset == "mars"], rows[rows.dataset != "mars"]
     return {
-        "mars": [float(v) for v in hw[mars.index]],
-        "small": {r.dataset: float((r.high - r.low) / 2) for r in small.itertuples()},
+        "mars": [float(v) for v in mars.half_width],
+        "small": {r.dataset: float(r.half_width) for r in small.itertuples()},
         "n_mars": int(mars.n.min()) if len(mars) else 0,
         "n_small": {r.dataset: int(r.n) for r in small.itertuples()},
     }
@@ -48,6 +46,29 @@ def meets_targets(widths: dict) -> dict[str, bool]:
         "mars_max": bool(mars) and max(mars) <= TARGET_MARS_MAX,
         "small": bool(widths["small"]) and all(w <= TARGET_SMALL for w in widths["small"].values()),
     }
+
+
+def headline_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons the targets are about (see :func:`headline_half_widths`), with their ``half_width``."""
+    grl_vs_base = (frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")
+    mars = (frame.dataset == "mars") & (frame.metric == "mAP") & (frame.table.isin([3, 4, 5, 6]) | grl_vs_base)
+    small = grl_vs_base & (frame.metric == "rank1") & (frame.dataset != "mars")
+    return frame[mars | small].assign(half_width=(frame.high - frame.low) / 2)
+
+
+def over_target(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stopping rule of adaptive seeds (docs/study.md, "Adaptive seeds"): the headline comparisons that get one
+    more paired sample. It reads the intervals' widths only, never their estimates.
+
+    MARS-like mAP: while the median half-width exceeds its target, every comparison wider than that target; once
+    the median is met, those wider than the max target. Small sets: GRL vs Baseline wider than its target. A
+    comparison without an interval (fewer than 2 samples) is over target."""
+    rows = headline_rows(frame)
+    width = rows.half_width.fillna(math.inf)
+    is_mars = rows.dataset == "mars"
+    mars = width[is_mars]
+    bound = TARGET_MARS_MEDIAN if len(mars) and mars.median() > TARGET_MARS_MEDIAN else TARGET_MARS_MAX
+    return rows[(is_mars & (width > bound)) | (~is_mars & (width > TARGET_SMALL))]
 
 
 def precision_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -133,12 +154,8 @@ def projection(
     A projection, not a measurement: it assumes the SD of the paired differences stays what it is here."""
     if frame.empty or frame.sd.isna().all():
         return ""
-    hw_rows = (
-        (frame.dataset == "mars")
-        & (frame.metric == "mAP")
-        & (frame.table.isin([3, 4, 5, 6]) | ((frame.table == 2) & (frame.row == "+TRL (F^l+F^h)")))
-    )
-    sds = frame[hw_rows].sd.dropna()
+    rows = headline_rows(frame)
+    sds = rows[rows.dataset == "mars"].sd.dropna()
     if sds.empty:
         return ""
     n_median = seeds_for_target(float(sds.median()), TARGET_MARS_MEDIAN)
@@ -150,9 +167,7 @@ def projection(
         f"({sds.max():.2f}) reaches {TARGET_MARS_MAX:.1f} with {n_max}: `--seeds 0-{n_mars - 1}`, about "
         f"{n_mars * mars_minutes_per_seed:.0f} min of MARS-like training on this machine's 2 cores"
     ]
-    small = frame[
-        (frame.table == 2) & (frame.row == "+TRL (F^l+F^h)") & (frame.metric == "rank1") & (frame.dataset != "mars")
-    ]
+    small = rows[rows.dataset != "mars"]
     for r in small.itertuples():
         if math.isnan(r.sd):
             continue

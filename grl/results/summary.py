@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grl.experiments import Run, load_result, profile_dir
+from grl.experiments import Run, get_profile, load_result, profile_dir
 from grl.results import precision
 from grl.results.comparisons import comparisons, reference_row
 from grl.results.frame import DATASET_NAMES, METRIC_NAMES, cell_samples
@@ -211,6 +211,22 @@ def precision_section(
         "Paired 95 % half-widths (points) against the study's targets:\n\n"
         + precision.precision_table(agreement).to_markdown(index=False)
     ]
+    cap = get_profile(profile).max_seeds
+    if cap and runs:
+        over = precision.over_target(agreement)
+        first = ", ".join(map(str, get_profile(profile).seeds))
+        parts.append(
+            f'Seeds were adaptive (docs/study.md, "Adaptive seeds"): every comparison trained on seeds {first}, '
+            f"then each one still wider than its target got one more paired seed per round, at most {cap} seeds. "
+            "Stopping on the width makes these 95 % intervals cover 91-95 % of the time (simulated there). "
+            + (
+                f"{len(over)} comparison(s) still wider than the target when the seeds stopped (the cap, or a failed run): "
+                + "; ".join(f"{r.dataset} {r.row} vs {r.vs} ({r.half_width:.2f}, n = {r.n})" for r in over.itertuples())
+                + "."
+                if len(over)
+                else "Every comparison reached its target."
+            )
+        )
     wall = {}
     for run in runs:
         result = load_result(run.run_dir, run.config.key())
