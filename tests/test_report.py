@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -412,3 +413,22 @@ def test_a_reference_inside_the_checkout_is_named_relative_to_it(tmp_path):
     inside = project_root() / "reports" / "cpu" / "results.csv"
     assert _shown_path(inside) == "reports/cpu/results.csv"
     assert _shown_path(tmp_path / "results.csv") == str(tmp_path / "results.csv")
+
+
+def test_the_calibration_check_reads_the_baselines_mean_against_its_target():
+    from grl.results.document import calibration_markdown
+    from grl.results.frame import calibration_check
+
+    rows = [
+        dict(profile="cpu", data_version="v", experiment="baseline", dataset="mars", split=0, seed=s, feature="g",
+             metric=m, value=v)
+        for s, (a, r) in enumerate([(40.0, 30.0), (50.0, 35.0), (60.0, 20.0)])
+        for m, v in (("mAP", a), ("rank1", r))
+    ]  # fmt: skip
+    checks = {(c["dataset"], c["metric"]): c for c in calibration_check(pd.DataFrame(rows))}
+    assert set(checks) == {("mars", "mAP"), ("mars", "rank1")}  # no small-set Baseline: nothing said of them
+    assert checks["mars", "mAP"]["interval"].mean == pytest.approx(50.0) and checks["mars", "mAP"]["in_range"]
+    assert checks["mars", "rank1"]["interval"].mean == pytest.approx(85 / 3) and not checks["mars", "rank1"]["in_range"]
+    assert re.search(
+        r"\| MARS +\| Rank-1 +\| 28\.3 ± [\d.]+ +\| 30-70 +\| no", calibration_markdown(pd.DataFrame(rows))
+    )

@@ -15,7 +15,7 @@ def calibrate(profile: str, seeds=None, dataset: str | None = None, root=None, j
     from grl.batch.shared import check_data, prepare_shared
     from grl.experiments import profile_dir, runs_for
     from grl.results import results_frame
-    from grl.stats import t_interval
+    from grl.results.frame import calibration_check
 
     runs = [r for r in runs_for(profile, "baseline", dataset, seeds=seeds, root=root) if r.experiment == "baseline"]
     jobs = check_jobs(default_jobs(profile) if jobs is None else jobs)
@@ -25,16 +25,16 @@ def calibrate(profile: str, seeds=None, dataset: str | None = None, root=None, j
         outcome = run_batch(runs, status_path=None, jobs=jobs)
     ours = results_frame([r for r in runs if r.is_done()])
     lines = [f"\nBaseline (F^g), profile {profile!r}, data {runs[0].config.data_version}: mean ± 95 % interval"]
+    checks = {(c["dataset"], c["metric"]): c for c in calibration_check(ours, dataset)}
     met = not outcome.failed
     for (name, metric), (low, high) in CALIBRATION_TARGETS.items():
         if dataset and name != dataset:
             continue
-        values = ours[(ours.dataset == name) & (ours.feature == "g") & (ours.metric == metric)].value
-        iv = t_interval(values.tolist()) if len(values) else None
-        ok = iv is not None and low <= iv.mean <= high
-        met &= ok
+        c = checks.get((name, metric))  # None: no finished Baseline run of that set
+        met &= c is not None and c["in_range"]
         lines.append(
-            f"  {name:<9} {metric:<6} {iv.text(1) if iv else '—':>14}  target {low}-{high}  "
-            f"{'in range' if ok else 'OUT OF RANGE'}  (per seed: {', '.join(f'{v:.1f}' for v in values)})"
+            f"  {name:<9} {metric:<6} {c['interval'].text(1) if c else '—':>14}  target {low}-{high}  "
+            f"{'in range' if c and c['in_range'] else 'OUT OF RANGE'}  "
+            f"(per seed: {', '.join(f'{v:.1f}' for v in (c['values'] if c else []))})"
         )
     return met, "\n".join(lines)

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from grl.utils import torch_threads
+
 log = logging.getLogger(__name__)
 
 
@@ -129,7 +131,7 @@ def _build(path: Path, paths: list[str], height: int, width: int, progress: bool
     os.close(fd)
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), 3, height, width))
-        with _one_thread():
+        with torch_threads(1):
             for i, p in enumerate(tqdm(paths, desc=f"caching frames {path.name}", disable=not progress, mininterval=2)):
                 out[i] = frames_to_tensor([decode_frame(p)], height, width)[0].numpy()
         out.flush()
@@ -142,12 +144,3 @@ def _build(path: Path, paths: list[str], height: int, width: int, progress: bool
         for leftover in (tmp, _index_path(Path(tmp))):
             Path(leftover).unlink(missing_ok=True)
         raise
-
-
-class _one_thread:
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)

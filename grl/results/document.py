@@ -23,7 +23,7 @@ import pandas as pd
 
 from grl.experiments import PROFILES, Run
 from grl.results.comparisons import comparisons, verdict_counts, verdict_summary
-from grl.results.frame import DATASET_NAMES, METRIC_NAMES, cell_samples, results_frame
+from grl.results.frame import DATASET_NAMES, METRIC_NAMES, calibration_check, results_frame
 from grl.results.reference import reference_comparison
 from grl.results.render import comparisons_html, comparisons_markdown, pretraining_section, runs_table, styled_table
 from grl.results.runs import provenance
@@ -37,7 +37,6 @@ from grl.results.summary import (
     stopped_early_note,
 )
 from grl.results.tables import assemble_tables, table_markdown
-from grl.stats import t_interval
 
 
 @dataclass(frozen=True)
@@ -147,24 +146,16 @@ def _reproduced_sentence(reference: VerdictTable, compared: bool, label: str) ->
 
 def calibration_markdown(ours: pd.DataFrame) -> str:
     """This study's Baseline against the calibration targets of the built-in data (docs/study.md)."""
-    from grl.data.synthetic.sizes import CALIBRATION_TARGETS
-
-    samples = cell_samples(ours)
-    records = []
-    for (dataset, metric), (low, high) in CALIBRATION_TARGETS.items():
-        values = samples.get(("baseline", dataset, "g", metric))
-        if not values:
-            continue
-        iv = t_interval(values.values())
-        records.append(
-            {
-                "dataset": DATASET_NAMES[dataset],
-                "metric": METRIC_NAMES[metric],
-                "Baseline (F^g)": iv.text(1),
-                "target": f"{low}-{high}",
-                "in range": "yes" if low <= iv.mean <= high else "no",
-            }
-        )
+    records = [
+        {
+            "dataset": DATASET_NAMES[c["dataset"]],
+            "metric": METRIC_NAMES[c["metric"]],
+            "Baseline (F^g)": c["interval"].text(1),
+            "target": f"{c['low']}-{c['high']}",
+            "in range": "yes" if c["in_range"] else "no",
+        }
+        for c in calibration_check(ours)
+    ]
     head = (
         "The built-in data's difficulty is set on the Baseline alone, by the rule written before calibrating "
         "([docs/study.md](../../docs/study.md#calibrating-the-built-in-benchmark-the-rule-written-before-calibrating)): "

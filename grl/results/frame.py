@@ -77,6 +77,26 @@ def cell_statistics(ours: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records, columns=[*CELL, "mean", "low", "high", "n"])
 
 
+def calibration_check(ours: pd.DataFrame, dataset: str | None = None) -> list[dict]:
+    """The Baseline (F^g) of a results frame against the built-in data's calibration targets (docs/study.md): per
+    (dataset, metric) with a Baseline sample, its ``interval`` over seeds and splits, the ``values``, the target
+    ``low``-``high`` and ``in_range`` (the mean inside the target)."""
+    from grl.data.synthetic.sizes import CALIBRATION_TARGETS
+
+    samples = cell_samples(ours)
+    checks = []
+    for (name, metric), (low, high) in CALIBRATION_TARGETS.items():
+        values = samples.get(("baseline", name, "g", metric))
+        if (dataset and name != dataset) or not values:
+            continue
+        iv = t_interval(values.values())
+        checks.append(
+            dict(dataset=name, metric=metric, interval=iv, values=list(values.values()), low=low, high=high,
+                 in_range=low <= iv.mean <= high)
+        )  # fmt: skip
+    return checks
+
+
 def metrics_table(result: dict, decimals: int = 1) -> pd.DataFrame:
     """One run's metrics, one line per test feature, rounded (deterministic text for nbval)."""
     order = {"g": 0, "l": 1, "h": 2, "h+l": 3}
