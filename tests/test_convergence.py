@@ -182,3 +182,11 @@ def test_the_small_sets_length_pairs_each_arm_with_its_own_doubling_by_rank1(tmp
     assert comp.loc["baseline (rule): 600 − 300 steps", "mean"] == pytest.approx(61 - 60.5)
     assert comp.loc["baseline (rule): 600 − 300 steps", "metric"] == "rank1"
     assert comp.loc["baseline (rule): 600 − 300 steps", "n"] == 4
+
+
+def test_the_next_length_doubles_7200_with_the_same_shape_on_the_kept_data(monkeypatch):
+    monkeypatch.setattr(conv, "calibration_data", lambda strength: {"data_root": f"/data/cameras-{strength:g}"})
+    runs = dict(conv.planned_runs(("calibrated-x16",), seeds=(0,)))
+    x16 = runs["mars-baseline-rule-x16-cameras1.5-s0"]
+    assert (x16["epochs"], x16["lr_step"], x16["eval_every"]) == (576, 384, 64)  # the drop at 2/3, as at 7200
+    assert x16["data_root"] == "/data/cameras-1.5" and "mars-grl-rule-x16-cameras1.5-s0" in runs

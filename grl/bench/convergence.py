@@ -36,6 +36,7 @@ MARS_LENGTH = {"epochs": 36, "lr_step": 24, "eval_every": 4}  # 900 steps: 4x th
 DOUBLE_LENGTH = {"epochs": 72, "lr_step": 48, "eval_every": 8}  # 1800 steps, the same shape: does 900 suffice?
 QUAD_LENGTH = {"epochs": 144, "lr_step": 96, "eval_every": 16}  # 3600 steps: does 1800 suffice?
 EIGHT_LENGTH = {"epochs": 288, "lr_step": 192, "eval_every": 32}  # 7200 steps: does 3600 suffice on new data?
+SIXTEEN_LENGTH = {"epochs": 576, "lr_step": 384, "eval_every": 64}  # 14,400 steps: does 7200 suffice?
 SMALL_LENGTH = {"epochs": 12, "lr_step": 8, "eval_every": 3}  # 300 steps: 4x the small sets' 75
 SMALL_HALF = {"epochs": 6, "lr_step": 4, "eval_every": 1}  # 150 steps: does 150 suffice on the small sets?
 SMALL_DOUBLE = {"epochs": 24, "lr_step": 16, "eval_every": 6}  # 600 steps: does 300 suffice?
@@ -135,6 +136,10 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
             for x, length in (("x4", QUAD_LENGTH), ("x8", EIGHT_LENGTH))
             for ds, arm, exp, o in arms("rule")
         ]
+    if group == "calibrated-x16":  # the doubling rule at the next length: 7200 against 14,400 steps, the Baseline first
+        data = calibration_data(CALIBRATION_CANDIDATE)
+        tag = f"cameras{CALIBRATION_CANDIDATE:g}"
+        return [(ds, f"{arm}-x16-{tag}", exp, {**o, **SIXTEEN_LENGTH, **data}) for ds, arm, exp, o in arms("rule")]
     if group == "calibrated-half":  # the shortest length that passes: 1800 steps on the kept data
         data = calibration_data(CALIBRATION_CANDIDATE)
         tag = f"cameras{CALIBRATION_CANDIDATE:g}"
@@ -195,6 +200,7 @@ GROUPS = (
     "calibrate-candidate",
     "calibrated-length",
     "calibrated-half",
+    "calibrated-x16",
     "small-half",
     "small-double",
     "baseline-release",

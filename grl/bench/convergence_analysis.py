@@ -171,6 +171,18 @@ def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
         ),
         (
             "Recalibrated data (cameras 1.5)",
+            "Baseline (rule): 14,400 − 7200 steps",
+            ("baseline-rule-x16-cameras1.5", "g"),
+            ("baseline-rule-x8-cameras1.5", "g"),
+        ),
+        (
+            "Recalibrated data (cameras 1.5)",
+            "GRL (rule): 14,400 − 7200 steps",
+            ("grl-rule-x16-cameras1.5", "h+l"),
+            ("grl-rule-x8-cameras1.5", "h+l"),
+        ),
+        (
+            "Recalibrated data (cameras 1.5)",
             "Baseline (rule): 3600 − 1800 steps",
             ("baseline-rule-x4-cameras1.5", "g"),
             ("baseline-rule-x2-cameras1.5", "g"),
