@@ -131,3 +131,28 @@ def test_stopping_on_the_width_costs_some_coverage_and_a_fixed_design_keeps_it()
     assert drawn == 3 and precise == pytest.approx(0.95, abs=0.01)  # every comparison meets the target at once
     adaptive, drawn = sequential_coverage(1.5, target=1.0, start=3, cap=10, repeats=8000)
     assert 3 < drawn < 10 and 0.88 < adaptive < 0.935  # docs/study.md: about 91 % at the worst spread
+
+
+def test_the_batch_trains_round_after_round_and_reports_every_run_once(adaptive_profile, tmp_path, monkeypatch, capsys):
+    from grl.batch import study
+    from grl.batch.core import BatchResult
+
+    noise = {0: 0.0, 1: 10.0, 2: 3.0, 3: 7.0, 4: 1.0}
+    rounds, reported = [], []
+
+    def train(runs, *args):
+        missing = [r for r in runs if not r.is_done()]
+        rounds.append(len(missing))
+        _finish(missing, lambda exp, seed: 50 + (noise[seed] if exp == "grl" else 0))
+        return BatchResult(done=[r.name for r in missing], skipped=[r.name for r in runs if r not in missing])
+
+    monkeypatch.setattr(study, "_train", train)
+    monkeypatch.setattr(study, "_figure4_and_report", lambda profile, out, nb, runs, *a: reported.extend(runs))
+    assert study.reproduce(adaptive_profile, only="table2", dataset="mars", root=tmp_path) == 0
+    assert rounds == [6, 2, 2, 2]  # 3 experiments x seeds 0-1, then GRL and the Baseline on seeds 2, 3, 4
+    assert sorted(r.config.seed for r in reported if r.experiment == "grl") == [0, 1, 2, 3, 4]
+    out = capsys.readouterr().out
+    assert "adaptive up to 5" in out and "runs: 12 trained, 0 already done, 0 failed" in out
+    rounds.clear()
+    assert study.reproduce(adaptive_profile, only="table2", dataset="mars", root=tmp_path) == 0  # again: resumes
+    assert rounds == [0] and "runs: 0 trained, 12 already done, 0 failed" in capsys.readouterr().out
