@@ -190,17 +190,15 @@ def sequential_coverage(
     while the t half-width exceeds ``target`` and fewer than ``cap`` were drawn. Stopping on a small sample SD makes
     the final interval cover the true difference a little less often than ``confidence``."""
     t = _scipy_stats().t
-    rng = np.random.default_rng(seed)
-    quantile = {n: t.ppf((1 + confidence) / 2, n - 1) for n in range(2, cap + 1)}
-    covered, drawn = 0, 0
-    for _ in range(repeats):
-        x = list(rng.normal(0.0, sd, start))
-        while True:
-            n = len(x)
-            half = quantile[n] * float(np.std(x, ddof=1)) / math.sqrt(n)
-            if half <= target or n >= cap:
-                break
-            x.append(float(rng.normal(0.0, sd)))
-        covered += abs(float(np.mean(x))) <= half
-        drawn += n
-    return covered / repeats, drawn / repeats
+    x = np.random.default_rng(seed).normal(0.0, sd, size=(repeats, cap))
+    n = np.arange(1, cap + 1)
+    count = np.maximum(n - 1, 1)  # n = 1 has no SD; it is never a stopping point (start >= 2)
+    mean = np.cumsum(x, axis=1) / n  # (repeats, cap): the mean and SD after the first n samples
+    sd_n = np.sqrt(np.maximum(np.cumsum(x * x, axis=1) - n * mean**2, 0.0) / count)
+    half = t.ppf((1 + confidence) / 2, count) * sd_n / np.sqrt(n)
+    stop = (half <= target) & (n >= start)
+    stop[:, -1] = True  # the cap
+    last = stop.argmax(axis=1)  # the first sample count at which the rule stops
+    rows = np.arange(repeats)
+    covered = np.abs(mean[rows, last]) <= half[rows, last]
+    return float(covered.mean()), float((last + 1).mean())

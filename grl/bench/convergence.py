@@ -129,21 +129,11 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
     if group == "calibrate-candidate":
         return [a for a in arms("calibrate") if a[1].endswith(f"-cameras{CALIBRATION_CANDIDATE:g}")]
     if group == "calibrated-length":  # the doubling rule again on the kept data (docs/convergence.md)
-        data = calibration_data(CALIBRATION_CANDIDATE)
-        tag = f"cameras{CALIBRATION_CANDIDATE:g}"
-        return [
-            (ds, f"{arm}-{x}-{tag}", exp, {**o, **length, **data})
-            for x, length in (("x4", QUAD_LENGTH), ("x8", EIGHT_LENGTH))
-            for ds, arm, exp, o in arms("rule")
-        ]
+        return _on_kept_data("x4", QUAD_LENGTH) + _on_kept_data("x8", EIGHT_LENGTH)
     if group == "calibrated-x16":  # the doubling rule at the next length: 7200 against 14,400 steps, the Baseline first
-        data = calibration_data(CALIBRATION_CANDIDATE)
-        tag = f"cameras{CALIBRATION_CANDIDATE:g}"
-        return [(ds, f"{arm}-x16-{tag}", exp, {**o, **SIXTEEN_LENGTH, **data}) for ds, arm, exp, o in arms("rule")]
+        return _on_kept_data("x16", SIXTEEN_LENGTH)
     if group == "calibrated-half":  # the shortest length that passes: 1800 steps on the kept data
-        data = calibration_data(CALIBRATION_CANDIDATE)
-        tag = f"cameras{CALIBRATION_CANDIDATE:g}"
-        return [(ds, f"{arm}-x2-{tag}", exp, {**o, **DOUBLE_LENGTH, **data}) for ds, arm, exp, o in arms("rule")]
+        return _on_kept_data("x2", DOUBLE_LENGTH)
     if group == "small-half":  # the small sets' own length (docs/convergence.md): 150 and 600 beside 300 steps
         return [(ds, f"{arm}-half", exp, {**o, **SMALL_HALF}) for ds, arm, exp, o in arms("small")]
     if group == "small-double":
@@ -182,6 +172,15 @@ def arms(group: str, fields: tuple[str, ...] = ()) -> list[tuple[str, str, str, 
     if group == "small":
         return [(ds, f"{a}-rule", a, RULE) for ds in ("ilidsvid", "prid2011") for a in ("baseline", "gce", "grl")]
     raise ValueError(f"unknown group {group!r}; choose from {', '.join(GROUPS)}")
+
+
+def _on_kept_data(x: str, length: dict) -> list[tuple[str, str, str, dict]]:
+    """The rule's arms at ``length`` on the MARS-like data kept by the recalibration (named ``<arm>-<x>-cameras1.5``)."""
+    data = calibration_data(CALIBRATION_CANDIDATE)
+    return [
+        (ds, f"{arm}-{x}-cameras{CALIBRATION_CANDIDATE:g}", exp, {**o, **length, **data})
+        for ds, arm, exp, o in arms("rule")
+    ]
 
 
 GROUPS = (

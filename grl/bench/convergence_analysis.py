@@ -157,43 +157,18 @@ def comparisons(arms: set[str]) -> list[tuple[str, str, tuple, tuple]]:
             ("grl-rule-cos-x2", "h+l"),
         ),
         ("H7 schedule", "GRL − Baseline, cosine 1800", ("grl-rule-cos-x2", "h+l"), ("baseline-rule-cos-x2", "g")),
-        (
-            "Recalibrated data (cameras 1.5)",
-            "Baseline (rule): 7200 − 3600 steps",
-            ("baseline-rule-x8-cameras1.5", "g"),
-            ("baseline-rule-x4-cameras1.5", "g"),
-        ),
-        (
-            "Recalibrated data (cameras 1.5)",
-            "GRL (rule): 7200 − 3600 steps",
-            ("grl-rule-x8-cameras1.5", "h+l"),
-            ("grl-rule-x4-cameras1.5", "h+l"),
-        ),
-        (
-            "Recalibrated data (cameras 1.5)",
-            "Baseline (rule): 14,400 − 7200 steps",
-            ("baseline-rule-x16-cameras1.5", "g"),
-            ("baseline-rule-x8-cameras1.5", "g"),
-        ),
-        (
-            "Recalibrated data (cameras 1.5)",
-            "GRL (rule): 14,400 − 7200 steps",
-            ("grl-rule-x16-cameras1.5", "h+l"),
-            ("grl-rule-x8-cameras1.5", "h+l"),
-        ),
-        (
-            "Recalibrated data (cameras 1.5)",
-            "Baseline (rule): 3600 − 1800 steps",
-            ("baseline-rule-x4-cameras1.5", "g"),
-            ("baseline-rule-x2-cameras1.5", "g"),
-        ),
-        (
-            "Recalibrated data (cameras 1.5)",
-            "GRL (rule): 3600 − 1800 steps",
-            ("grl-rule-x4-cameras1.5", "h+l"),
-            ("grl-rule-x2-cameras1.5", "h+l"),
-        ),
     ]
+    lengths = (("x2", "1800"), ("x4", "3600"), ("x8", "7200"), ("x16", "14,400"))
+    for (short, short_steps), (long, long_steps) in zip(lengths, lengths[1:]):  # the doubling rule on cameras 1.5
+        for arm, name, feature in (("baseline", "Baseline", "g"), ("grl", "GRL", "h+l")):
+            out.append(
+                (
+                    "Recalibrated data (cameras 1.5)",
+                    f"{name} (rule): {long_steps} − {short_steps} steps",
+                    (f"{arm}-rule-{long}-cameras1.5", feature),
+                    (f"{arm}-rule-{short}-cameras1.5", feature),
+                )
+            )
     return out
 
 

@@ -211,10 +211,11 @@ def precision_section(
         "Paired 95 % half-widths (points) against the study's targets:\n\n"
         + precision.precision_table(agreement).to_markdown(index=False)
     ]
-    cap = get_profile(profile).max_seeds
+    prof = get_profile(profile)
+    cap = prof.max_seeds
     if cap and runs:
         over = precision.over_target(agreement)
-        first = ", ".join(map(str, get_profile(profile).seeds))
+        first = ", ".join(map(str, prof.seeds))
         parts.append(
             f'Seeds were adaptive (docs/study.md, "Adaptive seeds"): every comparison trained on seeds {first}, '
             f"then each one still wider than its target got one more paired seed per round, at most {cap} seeds. "
